@@ -1,0 +1,562 @@
+//! Managed tool and LLM calls: the pipeline of DESIGN.md §2.3, in a sync and an async form.
+//!
+//! Both forms share every step that emits events or applies rules ([`Call`]); they differ
+//! only in how they wait for middleware and callbacks. Order: guardrails (each in its own
+//! `guardrail` scope), request intercepts, start event, execution intercepts around the
+//! callback, end event, then marks queued by intercepts.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Attributes, Category};
+use crate::exec;
+use crate::middleware::{BoxFuture, CallCtx, CallInfo, CallKind, Decision, ExecutionIntercept, Guardrail, Middleware, RequestIntercept};
+use crate::reentry;
+use crate::registry::{Chain, Entry};
+use crate::runtime::{RuntimeInner, Status};
+use crate::scope::{Parent, ScopeHandle, ScopeNode};
+use crate::stack::{MarkOptions, Stack, StackFutureExt};
+
+/// Options of a managed tool call.
+#[derive(Clone, Debug, Default)]
+pub struct ToolOptions {
+    pub tool_call_id: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub attributes: Vec<String>,
+    pub parent: Option<ScopeHandle>,
+}
+
+/// Options of a managed LLM call.
+#[derive(Clone, Debug)]
+pub struct LlmOptions {
+    pub model_name: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub attributes: Vec<String>,
+    pub parent: Option<ScopeHandle>,
+    /// Streams only: emit an `llm.chunk` mark per chunk (default true).
+    pub chunk_marks: bool,
+}
+
+impl Default for LlmOptions {
+    fn default() -> Self {
+        LlmOptions { model_name: None, metadata: Map::new(), attributes: Vec::new(), parent: None, chunk_marks: true }
+    }
+}
+
+/// Headers stripped from every event copy of an LLM request (DESIGN.md §6).
+pub const CREDENTIAL_HEADERS: [&str; 7] = ["authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "anthropic-api-key", "x-goog-api-key"];
+
+/// Removes credential headers (any case) from an LLM request copy.
+pub fn strip_credentials(request: &mut Value) {
+    if let Some(headers) = request.get_mut("headers").and_then(Value::as_object_mut) {
+        headers.retain(|k, _| !CREDENTIAL_HEADERS.iter().any(|c| k.eq_ignore_ascii_case(c)));
+    }
+}
+
+/// Checks an LLM request is `{"headers": {...}?, "content": ...}`; adds empty headers.
+pub(crate) fn validate_llm_request(request: &mut Value) -> Result<()> {
+    let Some(obj) = request.as_object_mut() else {
+        return Err(Error::invalid_argument(format!("request: expected an object {{headers, content}}, got {request}")));
+    };
+    match obj.get("headers") {
+        None | Some(Value::Null) => {
+            obj.insert("headers".into(), json!({}));
+        }
+        Some(Value::Object(h)) => {
+            if let Some((k, v)) = h.iter().find(|(_, v)| !v.is_string()) {
+                return Err(Error::invalid_argument(format!("request.headers[\"{k}\"]: expected a string, got {v}")));
+            }
+        }
+        Some(other) => return Err(Error::invalid_argument(format!("request.headers: expected an object, got {other}"))),
+    }
+    if !obj.contains_key("content") {
+        return Err(Error::invalid_argument("request.content: missing (an LLM request is {headers, content})"));
+    }
+    Ok(())
+}
+
+/// Internal, unified options.
+pub(crate) struct CallOptions {
+    pub tool_call_id: Option<String>,
+    pub model_name: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub attributes: Vec<String>,
+    pub parent: Option<ScopeHandle>,
+    pub chunk_marks: bool,
+}
+
+impl From<ToolOptions> for CallOptions {
+    fn from(o: ToolOptions) -> Self {
+        CallOptions { tool_call_id: o.tool_call_id, model_name: None, metadata: o.metadata, attributes: o.attributes, parent: o.parent, chunk_marks: false }
+    }
+}
+
+impl From<LlmOptions> for CallOptions {
+    fn from(o: LlmOptions) -> Self {
+        CallOptions { tool_call_id: None, model_name: o.model_name, metadata: o.metadata, attributes: o.attributes, parent: o.parent, chunk_marks: o.chunk_marks }
+    }
+}
+
+/// One managed call in flight: the shared, event-producing steps of the pipeline.
+pub(crate) struct Call {
+    pub stack: Stack,
+    pub info: CallInfo,
+    pub parent: Parent,
+    pub metadata: Map<String, Value>,
+    pub attributes: Vec<String>,
+    pub chunk_marks: bool,
+}
+
+impl Call {
+    pub fn new(stack: &Stack, kind: CallKind, name: &str, options: CallOptions) -> Result<Call> {
+        stack.runtime().0.check_open()?;
+        reentry::check_not_nested(match kind {
+            CallKind::Tool => "a managed tool call",
+            CallKind::Llm => "a managed LLM call",
+        })?;
+        if name.is_empty() {
+            return Err(Error::invalid_argument("name: a managed call needs a non-empty name"));
+        }
+        if let Some(p) = &options.parent {
+            if p.node.is_ended() {
+                return Err(Error::not_found(format!("parent scope '{}' ({}) has already ended", p.node.name, p.node.uuid)));
+            }
+        }
+        let parent = stack.parent_of(options.parent.as_ref());
+        Ok(Call {
+            info: CallInfo { kind, name: name.into(), tool_call_id: options.tool_call_id, model_name: options.model_name, parent_uuid: parent.uuid(), uuid: None },
+            stack: stack.clone(),
+            parent,
+            metadata: options.metadata,
+            attributes: options.attributes,
+            chunk_marks: options.chunk_marks,
+        })
+    }
+
+    pub fn rt(&self) -> &RuntimeInner {
+        &self.stack.runtime().0
+    }
+
+    pub fn chain(&self, family: crate::middleware::Family) -> Option<Chain> {
+        self.rt().registry.chain(family, self.parent.node())
+    }
+
+    // ----- step 1: guardrails -----
+
+    fn begin_guardrail(&self, entry: &Entry) -> Arc<ScopeNode> {
+        let node = ScopeNode::new(entry.name.clone(), Category::GUARDRAIL, Attributes::default(), None, &self.parent, Map::new());
+        self.rt().emit_start(&node, || Value::Null, None);
+        node
+    }
+
+    fn finish_guardrail(&self, entry: &Entry, node: &Arc<ScopeNode>, outcome: Result<Decision>) -> Result<()> {
+        let rt = self.rt();
+        match outcome {
+            Ok(Decision::Allow) => {
+                rt.end_scope(node, Status::Ok, || json!({"allowed": true}), Map::new());
+                Ok(())
+            }
+            Ok(Decision::Reject(reason)) => {
+                rt.end_scope(node, Status::Ok, || json!({"allowed": false, "reason": reason}), Map::new());
+                self.stack.emit_mark(
+                    &self.parent,
+                    MarkOptions {
+                        name: self.info.name.to_string(),
+                        data: Some(json!({"rejected": true, "rejection_reason": reason})),
+                        category: Some(self.info.kind.category()),
+                        ..Default::default()
+                    },
+                );
+                let what = match self.info.kind {
+                    CallKind::Tool => "tool",
+                    CallKind::Llm => "LLM",
+                };
+                Err(Error::new(ErrorKind::GuardrailRejected, format!("{what} call '{}' rejected by guardrail '{}': {reason}", self.info.name, entry.name))
+                    .with_detail(json!({"guardrail": &*entry.name, "reason": reason})))
+            }
+            Err(e) => {
+                rt.end_scope(node, Status::Error(&e), || Value::Null, Map::new());
+                Err(e)
+            }
+        }
+    }
+
+    pub fn guardrails_sync(&self, input: &Value) -> Result<()> {
+        let Some(chain) = self.chain(self.info.kind.guardrails()) else {
+            return Ok(());
+        };
+        for entry in chain.iter() {
+            let (Middleware::ToolConditionalExecution(g) | Middleware::LlmConditionalExecution(g)) = &entry.mw else {
+                continue;
+            };
+            let node = self.begin_guardrail(entry);
+            let outcome = self.stack.with_pushed(&node, || {
+                let _flag = reentry::enter(reentry::MIDDLEWARE);
+                match g {
+                    Guardrail::Sync(f) => exec::guard(|| f(&self.info, input)),
+                    Guardrail::Async(f) => exec::block_on(exec::catch_panic(async { f(self.info.clone(), input.clone()).await })),
+                }
+            });
+            self.finish_guardrail(entry, &node, outcome)?;
+        }
+        Ok(())
+    }
+
+    pub async fn guardrails_async(&self, input: &Value) -> Result<()> {
+        let Some(chain) = self.chain(self.info.kind.guardrails()) else {
+            return Ok(());
+        };
+        for entry in chain.iter() {
+            let (Middleware::ToolConditionalExecution(g) | Middleware::LlmConditionalExecution(g)) = &entry.mw else {
+                continue;
+            };
+            let node = self.begin_guardrail(entry);
+            let pushed = PushedGuard::new(&self.stack, &node);
+            let outcome = match g {
+                Guardrail::Sync(f) => self.stack.with_pushed(&node, || {
+                    let _flag = reentry::enter(reentry::MIDDLEWARE);
+                    exec::guard(|| f(&self.info, input))
+                }),
+                Guardrail::Async(f) => {
+                    let fut = {
+                        let (f, info, input) = (f.clone(), self.info.clone(), input.clone());
+                        exec::catch_panic(async move { f(info, input).await })
+                    };
+                    reentry::as_middleware(fut).with_stack(self.stack.clone()).await
+                }
+            };
+            pushed.finish();
+            self.finish_guardrail(entry, &node, outcome)?;
+        }
+        Ok(())
+    }
+
+    // ----- step 2: request intercepts -----
+
+    pub fn request_intercepts_sync(&self, mut input: Value) -> Result<Value> {
+        let Some(chain) = self.chain(self.info.kind.request_intercepts()) else {
+            return Ok(input);
+        };
+        for entry in chain.iter() {
+            let (Middleware::ToolRequestIntercept(r) | Middleware::LlmRequestIntercept(r)) = &entry.mw else {
+                continue;
+            };
+            let _flag = reentry::enter(reentry::MIDDLEWARE);
+            input = match r {
+                RequestIntercept::Sync(f) => exec::guard(|| f(&self.info, input))?,
+                RequestIntercept::Async(f) => exec::block_on(exec::catch_panic(async { f(self.info.clone(), input).await }))?,
+            };
+            self.check_rewritten(&mut input, entry)?;
+            if entry.break_chain {
+                break;
+            }
+        }
+        Ok(input)
+    }
+
+    pub async fn request_intercepts_async(&self, mut input: Value) -> Result<Value> {
+        let Some(chain) = self.chain(self.info.kind.request_intercepts()) else {
+            return Ok(input);
+        };
+        for entry in chain.iter() {
+            let (Middleware::ToolRequestIntercept(r) | Middleware::LlmRequestIntercept(r)) = &entry.mw else {
+                continue;
+            };
+            input = match r {
+                RequestIntercept::Sync(f) => {
+                    let _flag = reentry::enter(reentry::MIDDLEWARE);
+                    exec::guard(|| f(&self.info, input))?
+                }
+                RequestIntercept::Async(f) => {
+                    let fut = {
+                        let (f, info) = (f.clone(), self.info.clone());
+                        exec::catch_panic(async move { f(info, input).await })
+                    };
+                    reentry::as_middleware(fut).await?
+                }
+            };
+            self.check_rewritten(&mut input, entry)?;
+            if entry.break_chain {
+                break;
+            }
+        }
+        Ok(input)
+    }
+
+    /// An LLM request rewritten by an intercept must still be a request.
+    fn check_rewritten(&self, input: &mut Value, entry: &Entry) -> Result<()> {
+        if self.info.kind == CallKind::Llm {
+            validate_llm_request(input).map_err(|e| Error::callback_failed(format!("request intercept '{}' returned an invalid request: {}", entry.name, e.message())))?;
+        }
+        Ok(())
+    }
+
+    // ----- steps 3 and 6: start and end events -----
+
+    pub fn start(&mut self, input: &Value) -> Arc<ScopeNode> {
+        let profile = match self.info.kind {
+            CallKind::Tool => self.info.tool_call_id.as_ref().map(|id| json!({"tool_call_id": id})),
+            CallKind::Llm => self.info.model_name.as_ref().map(|m| json!({"model_name": m})),
+        };
+        let node = ScopeNode::new(
+            self.info.name.clone(),
+            self.info.kind.category(),
+            Attributes::new(&self.attributes),
+            profile,
+            &self.parent,
+            std::mem::take(&mut self.metadata),
+        );
+        self.info.uuid = Some(node.uuid);
+        let rt = self.rt();
+        rt.emit_start(
+            &node,
+            || {
+                let mut v = rt.sanitize_payload(self.info.kind.sanitize_request(), Some(&node), &self.info, input.clone());
+                if self.info.kind == CallKind::Llm {
+                    strip_credentials(&mut v);
+                }
+                v
+            },
+            None,
+        );
+        node
+    }
+
+    pub fn end(&self, node: &Arc<ScopeNode>, result: &Result<Value>, ctx: Option<&CallCtx>) {
+        let rt = self.rt();
+        match result {
+            Ok(v) => rt.end_scope(node, Status::Ok, || rt.sanitize_payload(self.info.kind.sanitize_response(), Some(node), &self.info, v.clone()), Map::new()),
+            Err(e) => rt.end_scope(node, Status::Error(e), || Value::Null, Map::new()),
+        };
+        if let Some(ctx) = ctx {
+            let parent = Parent::Node(node.clone());
+            for m in ctx.take_marks() {
+                self.stack.emit_mark(&parent, MarkOptions { name: m.name, data: Some(m.data), metadata: m.metadata, ..Default::default() });
+            }
+        }
+    }
+
+    // ----- steps 4 and 5: execution -----
+
+    pub fn run_sync(mut self, input: Value, callback: &dyn Fn(Value) -> Result<Value>) -> Result<Value> {
+        self.guardrails_sync(&input)?;
+        let input = self.request_intercepts_sync(input)?;
+        let node = self.start(&input);
+        let (result, ctx) = match self.chain(self.info.kind.execution_intercepts()) {
+            None => (self.stack.with_pushed(&node, || exec::guard(|| callback(input))), None),
+            Some(chain) => {
+                let ctx = CallCtx::new(self.info.clone());
+                let r = self.stack.with_pushed(&node, || run_exec_sync(&chain, &ctx, input, callback));
+                (r, Some(ctx))
+            }
+        };
+        self.end(&node, &result, ctx.as_ref());
+        result
+    }
+
+    pub async fn run_async(mut self, input: Value, callback: AsyncCallback) -> Result<Value> {
+        self.guardrails_async(&input).await?;
+        let input = self.request_intercepts_async(input).await?;
+        let node = self.start(&input);
+        let ctx = CallCtx::new(self.info.clone());
+        let next = AsyncNext { chain: self.chain(self.info.kind.execution_intercepts()), index: 0, ctx: ctx.clone(), callback };
+        let pushed = PushedGuard::new(&self.stack, &node).ending(self.rt_handle());
+        let result = next.call(input).with_stack(self.stack.clone()).await;
+        pushed.finish();
+        self.end(&node, &result, Some(&ctx));
+        result
+    }
+
+    fn rt_handle(&self) -> crate::runtime::Runtime {
+        self.stack.runtime().clone()
+    }
+}
+
+/// Runs the sync execution chain; an async intercept cannot wrap a borrowed sync callback.
+fn run_exec_sync(chain: &[Arc<Entry>], ctx: &CallCtx, input: Value, callback: &dyn Fn(Value) -> Result<Value>) -> Result<Value> {
+    let Some((first, rest)) = chain.split_first() else {
+        let _flag = reentry::leave(reentry::MIDDLEWARE);
+        return exec::guard(|| callback(input));
+    };
+    let (Middleware::ToolExecutionIntercept(x) | Middleware::LlmExecutionIntercept(x)) = &first.mw else {
+        return run_exec_sync(rest, ctx, input, callback);
+    };
+    match x {
+        ExecutionIntercept::Sync(f) => {
+            let next = |v: Value| run_exec_sync(rest, ctx, v, callback);
+            let _flag = reentry::enter(reentry::MIDDLEWARE);
+            exec::guard(|| f(ctx, input, &next))
+        }
+        ExecutionIntercept::Async(_) => Err(Error::invalid_state(format!(
+            "execution intercept '{}' is async and cannot wrap a synchronous call; use the async form of the call",
+            first.name
+        ))),
+    }
+}
+
+/// The callback of an async managed call.
+pub type AsyncCallback = Arc<dyn Fn(Value) -> BoxFuture<Result<Value>> + Send + Sync>;
+
+/// `next` for async execution intercepts: runs the rest of the chain and the callback. It can
+/// be called any number of times; every call must finish before the intercept returns.
+#[derive(Clone)]
+pub struct AsyncNext {
+    chain: Option<Chain>,
+    index: usize,
+    ctx: CallCtx,
+    callback: AsyncCallback,
+}
+
+impl AsyncNext {
+    pub fn call(&self, input: Value) -> BoxFuture<Result<Value>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let entries = this.chain.as_deref().unwrap_or(&[]);
+            for (i, entry) in entries.iter().enumerate().skip(this.index) {
+                let (Middleware::ToolExecutionIntercept(x) | Middleware::LlmExecutionIntercept(x)) = &entry.mw else {
+                    continue;
+                };
+                let rest = AsyncNext { index: i + 1, ..this.clone() };
+                return match x {
+                    ExecutionIntercept::Async(f) => {
+                        let (f, ctx) = (f.clone(), this.ctx.clone());
+                        reentry::as_middleware(exec::catch_panic(async move { f(ctx, input, rest).await })).await
+                    }
+                    ExecutionIntercept::Sync(f) => {
+                        // A sync intercept's `next` must return a value, so it blocks on the rest.
+                        let next = |v: Value| {
+                            let _flag = reentry::leave(reentry::MIDDLEWARE);
+                            exec::block_on(rest.call(v))
+                        };
+                        let _flag = reentry::enter(reentry::MIDDLEWARE);
+                        exec::guard(|| f(&this.ctx, input, &next))
+                    }
+                };
+            }
+            let cb = this.callback.clone();
+            reentry::as_callback(exec::catch_panic(async move { cb(input).await })).await
+        })
+    }
+
+    pub fn ctx(&self) -> &CallCtx {
+        &self.ctx
+    }
+}
+
+/// Keeps a scope pushed across awaits; if the future is dropped first, removes it and (when
+/// `ending`) ends the scope as cancelled, so every start still gets an end.
+pub(crate) struct PushedGuard {
+    stack: Stack,
+    node: Arc<ScopeNode>,
+    end_on_drop: Option<crate::runtime::Runtime>,
+    done: bool,
+}
+
+impl PushedGuard {
+    pub fn new(stack: &Stack, node: &Arc<ScopeNode>) -> PushedGuard {
+        stack.scopes().push(node.clone());
+        PushedGuard { stack: stack.clone(), node: node.clone(), end_on_drop: None, done: false }
+    }
+    pub fn ending(mut self, rt: crate::runtime::Runtime) -> Self {
+        self.end_on_drop = Some(rt);
+        self
+    }
+    pub fn finish(mut self) {
+        self.done = true;
+        self.stack.remove_pushed(&self.node);
+    }
+}
+
+impl Drop for PushedGuard {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.stack.remove_pushed(&self.node);
+        if let Some(rt) = &self.end_on_drop {
+            rt.0.end_scope(&self.node, Status::Cancelled, || Value::Null, Map::new());
+        }
+    }
+}
+
+fn boxed_callback<F, Fut>(callback: F) -> AsyncCallback
+where
+    F: Fn(Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value>> + Send + 'static,
+{
+    Arc::new(move |v| Box::pin(callback(v)) as BoxFuture<Result<Value>>)
+}
+
+impl Stack {
+    /// Runs a managed tool call: guardrails, request intercepts, start event, execution
+    /// intercepts around `callback`, end event. Returns the real (unsanitized) result.
+    pub fn tool(&self, name: &str, args: Value, callback: impl Fn(Value) -> Result<Value>, options: ToolOptions) -> Result<Value> {
+        Call::new(self, CallKind::Tool, name, options.into())?.run_sync(args, &callback)
+    }
+
+    /// The async form of [`Stack::tool`]; middleware may be sync or async.
+    pub fn tool_async<F, Fut>(&self, name: &str, args: Value, callback: F, options: ToolOptions) -> impl Future<Output = Result<Value>> + Send + 'static
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value>> + Send + 'static,
+    {
+        let call = Call::new(self, CallKind::Tool, name, options.into());
+        let cb = boxed_callback(callback);
+        async move { call?.run_async(args, cb).await }
+    }
+
+    /// Runs a managed LLM call; `request` is `{"headers": {...}, "content": <provider JSON>}`.
+    pub fn llm(&self, name: &str, mut request: Value, callback: impl Fn(Value) -> Result<Value>, options: LlmOptions) -> Result<Value> {
+        validate_llm_request(&mut request)?;
+        Call::new(self, CallKind::Llm, name, options.into())?.run_sync(request, &callback)
+    }
+
+    /// The async form of [`Stack::llm`].
+    pub fn llm_async<F, Fut>(&self, name: &str, mut request: Value, callback: F, options: LlmOptions) -> impl Future<Output = Result<Value>> + Send + 'static
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value>> + Send + 'static,
+    {
+        let call = validate_llm_request(&mut request).and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
+        let cb = boxed_callback(callback);
+        async move { call?.run_async(request, cb).await }
+    }
+
+    /// Runs only the guardrails of a tool call (their scopes and any rejection mark).
+    pub fn tool_conditional_execution(&self, name: &str, args: &Value) -> Result<()> {
+        Call::new(self, CallKind::Tool, name, ToolOptions::default().into())?.guardrails_sync(args)
+    }
+
+    /// Runs only the guardrails of an LLM call.
+    pub fn llm_conditional_execution(&self, name: &str, request: &Value) -> Result<()> {
+        let mut request = request.clone();
+        validate_llm_request(&mut request)?;
+        Call::new(self, CallKind::Llm, name, LlmOptions::default().into())?.guardrails_sync(&request)
+    }
+
+    /// Runs only the request intercepts of a tool call and returns the rewritten args.
+    pub fn tool_request_intercepts(&self, name: &str, args: Value) -> Result<Value> {
+        Call::new(self, CallKind::Tool, name, ToolOptions::default().into())?.request_intercepts_sync(args)
+    }
+
+    /// Runs only the request intercepts of an LLM call and returns the rewritten request.
+    pub fn llm_request_intercepts(&self, name: &str, mut request: Value) -> Result<Value> {
+        validate_llm_request(&mut request)?;
+        Call::new(self, CallKind::Llm, name, LlmOptions::default().into())?.request_intercepts_sync(request)
+    }
+
+    /// Async form of [`Stack::tool_conditional_execution`].
+    pub fn tool_conditional_execution_async(&self, name: &str, args: Value) -> impl Future<Output = Result<()>> + Send + 'static {
+        let call = Call::new(self, CallKind::Tool, name, ToolOptions::default().into());
+        async move { call?.guardrails_async(&args).await }
+    }
+
+    /// Async form of [`Stack::tool_request_intercepts`].
+    pub fn tool_request_intercepts_async(&self, name: &str, args: Value) -> impl Future<Output = Result<Value>> + Send + 'static {
+        let call = Call::new(self, CallKind::Tool, name, ToolOptions::default().into());
+        async move { call?.request_intercepts_async(args).await }
+    }
+}

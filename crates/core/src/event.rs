@@ -1,0 +1,278 @@
+//! ATOF 0.1 events: the one record of what happened, handed to subscribers and exporters.
+//!
+//! Events are Rust structs, not JSON trees: a subscriber written in Rust reads fields
+//! directly, and JSON is produced only by whoever needs it (an exporter, a binding).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::id::Uuid;
+use crate::time;
+
+/// The ATOF version Baton emits.
+pub const ATOF_VERSION: &str = "0.1";
+
+/// A scope category. Well-known values have constants; any other string is preserved as is.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Category(Cow<'static, str>);
+
+impl Category {
+    pub const AGENT: Category = Category(Cow::Borrowed("agent"));
+    pub const FUNCTION: Category = Category(Cow::Borrowed("function"));
+    pub const LLM: Category = Category(Cow::Borrowed("llm"));
+    pub const TOOL: Category = Category(Cow::Borrowed("tool"));
+    pub const RETRIEVER: Category = Category(Cow::Borrowed("retriever"));
+    pub const EMBEDDER: Category = Category(Cow::Borrowed("embedder"));
+    pub const RERANKER: Category = Category(Cow::Borrowed("reranker"));
+    pub const GUARDRAIL: Category = Category(Cow::Borrowed("guardrail"));
+    pub const EVALUATOR: Category = Category(Cow::Borrowed("evaluator"));
+    pub const CUSTOM: Category = Category(Cow::Borrowed("custom"));
+    pub const UNKNOWN: Category = Category(Cow::Borrowed("unknown"));
+
+    const KNOWN: [Category; 11] = [
+        Self::AGENT,
+        Self::FUNCTION,
+        Self::LLM,
+        Self::TOOL,
+        Self::RETRIEVER,
+        Self::EMBEDDER,
+        Self::RERANKER,
+        Self::GUARDRAIL,
+        Self::EVALUATOR,
+        Self::CUSTOM,
+        Self::UNKNOWN,
+    ];
+
+    /// Any category string; known names reuse their static form (no allocation).
+    pub fn new(name: &str) -> Category {
+        Self::KNOWN
+            .iter()
+            .find(|c| c.as_str() == name)
+            .cloned()
+            .unwrap_or_else(|| Category(Cow::Owned(name.to_string())))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Category {
+    fn from(s: &str) -> Self {
+        Category::new(s)
+    }
+}
+
+/// Scope attribute flags: a sorted, de-duplicated set of strings (`parallel`, `relocatable`,
+/// `stateful`, `streaming`, `remote`, or dotted vendor flags, all preserved).
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Attributes(Option<Arc<[Box<str>]>>);
+
+impl Attributes {
+    pub fn new<I, S>(flags: I) -> Attributes
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut v: Vec<Box<str>> = flags.into_iter().map(|s| Box::from(s.as_ref())).collect();
+        if v.is_empty() {
+            return Attributes(None);
+        }
+        v.sort();
+        v.dedup();
+        Attributes(Some(v.into()))
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().flat_map(|a| a.iter().map(|s| &**s))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+    pub fn contains(&self, flag: &str) -> bool {
+        self.iter().any(|f| f == flag)
+    }
+}
+
+/// `{name, version}` naming the schema of an event's `data`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DataSchema {
+    pub name: String,
+    pub version: String,
+}
+
+/// Start or end of a scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScopeCategory {
+    Start,
+    End,
+}
+
+impl ScopeCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeCategory::Start => "start",
+            ScopeCategory::End => "end",
+        }
+    }
+}
+
+/// The two ATOF event kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Scope(ScopeCategory),
+    Mark,
+}
+
+/// One ATOF 0.1 event.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub kind: EventKind,
+    pub uuid: Uuid,
+    pub parent_uuid: Option<Uuid>,
+    /// Microseconds since the Unix epoch.
+    pub timestamp_micros: i64,
+    pub name: Arc<str>,
+    /// Always present on scope events; optional on marks.
+    pub category: Option<Category>,
+    /// Scope events only (marks serialize none).
+    pub attributes: Attributes,
+    pub category_profile: Option<Value>,
+    pub data: Value,
+    pub data_schema: Option<DataSchema>,
+    pub metadata: Map<String, Value>,
+}
+
+impl Event {
+    pub fn is_scope_start(&self) -> bool {
+        self.kind == EventKind::Scope(ScopeCategory::Start)
+    }
+    pub fn is_scope_end(&self) -> bool {
+        self.kind == EventKind::Scope(ScopeCategory::End)
+    }
+    pub fn is_mark(&self) -> bool {
+        self.kind == EventKind::Mark
+    }
+    /// The RFC 3339 timestamp string.
+    pub fn timestamp(&self) -> String {
+        time::format_micros(self.timestamp_micros)
+    }
+    /// The ATOF JSON object.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+    /// The ATOF JSON text on one line (a JSONL record without the newline).
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        match self.kind {
+            EventKind::Scope(sc) => {
+                m.serialize_entry("kind", "scope")?;
+                m.serialize_entry("scope_category", sc.as_str())?;
+            }
+            EventKind::Mark => m.serialize_entry("kind", "mark")?,
+        }
+        m.serialize_entry("atof_version", ATOF_VERSION)?;
+        m.serialize_entry("uuid", &self.uuid)?;
+        m.serialize_entry("parent_uuid", &self.parent_uuid)?;
+        m.serialize_entry("timestamp", &self.timestamp())?;
+        m.serialize_entry("name", &*self.name)?;
+        let scope = matches!(self.kind, EventKind::Scope(_));
+        if scope {
+            let cat = self.category.as_ref().map(Category::as_str).unwrap_or("unknown");
+            m.serialize_entry("category", cat)?;
+            m.serialize_entry("attributes", &AttrSer(&self.attributes))?;
+            m.serialize_entry("category_profile", &self.category_profile)?;
+        } else {
+            if let Some(c) = &self.category {
+                m.serialize_entry("category", c.as_str())?;
+            }
+            if let Some(p) = &self.category_profile {
+                m.serialize_entry("category_profile", p)?;
+            }
+        }
+        m.serialize_entry("data", &self.data)?;
+        m.serialize_entry("data_schema", &self.data_schema)?;
+        m.serialize_entry("metadata", &self.metadata)?;
+        m.end()
+    }
+}
+
+struct AttrSer<'a>(&'a Attributes);
+
+impl Serialize for AttrSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(kind: EventKind) -> Event {
+        Event {
+            kind,
+            uuid: "0190a8f2-7c3e-7abc-8def-0123456789ab".parse().unwrap(),
+            parent_uuid: None,
+            timestamp_micros: 1_700_000_000_000_001,
+            name: "search".into(),
+            category: Some(Category::TOOL),
+            attributes: Attributes::new(["remote", "parallel", "remote"]),
+            category_profile: Some(json!({"tool_call_id": "c1"})),
+            data: json!({"q": 1}),
+            data_schema: None,
+            metadata: Map::new(),
+        }
+    }
+
+    #[test]
+    fn scope_event_has_every_atof_field() {
+        let v = sample(EventKind::Scope(ScopeCategory::Start)).to_json();
+        assert_eq!(
+            v,
+            json!({
+                "kind": "scope", "scope_category": "start", "atof_version": "0.1",
+                "uuid": "0190a8f2-7c3e-7abc-8def-0123456789ab", "parent_uuid": null,
+                "timestamp": "2023-11-14T22:13:20.000001Z", "name": "search",
+                "category": "tool", "attributes": ["parallel", "remote"],
+                "category_profile": {"tool_call_id": "c1"}, "data": {"q": 1},
+                "data_schema": null, "metadata": {}
+            })
+        );
+    }
+
+    #[test]
+    fn mark_omits_scope_fields() {
+        let mut e = sample(EventKind::Mark);
+        e.category = None;
+        e.category_profile = None;
+        let v = e.to_json();
+        let o = v.as_object().unwrap();
+        assert!(!o.contains_key("attributes"));
+        assert!(!o.contains_key("scope_category"));
+        assert!(!o.contains_key("category"));
+        assert_eq!(o["kind"], "mark");
+    }
+
+    #[test]
+    fn unknown_category_is_preserved() {
+        assert_eq!(Category::new("planner").as_str(), "planner");
+        assert_eq!(Category::new("tool"), Category::TOOL);
+    }
+}

@@ -1,0 +1,3 @@
+//! Exporters: subscribers that turn the event stream into files and traces.
+
+pub mod atof;

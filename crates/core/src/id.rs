@@ -1,0 +1,150 @@
+//! UUIDv7 identifiers for scopes and marks.
+//!
+//! Ids are generated on every managed call, so generation is a thread-local xoshiro256++ step
+//! seeded once per thread from the platform's entropy, not a syscall per id.
+
+use std::cell::Cell;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
+use crate::platform;
+
+/// A 128-bit UUID (Baton creates version 7).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uuid(u128);
+
+impl Uuid {
+    /// A new UUIDv7: 48 bits of Unix milliseconds, then random bits.
+    pub fn now_v7() -> Uuid {
+        let ms = (platform::now_micros() / 1000) as u128 & 0xFFFF_FFFF_FFFF;
+        let r = next_random() as u128 | ((next_random() as u128) << 64);
+        let mut v = (ms << 80) | (r & ((1u128 << 80) - 1));
+        v = (v & !(0xF << 76)) | (0x7 << 76); // version 7
+        v = (v & !(0x3 << 62)) | (0x2 << 62); // RFC 4122 variant
+        Uuid(v)
+    }
+    pub const fn from_u128(v: u128) -> Uuid {
+        Uuid(v)
+    }
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+    /// The 32 lowercase hex digits without dashes (the W3C trace id form).
+    pub fn simple_hex(self) -> String {
+        format!("{:032x}", self.0)
+    }
+    /// The last 8 bytes as 16 hex digits (the W3C span id form).
+    pub fn span_hex(self) -> String {
+        format!("{:016x}", self.0 as u64)
+    }
+}
+
+impl fmt::Display for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (v >> 96) as u32,
+            (v >> 80) as u16,
+            (v >> 64) as u16,
+            (v >> 48) as u16,
+            v as u64 & 0xFFFF_FFFF_FFFF
+        )
+    }
+}
+
+impl fmt::Debug for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Uuid {
+    type Err = Error;
+    /// Accepts the hyphenated 8-4-4-4-12 form (any case).
+    fn from_str(s: &str) -> Result<Uuid, Error> {
+        let bad = || Error::invalid_argument(format!("'{s}' is not a UUID (expected 8-4-4-4-12 hex digits)"));
+        let b = s.as_bytes();
+        if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+            return Err(bad());
+        }
+        let mut v: u128 = 0;
+        for (i, c) in s.chars().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                continue;
+            }
+            let d = c.to_digit(16).ok_or_else(bad)?;
+            v = (v << 4) | d as u128;
+        }
+        Ok(Uuid(v))
+    }
+}
+
+impl serde::Serialize for Uuid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+thread_local! {
+    static RNG: Cell<[u64; 4]> = const { Cell::new([0; 4]) };
+}
+
+/// One xoshiro256++ step from the thread's generator.
+pub(crate) fn next_random() -> u64 {
+    RNG.with(|cell| {
+        let mut s = cell.get();
+        if s == [0; 4] {
+            let mut seed = [0u8; 32];
+            platform::fill_random(&mut seed);
+            for (i, w) in s.iter_mut().enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&seed[i * 8..i * 8 + 8]);
+                *w = platform::splitmix64(u64::from_le_bytes(b) ^ i as u64);
+            }
+        }
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        cell.set(s);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v7_has_version_and_variant_and_round_trips() {
+        let a = Uuid::now_v7();
+        let s = a.to_string();
+        assert_eq!(s.len(), 36);
+        assert_eq!(&s[14..15], "7");
+        assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"));
+        assert_eq!(s.parse::<Uuid>().unwrap(), a);
+        assert_ne!(Uuid::now_v7(), a);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in ["", "not-a-uuid", "0190a8f2-7c3e-7000-8000-00000000000g", "0190a8f27c3e70008000000000000000"] {
+            let e = bad.parse::<Uuid>().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        }
+    }
+
+    #[test]
+    fn trace_and_span_forms() {
+        let u: Uuid = "0190a8f2-7c3e-7abc-8def-0123456789ab".parse().unwrap();
+        assert_eq!(u.simple_hex(), "0190a8f27c3e7abc8def0123456789ab");
+        assert_eq!(u.span_hex(), "8def0123456789ab");
+    }
+}

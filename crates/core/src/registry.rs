@@ -1,0 +1,190 @@
+//! Where middleware lives: one global snapshot plus per-scope lists, merged into the chain a
+//! call or event sees.
+//!
+//! Reads are the hot path, so the global lists are an immutable snapshot behind `ArcSwap`
+//! (a read is a lock-free load), and scope-local lists are only consulted while at least one
+//! scope-local registration is alive anywhere. Writers copy, modify and swap.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::error::{Error, Result};
+use crate::middleware::{Family, Middleware};
+use crate::scope::ScopeNode;
+
+/// One registration.
+pub(crate) struct Entry {
+    pub name: Arc<str>,
+    pub priority: i32,
+    /// Registration order, used to order subscribers.
+    pub seq: u64,
+    pub break_chain: bool,
+    pub mw: Middleware,
+}
+
+/// An ordered chain of entries, shared without copying.
+pub(crate) type Chain = Arc<[Arc<Entry>]>;
+
+/// The lists of one owner (global or one scope), each kept sorted.
+#[derive(Clone, Default)]
+pub(crate) struct Lists([Chain; Family::COUNT]);
+
+impl Lists {
+    pub fn get(&self, family: Family) -> &Chain {
+        &self.0[family.index()]
+    }
+
+    fn insert(&mut self, entry: Entry, owner: &str) -> Result<()> {
+        let family = entry.mw.family();
+        let list = &self.0[family.index()];
+        if list.iter().any(|e| e.name == entry.name) {
+            return Err(Error::already_exists(format!(
+                "{} '{}' is already registered {owner}",
+                family.as_str(),
+                entry.name
+            )));
+        }
+        let mut v: Vec<Arc<Entry>> = list.iter().cloned().collect();
+        v.push(Arc::new(entry));
+        if family == Family::Subscriber {
+            v.sort_by_key(|e| (e.priority, e.seq));
+        } else {
+            v.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
+        }
+        self.0[family.index()] = v.into();
+        Ok(())
+    }
+
+    fn remove(&mut self, family: Family, name: &str) -> Option<Arc<Entry>> {
+        let list = &self.0[family.index()];
+        let pos = list.iter().position(|e| &*e.name == name)?;
+        let mut v: Vec<Arc<Entry>> = list.iter().cloned().collect();
+        let removed = v.remove(pos);
+        self.0[family.index()] = v.into();
+        Some(removed)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|l| l.len()).sum()
+    }
+
+    /// Every subscriber in these lists.
+    pub fn subscribers(&self) -> impl Iterator<Item = &Arc<Entry>> {
+        self.get(Family::Subscriber).iter()
+    }
+}
+
+/// The registry of one runtime.
+pub(crate) struct Registry {
+    global: ArcSwap<Lists>,
+    write: Mutex<()>,
+    seq: AtomicU64,
+    /// Number of scope-local registrations alive anywhere; zero keeps reads global-only.
+    locals_live: AtomicUsize,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry { global: ArcSwap::from_pointee(Lists::default()), write: Mutex::new(()), seq: AtomicU64::new(0), locals_live: AtomicUsize::new(0) }
+    }
+
+    pub fn register(&self, name: &str, priority: i32, break_chain: bool, scope: Option<&Arc<ScopeNode>>, mw: Middleware) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::invalid_argument(format!("{}: registration name must not be empty", mw.family().as_str())));
+        }
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = Entry { name: name.into(), priority, seq: self.seq.fetch_add(1, Ordering::Relaxed), break_chain, mw };
+        match scope {
+            None => {
+                let mut lists = Lists::clone(&self.global.load());
+                lists.insert(entry, "globally")?;
+                self.global.store(Arc::new(lists));
+            }
+            Some(node) => {
+                let mut locals = node.locals.lock().unwrap_or_else(|p| p.into_inner());
+                if node.is_ended() {
+                    return Err(Error::not_found(format!("scope '{}' ({}) has ended; cannot register on it", node.name, node.uuid)));
+                }
+                let lists = locals.get_or_insert_with(Default::default);
+                lists.insert(entry, &format!("on scope '{}'", node.name))?;
+                self.locals_live.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a registration; `Ok(None)` when there was none of that name.
+    pub fn deregister(&self, family: Family, name: &str, scope: Option<&Arc<ScopeNode>>) -> Option<Arc<Entry>> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        match scope {
+            None => {
+                let mut lists = Lists::clone(&self.global.load());
+                let removed = lists.remove(family, name)?;
+                self.global.store(Arc::new(lists));
+                Some(removed)
+            }
+            Some(node) => {
+                let mut locals = node.locals.lock().unwrap_or_else(|p| p.into_inner());
+                let removed = locals.as_mut()?.remove(family, name)?;
+                self.locals_live.fetch_sub(1, Ordering::SeqCst);
+                Some(removed)
+            }
+        }
+    }
+
+    /// Detaches every scope-local registration of an ending scope.
+    pub fn take_locals(&self, node: &ScopeNode) -> Option<Lists> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = node.locals.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        self.locals_live.fetch_sub(taken.len(), Ordering::SeqCst);
+        Some(taken)
+    }
+
+    /// Removes every global registration and returns them (for shutdown).
+    pub fn clear_global(&self) -> Lists {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.global.swap(Arc::new(Lists::default()));
+        Lists::clone(&old)
+    }
+
+    /// The chain of `family` visible at `at`: global entries, then each ancestor's scope-local
+    /// entries from the root to `at`, merged by a stable sort on priority (subscribers keep
+    /// owner order: global, then root to leaf). `None` when the chain is empty.
+    pub fn chain(&self, family: Family, at: Option<&Arc<ScopeNode>>) -> Option<Chain> {
+        let global = self.global.load();
+        let g = global.get(family);
+        let at = match at {
+            Some(node) if self.locals_live.load(Ordering::Acquire) > 0 => node,
+            _ => return if g.is_empty() { None } else { Some(g.clone()) },
+        };
+        let mut locals: Vec<Chain> = Vec::new();
+        let mut cursor = Some(at);
+        while let Some(node) = cursor {
+            if let Some(lists) = node.locals.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                let l = lists.get(family);
+                if !l.is_empty() {
+                    locals.push(l.clone());
+                }
+            }
+            cursor = node.parent.as_ref();
+        }
+        if locals.is_empty() {
+            return if g.is_empty() { None } else { Some(g.clone()) };
+        }
+        let mut all: Vec<Arc<Entry>> = g.iter().cloned().collect();
+        for l in locals.iter().rev() {
+            all.extend(l.iter().cloned());
+        }
+        if family != Family::Subscriber {
+            all.sort_by_key(|e| e.priority); // stable: global, then outer, then inner
+        }
+        Some(all.into())
+    }
+
+    /// True when at least one subscriber could see an event at `at`.
+    pub fn has_subscribers(&self, at: Option<&Arc<ScopeNode>>) -> bool {
+        !self.global.load().get(Family::Subscriber).is_empty() || (self.locals_live.load(Ordering::Acquire) > 0 && self.chain(Family::Subscriber, at).is_some())
+    }
+}

@@ -1,0 +1,352 @@
+//! The runtime: one registry, one dispatcher, and the event pipeline between them.
+//!
+//! Most programs use the process-wide [`Runtime::global`]; tests and embedders that need
+//! isolation create their own with [`Runtime::new`]. Stacks belong to a runtime, so every
+//! event a stack produces goes to that runtime's subscribers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::dispatch::{close_later, Diagnostics, Dispatcher, OverflowPolicy};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventKind, ScopeCategory};
+use crate::exec;
+use crate::middleware::{CallInfo, EventFields, EventInfo, Family, Middleware, Registration};
+use crate::reentry;
+use crate::scope::{Parent, ScopeNode};
+use crate::stack::Stack;
+
+/// Runtime settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RuntimeConfig {
+    /// Bound of the delivery queue (events); default 65,536.
+    pub queue_capacity: usize,
+    pub overflow: OverflowPolicy,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { queue_capacity: 65_536, overflow: OverflowPolicy::Block }
+    }
+}
+
+/// A Baton runtime. Cloning is cheap and shares the same runtime.
+#[derive(Clone)]
+pub struct Runtime(pub(crate) Arc<RuntimeInner>);
+
+pub(crate) struct RuntimeInner {
+    pub registry: crate::registry::Registry,
+    pub dispatcher: Dispatcher,
+    shutdown: AtomicBool,
+    pub config: RuntimeConfig,
+}
+
+static GLOBAL: OnceLock<Runtime> = OnceLock::new();
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Runtime {
+        Runtime(Arc::new(RuntimeInner {
+            registry: crate::registry::Registry::new(),
+            dispatcher: Dispatcher::new(config.queue_capacity, config.overflow),
+            shutdown: AtomicBool::new(false),
+            config,
+        }))
+    }
+
+    /// The process-wide runtime, created with default settings on first use.
+    pub fn global() -> &'static Runtime {
+        GLOBAL.get_or_init(|| Runtime::new(RuntimeConfig::default()))
+    }
+
+    /// Creates the process-wide runtime with `config`; `already_exists` if it already exists.
+    pub fn init_global(config: RuntimeConfig) -> Result<&'static Runtime> {
+        let mut created = false;
+        let rt = GLOBAL.get_or_init(|| {
+            created = true;
+            Runtime::new(config)
+        });
+        if created {
+            Ok(rt)
+        } else {
+            Err(Error::already_exists("the global runtime was already initialized"))
+        }
+    }
+
+    pub fn config(&self) -> RuntimeConfig {
+        self.0.config
+    }
+
+    /// Registers middleware or a subscriber, globally or on `registration.scope`.
+    pub fn register(&self, registration: Registration, middleware: Middleware) -> Result<()> {
+        self.0.check_open()?;
+        let node = registration.scope.as_ref().map(|h| &h.node);
+        self.0.registry.register(&registration.name, registration.priority, registration.break_chain, node, middleware)
+    }
+
+    /// Removes a registration. `Ok(false)` when nothing of that name was registered there.
+    pub fn deregister(&self, family: Family, name: &str, scope: Option<&crate::scope::ScopeHandle>) -> Result<bool> {
+        self.0.check_open()?;
+        match self.0.registry.deregister(family, name, scope.map(|h| &h.node)) {
+            Some(entry) => {
+                if let Middleware::Subscriber(sub) = &entry.mw {
+                    close_later(&self.0.dispatcher, sub.clone());
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A fresh, empty stack with no parent.
+    pub fn new_stack(&self) -> Stack {
+        Stack::new(self.clone(), Parent::None)
+    }
+
+    /// A stack whose top-level scopes are parented under a remote scope, from the JSON
+    /// propagation context `{"version": 1, "root_uuid"?, "parent_uuid"}`.
+    pub fn stack_from_propagation(&self, context: &Value) -> Result<Stack> {
+        let obj = context.as_object().ok_or_else(|| Error::invalid_argument("propagation context: expected a JSON object"))?;
+        match obj.get("version") {
+            Some(v) if v.as_u64() == Some(1) => {}
+            Some(v) => return Err(Error::invalid_argument(format!("propagation context.version: unsupported version {v}"))),
+            None => return Err(Error::invalid_argument("propagation context.version: missing")),
+        }
+        let parse = |key: &str| -> Result<Option<crate::id::Uuid>> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => s.parse().map(Some).map_err(|e: Error| Error::invalid_argument(format!("propagation context.{key}: {}", e.message()))),
+                Some(other) => Err(Error::invalid_argument(format!("propagation context.{key}: expected a UUID string, got {other}"))),
+            }
+        };
+        let parent = parse("parent_uuid")?;
+        let root = parse("root_uuid")?;
+        Ok(match parent {
+            None => self.new_stack(),
+            Some(p) => Stack::new(self.clone(), Parent::Remote { root: root.unwrap_or(p), parent: p }),
+        })
+    }
+
+    /// Waits until every event emitted before this call has been delivered and subscribers
+    /// have flushed. `Ok(false)` when the timeout passed first.
+    pub fn flush(&self, timeout: Duration) -> Result<bool> {
+        reentry::check_not_nested("flush")?;
+        let subs = self.0.registry.chain(Family::Subscriber, None);
+        let flush = move || {
+            for entry in subs.iter().flat_map(|c| c.iter()) {
+                if let Middleware::Subscriber(s) = &entry.mw {
+                    let _ = s.flush();
+                }
+            }
+        };
+        let Some(seq) = self.0.dispatcher.enqueue_control(Box::new(flush)) else {
+            return Err(Error::already_shutdown());
+        };
+        Ok(self.0.dispatcher.wait_for(seq, timeout))
+    }
+
+    /// Flushes, closes every global subscriber, and stops the dispatcher. Afterwards every
+    /// operation that emits or registers returns `already_shutdown`.
+    pub fn shutdown(&self, timeout: Duration) -> Result<bool> {
+        reentry::check_not_nested("shutdown")?;
+        if self.0.shutdown.swap(true, Ordering::AcqRel) {
+            return Err(Error::already_shutdown());
+        }
+        let removed = self.0.registry.clear_global();
+        for entry in removed.subscribers() {
+            if let Middleware::Subscriber(s) = &entry.mw {
+                close_later(&self.0.dispatcher, s.clone());
+            }
+        }
+        Ok(self.0.dispatcher.stop(timeout))
+    }
+
+    pub fn is_shutdown(&self) -> bool {
+        self.0.shutdown.load(Ordering::Acquire)
+    }
+
+    pub fn diagnostics(&self) -> Diagnostics {
+        self.0.dispatcher.diagnostics()
+    }
+
+    /// Delivers queued events on the calling thread. Needed only where the core has no
+    /// dispatcher thread (wasm32), where a binding calls it from a microtask.
+    pub fn drain(&self) -> usize {
+        self.0.dispatcher.drain()
+    }
+}
+
+/// How a scope ended, for its status metadata.
+pub(crate) enum Status<'a> {
+    Ok,
+    Error(&'a Error),
+    Unwound(&'a str),
+    Cancelled,
+}
+
+impl Status<'_> {
+    fn write(&self, m: &mut Map<String, Value>) {
+        let (code, desc, ty) = match self {
+            Status::Ok => {
+                m.insert("otel.status_code".into(), "OK".into());
+                return;
+            }
+            Status::Error(e) => {
+                if let Some(t) = e.exception_type() {
+                    m.insert("exception.type".into(), t.into());
+                }
+                ("ERROR", e.message().to_string(), e.kind().as_str())
+            }
+            Status::Unwound(by) => ("ERROR", format!("unwound by the end of scope '{by}'"), "unwound"),
+            Status::Cancelled => ("ERROR", "the stream was dropped before it finished".to_string(), "cancelled"),
+        };
+        m.insert("otel.status_code".into(), code.into());
+        m.insert("otel.status_description".into(), desc.into());
+        m.insert("error.type".into(), ty.into());
+    }
+}
+
+impl RuntimeInner {
+    pub fn check_open(&self) -> Result<()> {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(Error::already_shutdown());
+        }
+        Ok(())
+    }
+
+    /// Builds, post-processes and queues one event, but only if a subscriber can see it:
+    /// with nobody listening, `build` never runs.
+    pub fn emit(&self, at: Option<&Arc<ScopeNode>>, build: impl FnOnce() -> Event) {
+        let Some(subscribers) = self.registry.chain(Family::Subscriber, at) else {
+            return;
+        };
+        let mut event = build();
+        self.event_middleware(at, &mut event);
+        self.dispatcher.enqueue_event(Arc::new(event), subscribers);
+    }
+
+    /// Metadata injectors, then the event sanitizers of the event's family (fail closed).
+    fn event_middleware(&self, at: Option<&Arc<ScopeNode>>, event: &mut Event) {
+        let injectors = self.registry.chain(Family::EventMetadataInjector, at);
+        let family = match event.kind {
+            EventKind::Scope(ScopeCategory::Start) => Family::ScopeSanitizeStart,
+            EventKind::Scope(ScopeCategory::End) => Family::ScopeSanitizeEnd,
+            EventKind::Mark => Family::MarkSanitize,
+        };
+        let sanitizers = self.registry.chain(family, at);
+        if injectors.is_none() && sanitizers.is_none() {
+            return;
+        }
+        let info = EventInfo { kind: event.kind, uuid: event.uuid, parent_uuid: event.parent_uuid, name: event.name.clone(), category: event.category.clone() };
+        let _flag = reentry::enter(reentry::EVENT_MIDDLEWARE);
+        for entry in injectors.iter().flat_map(|c| c.iter()) {
+            if let Middleware::EventMetadataInjector(f) = &entry.mw {
+                match exec::guard(|| f(&info)) {
+                    Ok(keys) => {
+                        for (k, v) in keys {
+                            event.metadata.entry(k).or_insert(v);
+                        }
+                    }
+                    Err(_) => self.dispatcher.count_middleware_failure(),
+                }
+            }
+        }
+        for entry in sanitizers.iter().flat_map(|c| c.iter()) {
+            let (Middleware::MarkSanitize(f) | Middleware::ScopeSanitizeStart(f) | Middleware::ScopeSanitizeEnd(f)) = &entry.mw else {
+                continue;
+            };
+            let fields = EventFields { data: std::mem::take(&mut event.data), metadata: std::mem::take(&mut event.metadata) };
+            let kept = fields.metadata.clone();
+            match exec::guard(|| f(&info, fields)) {
+                Ok(Some(out)) => {
+                    event.data = out.data;
+                    event.metadata = out.metadata;
+                }
+                other => {
+                    if other.is_err() {
+                        self.dispatcher.count_middleware_failure();
+                    }
+                    event.data = Value::Null;
+                    event.metadata = kept;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Runs a payload sanitize chain; a failure or `None` omits the payload (`null`).
+    pub fn sanitize_payload(&self, family: Family, at: Option<&Arc<ScopeNode>>, info: &CallInfo, payload: Value) -> Value {
+        let Some(chain) = self.registry.chain(family, at) else {
+            return payload;
+        };
+        let _flag = reentry::enter(reentry::EVENT_MIDDLEWARE);
+        let mut value = payload;
+        for entry in chain.iter() {
+            let (Middleware::ToolSanitizeRequest(f) | Middleware::ToolSanitizeResponse(f) | Middleware::LlmSanitizeRequest(f) | Middleware::LlmSanitizeResponse(f)) = &entry.mw else {
+                continue;
+            };
+            match exec::guard(|| f(info, value)) {
+                Ok(Some(v)) => value = v,
+                Ok(None) => return Value::Null,
+                Err(_) => {
+                    self.dispatcher.count_middleware_failure();
+                    return Value::Null;
+                }
+            }
+        }
+        value
+    }
+
+    /// Emits a scope start for `node`.
+    pub fn emit_start(&self, node: &Arc<ScopeNode>, data: impl FnOnce() -> Value, data_schema: Option<crate::event::DataSchema>) {
+        self.emit(Some(node), || Event {
+            kind: EventKind::Scope(ScopeCategory::Start),
+            uuid: node.uuid,
+            parent_uuid: node.parent_uuid,
+            timestamp_micros: node.start_micros,
+            name: node.name.clone(),
+            category: Some(node.category.clone()),
+            attributes: node.attributes.clone(),
+            category_profile: node.category_profile.clone(),
+            data: data(),
+            data_schema,
+            metadata: node.metadata.clone(),
+        });
+    }
+
+    /// Emits the end of `node` (exactly once), then detaches its scope-local registrations.
+    /// Returns `false` if the scope had already ended.
+    pub fn end_scope(&self, node: &Arc<ScopeNode>, status: Status<'_>, data: impl FnOnce() -> Value, metadata: Map<String, Value>) -> bool {
+        if !node.mark_ended() {
+            return false;
+        }
+        self.emit(Some(node), || {
+            let mut m = node.metadata.clone();
+            status.write(&mut m);
+            m.extend(metadata);
+            Event {
+                kind: EventKind::Scope(ScopeCategory::End),
+                uuid: node.uuid,
+                parent_uuid: node.parent_uuid,
+                timestamp_micros: node.end_micros(),
+                name: node.name.clone(),
+                category: Some(node.category.clone()),
+                attributes: node.attributes.clone(),
+                category_profile: node.category_profile.clone(),
+                data: data(),
+                data_schema: None,
+                metadata: m,
+            }
+        });
+        if let Some(locals) = self.registry.take_locals(node) {
+            for entry in locals.subscribers() {
+                if let Middleware::Subscriber(s) = &entry.mw {
+                    close_later(&self.dispatcher, s.clone());
+                }
+            }
+        }
+        true
+    }
+}

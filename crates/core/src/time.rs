@@ -1,0 +1,93 @@
+//! ATOF timestamps: RFC 3339 UTC, `Z` suffix, exactly six fractional digits.
+
+use std::fmt::Write;
+
+/// Formats epoch microseconds as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn format_micros(us: i64) -> String {
+    let mut out = String::with_capacity(27);
+    write_micros(&mut out, us);
+    out
+}
+
+/// Appends the formatted timestamp to `out`.
+pub fn write_micros(out: &mut String, us: i64) {
+    let secs = us.div_euclid(1_000_000);
+    let frac = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+}
+
+/// Parses the ATOF timestamp form back to epoch microseconds (also used by readers of JSONL).
+pub fn parse_micros(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = &s[r];
+        if !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se, f) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000) + f)
+}
+
+// Howard Hinnant's civil-calendar algorithms (public domain arithmetic).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(format_micros(951_782_400_000_001), "2000-02-29T00:00:00.000001Z");
+    }
+
+    #[test]
+    fn parse_inverts_format() {
+        for us in [0, 1, 1_700_000_000_123_456, 4_102_444_799_999_999, 951_782_400_000_001] {
+            assert_eq!(parse_micros(&format_micros(us)), Some(us));
+        }
+        assert_eq!(parse_micros("2023-11-14T22:13:20.12345Z"), None);
+        assert_eq!(parse_micros("2023-11-14 22:13:20.123456Z"), None);
+    }
+}
