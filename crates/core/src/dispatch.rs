@@ -36,7 +36,9 @@ impl OverflowPolicy {
         match s {
             "block" => Ok(OverflowPolicy::Block),
             "drop" => Ok(OverflowPolicy::Drop),
-            other => Err(Error::invalid_argument(format!("overflow policy: '{other}' is not one of block, drop"))),
+            other => Err(Error::invalid_argument(format!(
+                "overflow policy: '{other}' is not one of block, drop"
+            ))),
         }
     }
 }
@@ -93,7 +95,16 @@ const SPIN_ROUNDS: u32 = 2_000;
 impl Dispatcher {
     pub fn new(capacity: usize, policy: OverflowPolicy) -> Dispatcher {
         Dispatcher(Arc::new(Shared {
-            state: Mutex::new(State { queue: VecDeque::new(), enqueued: 0, done: 0, sleeping: false, waiters: 0, started: false, stopping: false, stopped: false }),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                enqueued: 0,
+                done: 0,
+                sleeping: false,
+                waiters: 0,
+                started: false,
+                stopping: false,
+                stopped: false,
+            }),
             wake: Condvar::new(),
             progress: Condvar::new(),
             capacity: capacity.max(1) as u64,
@@ -162,7 +173,9 @@ impl Dispatcher {
         if !st.started && platform::HAS_THREADS {
             st.started = true;
             let shared = Arc::clone(&self.0);
-            let spawned = std::thread::Builder::new().name("baton-dispatch".into()).spawn(move || run(shared));
+            let spawned = std::thread::Builder::new()
+                .name("baton-dispatch".into())
+                .spawn(move || run(shared));
             if spawned.is_err() {
                 st.started = false;
             }
@@ -186,7 +199,11 @@ impl Dispatcher {
                 return st.done >= seq;
             }
             st.waiters += 1;
-            let (g, _) = self.0.progress.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner());
+            let (g, _) = self
+                .0
+                .progress
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner());
             st = g;
             st.waiters -= 1;
         }
@@ -251,7 +268,9 @@ fn deliver(shared: &Shared, item: Item) {
         Item::Event(event, subscribers) => {
             for entry in subscribers.iter() {
                 if let Middleware::Subscriber(sub) = &entry.mw {
-                    let ok = catch_unwind(AssertUnwindSafe(|| sub.on_event(&event))).map(|r| r.is_ok()).unwrap_or(false);
+                    let ok = catch_unwind(AssertUnwindSafe(|| sub.on_event(&event)))
+                        .map(|r| r.is_ok())
+                        .unwrap_or(false);
                     if !ok {
                         shared.failures.fetch_add(1, Ordering::Relaxed);
                     }
@@ -317,7 +336,10 @@ pub(crate) fn close_later(dispatcher: &Dispatcher, sub: Arc<dyn Subscriber>) {
     let close = move || {
         let _ = sub.close();
     };
-    if dispatcher.enqueue_control(Box::new(close.clone())).is_none() {
+    if dispatcher
+        .enqueue_control(Box::new(close.clone()))
+        .is_none()
+    {
         close();
     }
 }

@@ -193,7 +193,11 @@ impl Serialize for Event {
         m.serialize_entry("name", &*self.name)?;
         let scope = matches!(self.kind, EventKind::Scope(_));
         if scope {
-            let cat = self.category.as_ref().map(Category::as_str).unwrap_or("unknown");
+            let cat = self
+                .category
+                .as_ref()
+                .map(Category::as_str)
+                .unwrap_or("unknown");
             m.serialize_entry("category", cat)?;
             m.serialize_entry("attributes", &AttrSer(&self.attributes))?;
             m.serialize_entry("category_profile", &self.category_profile)?;

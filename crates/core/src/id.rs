@@ -65,7 +65,11 @@ impl FromStr for Uuid {
     type Err = Error;
     /// Accepts the hyphenated 8-4-4-4-12 form (any case).
     fn from_str(s: &str) -> Result<Uuid, Error> {
-        let bad = || Error::invalid_argument(format!("'{s}' is not a UUID (expected 8-4-4-4-12 hex digits)"));
+        let bad = || {
+            Error::invalid_argument(format!(
+                "'{s}' is not a UUID (expected 8-4-4-4-12 hex digits)"
+            ))
+        };
         let b = s.as_bytes();
         if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
             return Err(bad());
@@ -135,7 +139,12 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "not-a-uuid", "0190a8f2-7c3e-7000-8000-00000000000g", "0190a8f27c3e70008000000000000000"] {
+        for bad in [
+            "",
+            "not-a-uuid",
+            "0190a8f2-7c3e-7000-8000-00000000000g",
+            "0190a8f27c3e70008000000000000000",
+        ] {
             let e = bad.parse::<Uuid>().unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
         }

@@ -51,7 +51,11 @@ impl Lists {
         if family == Family::Subscriber {
             v.sort_by_key(|e| (e.priority, e.seq));
         } else {
-            v.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
+            v.sort_by(|a, b| {
+                a.priority
+                    .cmp(&b.priority)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
         }
         self.0[family.index()] = v.into();
         Ok(())
@@ -87,15 +91,36 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub fn new() -> Registry {
-        Registry { global: ArcSwap::from_pointee(Lists::default()), write: Mutex::new(()), seq: AtomicU64::new(0), locals_live: AtomicUsize::new(0) }
+        Registry {
+            global: ArcSwap::from_pointee(Lists::default()),
+            write: Mutex::new(()),
+            seq: AtomicU64::new(0),
+            locals_live: AtomicUsize::new(0),
+        }
     }
 
-    pub fn register(&self, name: &str, priority: i32, break_chain: bool, scope: Option<&Arc<ScopeNode>>, mw: Middleware) -> Result<()> {
+    pub fn register(
+        &self,
+        name: &str,
+        priority: i32,
+        break_chain: bool,
+        scope: Option<&Arc<ScopeNode>>,
+        mw: Middleware,
+    ) -> Result<()> {
         if name.is_empty() {
-            return Err(Error::invalid_argument(format!("{}: registration name must not be empty", mw.family().as_str())));
+            return Err(Error::invalid_argument(format!(
+                "{}: registration name must not be empty",
+                mw.family().as_str()
+            )));
         }
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = Entry { name: name.into(), priority, seq: self.seq.fetch_add(1, Ordering::Relaxed), break_chain, mw };
+        let entry = Entry {
+            name: name.into(),
+            priority,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            break_chain,
+            mw,
+        };
         match scope {
             None => {
                 let mut lists = Lists::clone(&self.global.load());
@@ -105,7 +130,10 @@ impl Registry {
             Some(node) => {
                 let mut locals = node.locals.lock().unwrap_or_else(|p| p.into_inner());
                 if node.is_ended() {
-                    return Err(Error::not_found(format!("scope '{}' ({}) has ended; cannot register on it", node.name, node.uuid)));
+                    return Err(Error::not_found(format!(
+                        "scope '{}' ({}) has ended; cannot register on it",
+                        node.name, node.uuid
+                    )));
                 }
                 let lists = locals.get_or_insert_with(Default::default);
                 lists.insert(entry, &format!("on scope '{}'", node.name))?;
@@ -116,7 +144,12 @@ impl Registry {
     }
 
     /// Removes a registration; `Ok(None)` when there was none of that name.
-    pub fn deregister(&self, family: Family, name: &str, scope: Option<&Arc<ScopeNode>>) -> Option<Arc<Entry>> {
+    pub fn deregister(
+        &self,
+        family: Family,
+        name: &str,
+        scope: Option<&Arc<ScopeNode>>,
+    ) -> Option<Arc<Entry>> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         match scope {
             None => {
@@ -137,7 +170,11 @@ impl Registry {
     /// Detaches every scope-local registration of an ending scope.
     pub fn take_locals(&self, node: &ScopeNode) -> Option<Lists> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let taken = node.locals.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let taken = node
+            .locals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
         self.locals_live.fetch_sub(taken.len(), Ordering::SeqCst);
         Some(taken)
     }
@@ -162,7 +199,12 @@ impl Registry {
         let mut locals: Vec<Chain> = Vec::new();
         let mut cursor = Some(at);
         while let Some(node) = cursor {
-            if let Some(lists) = node.locals.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if let Some(lists) = node
+                .locals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
                 let l = lists.get(family);
                 if !l.is_empty() {
                     locals.push(l.clone());
@@ -185,6 +227,8 @@ impl Registry {
 
     /// True when at least one subscriber could see an event at `at`.
     pub fn has_subscribers(&self, at: Option<&Arc<ScopeNode>>) -> bool {
-        !self.global.load().get(Family::Subscriber).is_empty() || (self.locals_live.load(Ordering::Acquire) > 0 && self.chain(Family::Subscriber, at).is_some())
+        !self.global.load().get(Family::Subscriber).is_empty()
+            || (self.locals_live.load(Ordering::Acquire) > 0
+                && self.chain(Family::Subscriber, at).is_some())
     }
 }

@@ -29,7 +29,10 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { queue_capacity: 65_536, overflow: OverflowPolicy::Block }
+        RuntimeConfig {
+            queue_capacity: 65_536,
+            overflow: OverflowPolicy::Block,
+        }
     }
 }
 
@@ -71,7 +74,9 @@ impl Runtime {
         if created {
             Ok(rt)
         } else {
-            Err(Error::already_exists("the global runtime was already initialized"))
+            Err(Error::already_exists(
+                "the global runtime was already initialized",
+            ))
         }
     }
 
@@ -83,13 +88,28 @@ impl Runtime {
     pub fn register(&self, registration: Registration, middleware: Middleware) -> Result<()> {
         self.0.check_open()?;
         let node = registration.scope.as_ref().map(|h| &h.node);
-        self.0.registry.register(&registration.name, registration.priority, registration.break_chain, node, middleware)
+        self.0.registry.register(
+            &registration.name,
+            registration.priority,
+            registration.break_chain,
+            node,
+            middleware,
+        )
     }
 
     /// Removes a registration. `Ok(false)` when nothing of that name was registered there.
-    pub fn deregister(&self, family: Family, name: &str, scope: Option<&crate::scope::ScopeHandle>) -> Result<bool> {
+    pub fn deregister(
+        &self,
+        family: Family,
+        name: &str,
+        scope: Option<&crate::scope::ScopeHandle>,
+    ) -> Result<bool> {
         self.0.check_open()?;
-        match self.0.registry.deregister(family, name, scope.map(|h| &h.node)) {
+        match self
+            .0
+            .registry
+            .deregister(family, name, scope.map(|h| &h.node))
+        {
             Some(entry) => {
                 if let Middleware::Subscriber(sub) = &entry.mw {
                     close_later(&self.0.dispatcher, sub.clone());
@@ -108,24 +128,44 @@ impl Runtime {
     /// A stack whose top-level scopes are parented under a remote scope, from the JSON
     /// propagation context `{"version": 1, "root_uuid"?, "parent_uuid"}`.
     pub fn stack_from_propagation(&self, context: &Value) -> Result<Stack> {
-        let obj = context.as_object().ok_or_else(|| Error::invalid_argument("propagation context: expected a JSON object"))?;
+        let obj = context.as_object().ok_or_else(|| {
+            Error::invalid_argument("propagation context: expected a JSON object")
+        })?;
         match obj.get("version") {
             Some(v) if v.as_u64() == Some(1) => {}
-            Some(v) => return Err(Error::invalid_argument(format!("propagation context.version: unsupported version {v}"))),
-            None => return Err(Error::invalid_argument("propagation context.version: missing")),
+            Some(v) => {
+                return Err(Error::invalid_argument(format!(
+                    "propagation context.version: unsupported version {v}"
+                )))
+            }
+            None => {
+                return Err(Error::invalid_argument(
+                    "propagation context.version: missing",
+                ))
+            }
         }
         let parse = |key: &str| -> Result<Option<crate::id::Uuid>> {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => s.parse().map(Some).map_err(|e: Error| Error::invalid_argument(format!("propagation context.{key}: {}", e.message()))),
-                Some(other) => Err(Error::invalid_argument(format!("propagation context.{key}: expected a UUID string, got {other}"))),
+                Some(Value::String(s)) => s.parse().map(Some).map_err(|e: Error| {
+                    Error::invalid_argument(format!("propagation context.{key}: {}", e.message()))
+                }),
+                Some(other) => Err(Error::invalid_argument(format!(
+                    "propagation context.{key}: expected a UUID string, got {other}"
+                ))),
             }
         };
         let parent = parse("parent_uuid")?;
         let root = parse("root_uuid")?;
         Ok(match parent {
             None => self.new_stack(),
-            Some(p) => Stack::new(self.clone(), Parent::Remote { root: root.unwrap_or(p), parent: p }),
+            Some(p) => Stack::new(
+                self.clone(),
+                Parent::Remote {
+                    root: root.unwrap_or(p),
+                    parent: p,
+                },
+            ),
         })
     }
 
@@ -199,8 +239,16 @@ impl Status<'_> {
                 }
                 ("ERROR", e.message().to_string(), e.kind().as_str())
             }
-            Status::Unwound(by) => ("ERROR", format!("unwound by the end of scope '{by}'"), "unwound"),
-            Status::Cancelled => ("ERROR", "the stream was dropped before it finished".to_string(), "cancelled"),
+            Status::Unwound(by) => (
+                "ERROR",
+                format!("unwound by the end of scope '{by}'"),
+                "unwound",
+            ),
+            Status::Cancelled => (
+                "ERROR",
+                "the stream was dropped before it finished".to_string(),
+                "cancelled",
+            ),
         };
         m.insert("otel.status_code".into(), code.into());
         m.insert("otel.status_description".into(), desc.into());
@@ -239,7 +287,13 @@ impl RuntimeInner {
         if injectors.is_none() && sanitizers.is_none() {
             return;
         }
-        let info = EventInfo { kind: event.kind, uuid: event.uuid, parent_uuid: event.parent_uuid, name: event.name.clone(), category: event.category.clone() };
+        let info = EventInfo {
+            kind: event.kind,
+            uuid: event.uuid,
+            parent_uuid: event.parent_uuid,
+            name: event.name.clone(),
+            category: event.category.clone(),
+        };
         let _flag = reentry::enter(reentry::EVENT_MIDDLEWARE);
         for entry in injectors.iter().flat_map(|c| c.iter()) {
             if let Middleware::EventMetadataInjector(f) = &entry.mw {
@@ -254,10 +308,16 @@ impl RuntimeInner {
             }
         }
         for entry in sanitizers.iter().flat_map(|c| c.iter()) {
-            let (Middleware::MarkSanitize(f) | Middleware::ScopeSanitizeStart(f) | Middleware::ScopeSanitizeEnd(f)) = &entry.mw else {
+            let (Middleware::MarkSanitize(f)
+            | Middleware::ScopeSanitizeStart(f)
+            | Middleware::ScopeSanitizeEnd(f)) = &entry.mw
+            else {
                 continue;
             };
-            let fields = EventFields { data: std::mem::take(&mut event.data), metadata: std::mem::take(&mut event.metadata) };
+            let fields = EventFields {
+                data: std::mem::take(&mut event.data),
+                metadata: std::mem::take(&mut event.metadata),
+            };
             let kept = fields.metadata.clone();
             match exec::guard(|| f(&info, fields)) {
                 Ok(Some(out)) => {
@@ -277,14 +337,24 @@ impl RuntimeInner {
     }
 
     /// Runs a payload sanitize chain; a failure or `None` omits the payload (`null`).
-    pub fn sanitize_payload(&self, family: Family, at: Option<&Arc<ScopeNode>>, info: &CallInfo, payload: Value) -> Value {
+    pub fn sanitize_payload(
+        &self,
+        family: Family,
+        at: Option<&Arc<ScopeNode>>,
+        info: &CallInfo,
+        payload: Value,
+    ) -> Value {
         let Some(chain) = self.registry.chain(family, at) else {
             return payload;
         };
         let _flag = reentry::enter(reentry::EVENT_MIDDLEWARE);
         let mut value = payload;
         for entry in chain.iter() {
-            let (Middleware::ToolSanitizeRequest(f) | Middleware::ToolSanitizeResponse(f) | Middleware::LlmSanitizeRequest(f) | Middleware::LlmSanitizeResponse(f)) = &entry.mw else {
+            let (Middleware::ToolSanitizeRequest(f)
+            | Middleware::ToolSanitizeResponse(f)
+            | Middleware::LlmSanitizeRequest(f)
+            | Middleware::LlmSanitizeResponse(f)) = &entry.mw
+            else {
                 continue;
             };
             match exec::guard(|| f(info, value)) {
@@ -300,7 +370,12 @@ impl RuntimeInner {
     }
 
     /// Emits a scope start for `node`.
-    pub fn emit_start(&self, node: &Arc<ScopeNode>, data: impl FnOnce() -> Value, data_schema: Option<crate::event::DataSchema>) {
+    pub fn emit_start(
+        &self,
+        node: &Arc<ScopeNode>,
+        data: impl FnOnce() -> Value,
+        data_schema: Option<crate::event::DataSchema>,
+    ) {
         self.emit(Some(node), || Event {
             kind: EventKind::Scope(ScopeCategory::Start),
             uuid: node.uuid,
@@ -318,7 +393,13 @@ impl RuntimeInner {
 
     /// Emits the end of `node` (exactly once), then detaches its scope-local registrations.
     /// Returns `false` if the scope had already ended.
-    pub fn end_scope(&self, node: &Arc<ScopeNode>, status: Status<'_>, data: impl FnOnce() -> Value, metadata: Map<String, Value>) -> bool {
+    pub fn end_scope(
+        &self,
+        node: &Arc<ScopeNode>,
+        status: Status<'_>,
+        data: impl FnOnce() -> Value,
+        metadata: Map<String, Value>,
+    ) -> bool {
         if !node.mark_ended() {
             return false;
         }

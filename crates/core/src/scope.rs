@@ -38,7 +38,10 @@ pub(crate) enum Parent {
     None,
     Node(Arc<ScopeNode>),
     /// A scope in another process, known only by ids.
-    Remote { root: Uuid, parent: Uuid },
+    Remote {
+        root: Uuid,
+        parent: Uuid,
+    },
 }
 
 impl Parent {
@@ -112,7 +115,10 @@ pub struct ScopeHandle {
 
 impl std::fmt::Debug for ScopeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScopeHandle").field("uuid", &self.node.uuid).field("name", &self.node.name).finish()
+        f.debug_struct("ScopeHandle")
+            .field("uuid", &self.node.uuid)
+            .field("name", &self.node.name)
+            .finish()
     }
 }
 

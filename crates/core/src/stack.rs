@@ -44,7 +44,10 @@ pub struct MarkOptions {
 
 impl MarkOptions {
     pub fn new(name: impl Into<String>) -> MarkOptions {
-        MarkOptions { name: name.into(), ..Default::default() }
+        MarkOptions {
+            name: name.into(),
+            ..Default::default()
+        }
     }
     pub fn data(mut self, v: Value) -> Self {
         self.data = Some(v);
@@ -61,7 +64,11 @@ pub const METRIC_SCHEMA: &str = "baton.metric";
 
 impl Stack {
     pub(crate) fn new(rt: Runtime, base: Parent) -> Stack {
-        Stack(Arc::new(StackInner { rt, base, scopes: Mutex::new(Vec::new()) }))
+        Stack(Arc::new(StackInner {
+            rt,
+            base,
+            scopes: Mutex::new(Vec::new()),
+        }))
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -89,7 +96,10 @@ impl Stack {
 
     /// The innermost open scope, if any.
     pub fn current(&self) -> Option<ScopeHandle> {
-        self.scopes().last().map(|n| ScopeHandle { node: n.clone(), stack: Arc::downgrade(&self.0) })
+        self.scopes().last().map(|n| ScopeHandle {
+            node: n.clone(),
+            stack: Arc::downgrade(&self.0),
+        })
     }
 
     /// Number of open scopes on this stack.
@@ -103,15 +113,31 @@ impl Stack {
         reentry::check_can_emit()?;
         if let Some(p) = &options.parent {
             if p.node.is_ended() {
-                return Err(Error::not_found(format!("parent scope '{}' ({}) has already ended", p.node.name, p.node.uuid)));
+                return Err(Error::not_found(format!(
+                    "parent scope '{}' ({}) has already ended",
+                    p.node.name, p.node.uuid
+                )));
             }
         }
         let parent = self.parent_of(options.parent.as_ref());
-        let node = ScopeNode::new(options.name.into(), options.category, Attributes::new(&options.attributes), options.category_profile, &parent, options.metadata);
+        let node = ScopeNode::new(
+            options.name.into(),
+            options.category,
+            Attributes::new(&options.attributes),
+            options.category_profile,
+            &parent,
+            options.metadata,
+        );
         let input = options.input;
-        self.0.rt.0.emit_start(&node, || input.unwrap_or(Value::Null), options.data_schema);
+        self.0
+            .rt
+            .0
+            .emit_start(&node, || input.unwrap_or(Value::Null), options.data_schema);
         self.scopes().push(node.clone());
-        Ok(ScopeHandle { node, stack: Arc::downgrade(&self.0) })
+        Ok(ScopeHandle {
+            node,
+            stack: Arc::downgrade(&self.0),
+        })
     }
 
     /// Ends `scope` on the stack it was pushed on (see [`ScopeHandle`]), unwinding any scope
@@ -119,7 +145,12 @@ impl Stack {
     pub fn pop(&self, scope: &ScopeHandle, options: EndOptions) -> Result<()> {
         let owner = match scope.stack.upgrade() {
             Some(inner) => Stack(inner),
-            None => return Err(Error::not_found(format!("scope '{}' ({}) is not open on any live stack", scope.node.name, scope.node.uuid))),
+            None => {
+                return Err(Error::not_found(format!(
+                    "scope '{}' ({}) is not open on any live stack",
+                    scope.node.name, scope.node.uuid
+                )))
+            }
         };
         owner.pop_here(scope, options)
     }
@@ -130,20 +161,37 @@ impl Stack {
         let removed: Vec<Arc<ScopeNode>> = {
             let mut scopes = self.scopes();
             let Some(pos) = scopes.iter().rposition(|n| Arc::ptr_eq(n, &scope.node)) else {
-                return Err(Error::not_found(format!("scope '{}' ({}) is not open on its stack (already ended?)", scope.node.name, scope.node.uuid)));
+                return Err(Error::not_found(format!(
+                    "scope '{}' ({}) is not open on its stack (already ended?)",
+                    scope.node.name, scope.node.uuid
+                )));
             };
             scopes.drain(pos..).collect()
         };
         let rt = &self.0.rt.0;
         for above in removed[1..].iter().rev() {
-            rt.end_scope(above, Status::Unwound(&scope.node.name), || Value::Null, Map::new());
+            rt.end_scope(
+                above,
+                Status::Unwound(&scope.node.name),
+                || Value::Null,
+                Map::new(),
+            );
         }
-        let EndOptions { output, metadata, error } = options;
+        let EndOptions {
+            output,
+            metadata,
+            error,
+        } = options;
         let status = match &error {
             Some(e) => Status::Error(e),
             None => Status::Ok,
         };
-        rt.end_scope(&removed[0], status, || output.unwrap_or(Value::Null), metadata);
+        rt.end_scope(
+            &removed[0],
+            status,
+            || output.unwrap_or(Value::Null),
+            metadata,
+        );
         Ok(())
     }
 
@@ -165,7 +213,12 @@ impl Stack {
             }
         };
         for above in left.iter().rev() {
-            self.0.rt.0.end_scope(above, Status::Unwound(&node.name), || Value::Null, Map::new());
+            self.0.rt.0.end_scope(
+                above,
+                Status::Unwound(&node.name),
+                || Value::Null,
+                Map::new(),
+            );
         }
     }
 
@@ -232,7 +285,10 @@ impl Stack {
         self.mark(MarkOptions {
             name: name.into(),
             data: Some(data),
-            data_schema: Some(DataSchema { name: METRIC_SCHEMA.into(), version: "0.1".into() }),
+            data_schema: Some(DataSchema {
+                name: METRIC_SCHEMA.into(),
+                version: "0.1".into(),
+            }),
             ..Default::default()
         })
     }
@@ -246,15 +302,23 @@ impl Stack {
     pub fn propagation_context(&self) -> Value {
         match self.current_parent() {
             Parent::None => json!({"version": 1, "parent_uuid": null}),
-            Parent::Node(n) => json!({"version": 1, "root_uuid": n.root_uuid.to_string(), "parent_uuid": n.uuid.to_string()}),
-            Parent::Remote { root, parent } => json!({"version": 1, "root_uuid": root.to_string(), "parent_uuid": parent.to_string()}),
+            Parent::Node(n) => {
+                json!({"version": 1, "root_uuid": n.root_uuid.to_string(), "parent_uuid": n.uuid.to_string()})
+            }
+            Parent::Remote { root, parent } => {
+                json!({"version": 1, "root_uuid": root.to_string(), "parent_uuid": parent.to_string()})
+            }
         }
     }
 
     /// The W3C `traceparent` of the current scope; `invalid_state` on an empty stack.
     pub fn traceparent(&self) -> Result<String> {
         let (root, parent) = match self.current_parent() {
-            Parent::None => return Err(Error::invalid_state("traceparent: there is no current scope on this stack")),
+            Parent::None => {
+                return Err(Error::invalid_state(
+                    "traceparent: there is no current scope on this stack",
+                ))
+            }
             Parent::Node(n) => (n.root_uuid, n.uuid),
             Parent::Remote { root, parent } => (root, parent),
         };
@@ -268,7 +332,11 @@ thread_local! {
 
 /// The current thread's stack; a thread without one gets a fresh stack on the global runtime.
 pub fn current_stack() -> Stack {
-    CURRENT.with(|c| c.borrow_mut().get_or_insert_with(|| Runtime::global().new_stack()).clone())
+    CURRENT.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| Runtime::global().new_stack())
+            .clone()
+    })
 }
 
 /// Runs `f` with `stack` as the current stack of this thread.
@@ -303,7 +371,10 @@ impl<F: Future> Future for WithStack<F> {
 pub trait StackFutureExt: Future + Sized {
     /// Runs this future with `stack` current on every poll.
     fn with_stack(self, stack: Stack) -> WithStack<Self> {
-        WithStack { stack, inner: Box::pin(self) }
+        WithStack {
+            stack,
+            inner: Box::pin(self),
+        }
     }
     /// Runs this future on a fork of the current stack (for a spawned task).
     fn forked(self) -> WithStack<Self> {

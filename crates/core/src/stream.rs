@@ -42,7 +42,9 @@ where
     I: IntoIterator<Item = Result<Value>>,
     I::IntoIter: Send + 'static,
 {
-    Box::pin(IterStream(Box::new(iter.into_iter()) as Box<dyn Iterator<Item = Result<Value>> + Send>))
+    Box::pin(IterStream(
+        Box::new(iter.into_iter()) as Box<dyn Iterator<Item = Result<Value>> + Send>
+    ))
 }
 
 struct MapStream<F> {
@@ -62,7 +64,10 @@ impl<F: FnMut(Value) -> Result<Value> + Send + Unpin> Stream for MapStream<F> {
 }
 
 /// Transforms every chunk lazily.
-pub fn map_chunks(inner: ChunkStream, f: impl FnMut(Value) -> Result<Value> + Send + Unpin + 'static) -> ChunkStream {
+pub fn map_chunks(
+    inner: ChunkStream,
+    f: impl FnMut(Value) -> Result<Value> + Send + Unpin + 'static,
+) -> ChunkStream {
     Box::pin(MapStream { inner, f })
 }
 
@@ -91,7 +96,10 @@ impl Stream for AppendStream {
 
 /// Yields `tail` after the inner stream finishes successfully.
 pub fn append(inner: ChunkStream, tail: Value) -> ChunkStream {
-    Box::pin(AppendStream { inner: Some(inner), tail: Some(tail) })
+    Box::pin(AppendStream {
+        inner: Some(inner),
+        tail: Some(tail),
+    })
 }
 
 /// A managed LLM stream. Iterate it (blocking) or poll it as a `Stream`.
@@ -121,7 +129,19 @@ impl LlmStream {
         match outcome {
             Ok(()) => {
                 let chunks = Value::Array(collected.unwrap_or_default());
-                rt.end_scope(&self.node, Status::Ok, || rt.sanitize_payload(Family::LlmSanitizeResponse, Some(&self.node), &self.call.info, chunks), Map::new());
+                rt.end_scope(
+                    &self.node,
+                    Status::Ok,
+                    || {
+                        rt.sanitize_payload(
+                            Family::LlmSanitizeResponse,
+                            Some(&self.node),
+                            &self.call.info,
+                            chunks,
+                        )
+                    },
+                    Map::new(),
+                );
             }
             Err(status) => {
                 rt.end_scope(&self.node, status, || Value::Null, Map::new());
@@ -138,7 +158,9 @@ impl LlmStream {
         };
         // The pull runs with the llm scope current, so work done while producing a chunk is
         // parented under the call.
-        let polled = self.stack.with_pushed(&self.node, || catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_next(cx))));
+        let polled = self.stack.with_pushed(&self.node, || {
+            catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_next(cx)))
+        });
         let polled = polled.unwrap_or_else(|p| Poll::Ready(Some(Err(Error::from_panic(p)))));
         match polled {
             Poll::Pending => Poll::Pending,
@@ -154,12 +176,23 @@ impl LlmStream {
                 if self.observed {
                     let rt = &self.stack.runtime().0;
                     if self.call.chunk_marks {
-                        let data = rt.sanitize_payload(Family::LlmSanitizeResponse, Some(&self.node), &self.call.info, chunk.clone());
+                        let data = rt.sanitize_payload(
+                            Family::LlmSanitizeResponse,
+                            Some(&self.node),
+                            &self.call.info,
+                            chunk.clone(),
+                        );
                         let mut metadata = Map::new();
                         metadata.insert("llm.chunk.index".into(), json!(self.index));
                         self.stack.emit_mark(
                             &Parent::Node(self.node.clone()),
-                            MarkOptions { name: "llm.chunk".into(), data: Some(data), metadata, category: Some(Category::LLM), ..Default::default() },
+                            MarkOptions {
+                                name: "llm.chunk".into(),
+                                data: Some(data),
+                                metadata,
+                                category: Some(Category::LLM),
+                                ..Default::default()
+                            },
                         );
                     }
                     if let Some(c) = self.collected.as_mut() {
@@ -240,7 +273,13 @@ impl Call {
 impl Stack {
     /// Starts a managed streaming LLM call. `callback` receives the (intercepted) request and
     /// returns the provider's chunks; the returned [`LlmStream`] yields them lazily.
-    pub fn llm_stream<I>(&self, name: &str, mut request: Value, callback: impl FnOnce(Value) -> Result<I>, options: LlmOptions) -> Result<LlmStream>
+    pub fn llm_stream<I>(
+        &self,
+        name: &str,
+        mut request: Value,
+        callback: impl FnOnce(Value) -> Result<I>,
+        options: LlmOptions,
+    ) -> Result<LlmStream>
     where
         I: IntoIterator<Item = Result<Value>>,
         I::IntoIter: Send + 'static,
@@ -258,19 +297,29 @@ impl Stack {
     }
 
     /// The async form of [`Stack::llm_stream`]: `callback` resolves to a [`ChunkStream`].
-    pub fn llm_stream_async<F, Fut>(&self, name: &str, mut request: Value, callback: F, options: LlmOptions) -> impl Future<Output = Result<LlmStream>> + Send + 'static
+    pub fn llm_stream_async<F, Fut>(
+        &self,
+        name: &str,
+        mut request: Value,
+        callback: F,
+        options: LlmOptions,
+    ) -> impl Future<Output = Result<LlmStream>> + Send + 'static
     where
         F: FnOnce(Value) -> Fut + Send + 'static,
         Fut: Future<Output = Result<ChunkStream>> + Send + 'static,
     {
-        let call = validate_llm_request(&mut request).and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
+        let call = validate_llm_request(&mut request)
+            .and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
         async move {
             let mut call = call?;
             call.guardrails_async(&request).await?;
             let request = call.request_intercepts_async(request).await?;
             let node = call.start(&request);
             let pushed = PushedGuard::new(&call.stack, &node).ending(call.stack.runtime().clone());
-            let produced = reentry::as_callback(exec::catch_panic(async move { callback(request).await })).with_stack(call.stack.clone()).await;
+            let produced =
+                reentry::as_callback(exec::catch_panic(async move { callback(request).await }))
+                    .with_stack(call.stack.clone())
+                    .await;
             pushed.finish();
             call.into_stream(node, produced)
         }
