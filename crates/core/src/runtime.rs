@@ -40,6 +40,15 @@ impl Default for RuntimeConfig {
 #[derive(Clone)]
 pub struct Runtime(pub(crate) Arc<RuntimeInner>);
 
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.0.config)
+            .field("shutdown", &self.is_shutdown())
+            .finish()
+    }
+}
+
 pub(crate) struct RuntimeInner {
     pub registry: crate::registry::Registry,
     pub dispatcher: Dispatcher,

@@ -23,6 +23,14 @@ use crate::scope::{EndOptions, Parent, ScopeHandle, ScopeNode, ScopeOptions};
 #[derive(Clone)]
 pub struct Stack(pub(crate) Arc<StackInner>);
 
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("depth", &self.depth())
+            .finish()
+    }
+}
+
 pub(crate) struct StackInner {
     pub rt: Runtime,
     /// Parent of scopes pushed on an empty stack (set by fork or propagation).
