@@ -11,12 +11,9 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Attributes, Category};
+use crate::event::{Attributes, Category, Payload};
 use crate::exec;
-use crate::middleware::{
-    BoxFuture, CallCtx, CallInfo, CallKind, Decision, ExecutionIntercept, Guardrail, Middleware,
-    RequestIntercept,
-};
+use crate::middleware::{BoxFuture, CallCtx, CallInfo, CallKind, Decision, ExecutionIntercept, Guardrail, Middleware, RequestIntercept};
 use crate::reentry;
 use crate::registry::{Chain, Entry};
 use crate::runtime::{RuntimeInner, Status};
@@ -45,26 +42,21 @@ pub struct LlmOptions {
 
 impl Default for LlmOptions {
     fn default() -> Self {
-        LlmOptions {
-            model_name: None,
-            metadata: Map::new(),
-            attributes: Vec::new(),
-            parent: None,
-            chunk_marks: true,
-        }
+        LlmOptions { model_name: None, metadata: Map::new(), attributes: Vec::new(), parent: None, chunk_marks: true }
     }
 }
 
 /// Headers stripped from every event copy of an LLM request (DESIGN.md §6).
-pub const CREDENTIAL_HEADERS: [&str; 7] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-    "api-key",
-    "anthropic-api-key",
-    "x-goog-api-key",
-];
+pub const CREDENTIAL_HEADERS: [&str; 7] =
+    ["authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "anthropic-api-key", "x-goog-api-key"];
+
+/// True when an LLM request carries a credential header.
+pub(crate) fn has_credentials(request: &Value) -> bool {
+    request
+        .get("headers")
+        .and_then(Value::as_object)
+        .is_some_and(|h| h.keys().any(|k| CREDENTIAL_HEADERS.iter().any(|c| k.eq_ignore_ascii_case(c))))
+}
 
 /// Removes credential headers (any case) from an LLM request copy.
 pub fn strip_credentials(request: &mut Value) {
@@ -76,9 +68,7 @@ pub fn strip_credentials(request: &mut Value) {
 /// Checks an LLM request is `{"headers": {...}?, "content": ...}`; adds empty headers.
 pub(crate) fn validate_llm_request(request: &mut Value) -> Result<()> {
     let Some(obj) = request.as_object_mut() else {
-        return Err(Error::invalid_argument(format!(
-            "request: expected an object {{headers, content}}, got {request}"
-        )));
+        return Err(Error::invalid_argument(format!("request: expected an object {{headers, content}}, got {request}")));
     };
     match obj.get("headers") {
         None | Some(Value::Null) => {
@@ -86,23 +76,44 @@ pub(crate) fn validate_llm_request(request: &mut Value) -> Result<()> {
         }
         Some(Value::Object(h)) => {
             if let Some((k, v)) = h.iter().find(|(_, v)| !v.is_string()) {
-                return Err(Error::invalid_argument(format!(
-                    "request.headers[\"{k}\"]: expected a string, got {v}"
-                )));
+                return Err(Error::invalid_argument(format!("request.headers[\"{k}\"]: expected a string, got {v}")));
             }
         }
-        Some(other) => {
-            return Err(Error::invalid_argument(format!(
-                "request.headers: expected an object, got {other}"
-            )))
-        }
+        Some(other) => return Err(Error::invalid_argument(format!("request.headers: expected an object, got {other}"))),
     }
     if !obj.contains_key("content") {
-        return Err(Error::invalid_argument(
-            "request.content: missing (an LLM request is {headers, content})",
-        ));
+        return Err(Error::invalid_argument("request.content: missing (an LLM request is {headers, content})"));
     }
     Ok(())
+}
+
+thread_local! {
+    /// Recently used call names: agents call the same few tools over and over, and sharing
+    /// the name saves an allocation per call.
+    static NAMES: std::cell::RefCell<Vec<Arc<str>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The shared `Arc<str>` for a call name (a small per-thread cache, most recent first).
+pub(crate) fn intern(name: &str) -> Arc<str> {
+    const KEEP: usize = 32;
+    NAMES.with(|cell| {
+        let Ok(mut names) = cell.try_borrow_mut() else {
+            return Arc::from(name);
+        };
+        if let Some(pos) = names.iter().position(|n| &**n == name) {
+            let found = names[pos].clone();
+            if pos > 0 {
+                names[..=pos].rotate_right(1);
+            }
+            return found;
+        }
+        let fresh: Arc<str> = Arc::from(name);
+        if names.len() == KEEP {
+            names.pop();
+        }
+        names.insert(0, fresh.clone());
+        fresh
+    })
 }
 
 /// Internal, unified options.
@@ -159,23 +170,18 @@ impl Call {
             CallKind::Llm => "a managed LLM call",
         })?;
         if name.is_empty() {
-            return Err(Error::invalid_argument(
-                "name: a managed call needs a non-empty name",
-            ));
+            return Err(Error::invalid_argument("name: a managed call needs a non-empty name"));
         }
         if let Some(p) = &options.parent {
             if p.node.is_ended() {
-                return Err(Error::not_found(format!(
-                    "parent scope '{}' ({}) has already ended",
-                    p.node.name, p.node.uuid
-                )));
+                return Err(Error::not_found(format!("parent scope '{}' ({}) has already ended", p.node.name, p.node.uuid)));
             }
         }
         let parent = stack.parent_of(options.parent.as_ref());
         Ok(Call {
             info: CallInfo {
                 kind,
-                name: name.into(),
+                name: intern(name),
                 tool_call_id: options.tool_call_id,
                 model_name: options.model_name,
                 parent_uuid: parent.uuid(),
@@ -200,37 +206,20 @@ impl Call {
     // ----- step 1: guardrails -----
 
     fn begin_guardrail(&self, entry: &Entry) -> Arc<ScopeNode> {
-        let node = ScopeNode::new(
-            entry.name.clone(),
-            Category::GUARDRAIL,
-            Attributes::default(),
-            None,
-            &self.parent,
-            Map::new(),
-        );
-        self.rt().emit_start(&node, || Value::Null, None);
+        let node = ScopeNode::new(entry.name.clone(), Category::GUARDRAIL, Attributes::default(), None, &self.parent, Map::new());
+        self.rt().emit_start(&node, || Payload::NULL, None);
         node
     }
 
-    fn finish_guardrail(
-        &self,
-        entry: &Entry,
-        node: &Arc<ScopeNode>,
-        outcome: Result<Decision>,
-    ) -> Result<()> {
+    fn finish_guardrail(&self, entry: &Entry, node: &Arc<ScopeNode>, outcome: Result<Decision>) -> Result<()> {
         let rt = self.rt();
         match outcome {
             Ok(Decision::Allow) => {
-                rt.end_scope(node, Status::Ok, || json!({"allowed": true}), Map::new());
+                rt.end_scope(node, Status::Ok, || json!({"allowed": true}).into(), Map::new());
                 Ok(())
             }
             Ok(Decision::Reject(reason)) => {
-                rt.end_scope(
-                    node,
-                    Status::Ok,
-                    || json!({"allowed": false, "reason": reason}),
-                    Map::new(),
-                );
+                rt.end_scope(node, Status::Ok, || json!({"allowed": false, "reason": reason}).into(), Map::new());
                 self.stack.emit_mark(
                     &self.parent,
                     MarkOptions {
@@ -246,15 +235,12 @@ impl Call {
                 };
                 Err(Error::new(
                     ErrorKind::GuardrailRejected,
-                    format!(
-                        "{what} call '{}' rejected by guardrail '{}': {reason}",
-                        self.info.name, entry.name
-                    ),
+                    format!("{what} call '{}' rejected by guardrail '{}': {reason}", self.info.name, entry.name),
                 )
                 .with_detail(json!({"guardrail": &*entry.name, "reason": reason})))
             }
             Err(e) => {
-                rt.end_scope(node, Status::Error(&e), || Value::Null, Map::new());
+                rt.end_scope(node, Status::Error(&e), || Payload::NULL, Map::new());
                 Err(e)
             }
         }
@@ -265,9 +251,7 @@ impl Call {
             return Ok(());
         };
         for entry in chain.iter() {
-            let (Middleware::ToolConditionalExecution(g) | Middleware::LlmConditionalExecution(g)) =
-                &entry.mw
-            else {
+            let (Middleware::ToolConditionalExecution(g) | Middleware::LlmConditionalExecution(g)) = &entry.mw else {
                 continue;
             };
             let node = self.begin_guardrail(entry);
@@ -275,9 +259,7 @@ impl Call {
                 let _flag = reentry::enter(reentry::MIDDLEWARE);
                 match g {
                     Guardrail::Sync(f) => exec::guard(|| f(&self.info, input)),
-                    Guardrail::Async(f) => exec::block_on(exec::catch_panic(async {
-                        f(self.info.clone(), input.clone()).await
-                    })),
+                    Guardrail::Async(f) => exec::block_on(exec::catch_panic(async { f(self.info.clone(), input.clone()).await })),
                 }
             });
             self.finish_guardrail(entry, &node, outcome)?;
@@ -290,9 +272,7 @@ impl Call {
             return Ok(());
         };
         for entry in chain.iter() {
-            let (Middleware::ToolConditionalExecution(g) | Middleware::LlmConditionalExecution(g)) =
-                &entry.mw
-            else {
+            let (Middleware::ToolConditionalExecution(g) | Middleware::LlmConditionalExecution(g)) = &entry.mw else {
                 continue;
             };
             let node = self.begin_guardrail(entry);
@@ -307,9 +287,7 @@ impl Call {
                         let (f, info, input) = (f.clone(), self.info.clone(), input.clone());
                         exec::catch_panic(async move { f(info, input).await })
                     };
-                    reentry::as_middleware(fut)
-                        .with_stack(self.stack.clone())
-                        .await
+                    reentry::as_middleware(fut).with_stack(self.stack.clone()).await
                 }
             };
             pushed.finish();
@@ -325,17 +303,13 @@ impl Call {
             return Ok(input);
         };
         for entry in chain.iter() {
-            let (Middleware::ToolRequestIntercept(r) | Middleware::LlmRequestIntercept(r)) =
-                &entry.mw
-            else {
+            let (Middleware::ToolRequestIntercept(r) | Middleware::LlmRequestIntercept(r)) = &entry.mw else {
                 continue;
             };
             let _flag = reentry::enter(reentry::MIDDLEWARE);
             input = match r {
                 RequestIntercept::Sync(f) => exec::guard(|| f(&self.info, input))?,
-                RequestIntercept::Async(f) => exec::block_on(exec::catch_panic(async {
-                    f(self.info.clone(), input).await
-                }))?,
+                RequestIntercept::Async(f) => exec::block_on(exec::catch_panic(async { f(self.info.clone(), input).await }))?,
             };
             self.check_rewritten(&mut input, entry)?;
             if entry.break_chain {
@@ -350,9 +324,7 @@ impl Call {
             return Ok(input);
         };
         for entry in chain.iter() {
-            let (Middleware::ToolRequestIntercept(r) | Middleware::LlmRequestIntercept(r)) =
-                &entry.mw
-            else {
+            let (Middleware::ToolRequestIntercept(r) | Middleware::LlmRequestIntercept(r)) = &entry.mw else {
                 continue;
             };
             input = match r {
@@ -380,11 +352,7 @@ impl Call {
     fn check_rewritten(&self, input: &mut Value, entry: &Entry) -> Result<()> {
         if self.info.kind == CallKind::Llm {
             validate_llm_request(input).map_err(|e| {
-                Error::callback_failed(format!(
-                    "request intercept '{}' returned an invalid request: {}",
-                    entry.name,
-                    e.message()
-                ))
+                Error::callback_failed(format!("request intercept '{}' returned an invalid request: {}", entry.name, e.message()))
             })?;
         }
         Ok(())
@@ -394,16 +362,8 @@ impl Call {
 
     pub fn start(&mut self, input: &Value) -> Arc<ScopeNode> {
         let profile = match self.info.kind {
-            CallKind::Tool => self
-                .info
-                .tool_call_id
-                .as_ref()
-                .map(|id| json!({"tool_call_id": id})),
-            CallKind::Llm => self
-                .info
-                .model_name
-                .as_ref()
-                .map(|m| json!({"model_name": m})),
+            CallKind::Tool => self.info.tool_call_id.as_ref().map(|id| json!({"tool_call_id": id})),
+            CallKind::Llm => self.info.model_name.as_ref().map(|m| json!({"model_name": m})),
         };
         let node = ScopeNode::new(
             self.info.name.clone(),
@@ -415,22 +375,7 @@ impl Call {
         );
         self.info.uuid = Some(node.uuid);
         let rt = self.rt();
-        rt.emit_start(
-            &node,
-            || {
-                let mut v = rt.sanitize_payload(
-                    self.info.kind.sanitize_request(),
-                    Some(&node),
-                    &self.info,
-                    input.clone(),
-                );
-                if self.info.kind == CallKind::Llm {
-                    strip_credentials(&mut v);
-                }
-                v
-            },
-            None,
-        );
+        rt.emit_start(&node, || rt.event_payload(self.info.kind.sanitize_request(), Some(&node), &self.info, input), None);
         node
     }
 
@@ -440,55 +385,30 @@ impl Call {
             Ok(v) => rt.end_scope(
                 node,
                 Status::Ok,
-                || {
-                    rt.sanitize_payload(
-                        self.info.kind.sanitize_response(),
-                        Some(node),
-                        &self.info,
-                        v.clone(),
-                    )
-                },
+                || rt.event_payload(self.info.kind.sanitize_response(), Some(node), &self.info, v),
                 Map::new(),
             ),
-            Err(e) => rt.end_scope(node, Status::Error(e), || Value::Null, Map::new()),
+            Err(e) => rt.end_scope(node, Status::Error(e), || Payload::NULL, Map::new()),
         };
         if let Some(ctx) = ctx {
             let parent = Parent::Node(node.clone());
             for m in ctx.take_marks() {
-                self.stack.emit_mark(
-                    &parent,
-                    MarkOptions {
-                        name: m.name,
-                        data: Some(m.data),
-                        metadata: m.metadata,
-                        ..Default::default()
-                    },
-                );
+                self.stack.emit_mark(&parent, MarkOptions { name: m.name, data: Some(m.data), metadata: m.metadata, ..Default::default() });
             }
         }
     }
 
     // ----- steps 4 and 5: execution -----
 
-    pub fn run_sync(
-        mut self,
-        input: Value,
-        callback: &dyn Fn(Value) -> Result<Value>,
-    ) -> Result<Value> {
+    pub fn run_sync(mut self, input: Value, callback: &dyn Fn(Value) -> Result<Value>) -> Result<Value> {
         self.guardrails_sync(&input)?;
         let input = self.request_intercepts_sync(input)?;
         let node = self.start(&input);
         let (result, ctx) = match self.chain(self.info.kind.execution_intercepts()) {
-            None => (
-                self.stack
-                    .with_pushed(&node, || exec::guard(|| callback(input))),
-                None,
-            ),
+            None => (self.stack.with_pushed(&node, || exec::guard(|| callback(input))), None),
             Some(chain) => {
                 let ctx = CallCtx::new(self.info.clone());
-                let r = self
-                    .stack
-                    .with_pushed(&node, || run_exec_sync(&chain, &ctx, input, callback));
+                let r = self.stack.with_pushed(&node, || run_exec_sync(&chain, &ctx, input, callback));
                 (r, Some(ctx))
             }
         };
@@ -501,12 +421,7 @@ impl Call {
         let input = self.request_intercepts_async(input).await?;
         let node = self.start(&input);
         let ctx = CallCtx::new(self.info.clone());
-        let next = AsyncNext {
-            chain: self.chain(self.info.kind.execution_intercepts()),
-            index: 0,
-            ctx: ctx.clone(),
-            callback,
-        };
+        let next = AsyncNext { chain: self.chain(self.info.kind.execution_intercepts()), index: 0, ctx: ctx.clone(), callback };
         let pushed = PushedGuard::new(&self.stack, &node).ending(self.rt_handle());
         let result = next.call(input).with_stack(self.stack.clone()).await;
         pushed.finish();
@@ -520,18 +435,12 @@ impl Call {
 }
 
 /// Runs the sync execution chain; an async intercept cannot wrap a borrowed sync callback.
-fn run_exec_sync(
-    chain: &[Arc<Entry>],
-    ctx: &CallCtx,
-    input: Value,
-    callback: &dyn Fn(Value) -> Result<Value>,
-) -> Result<Value> {
+fn run_exec_sync(chain: &[Arc<Entry>], ctx: &CallCtx, input: Value, callback: &dyn Fn(Value) -> Result<Value>) -> Result<Value> {
     let Some((first, rest)) = chain.split_first() else {
         let _flag = reentry::leave(reentry::MIDDLEWARE);
         return exec::guard(|| callback(input));
     };
-    let (Middleware::ToolExecutionIntercept(x) | Middleware::LlmExecutionIntercept(x)) = &first.mw
-    else {
+    let (Middleware::ToolExecutionIntercept(x) | Middleware::LlmExecutionIntercept(x)) = &first.mw else {
         return run_exec_sync(rest, ctx, input, callback);
     };
     match x {
@@ -566,22 +475,14 @@ impl AsyncNext {
         Box::pin(async move {
             let entries = this.chain.as_deref().unwrap_or(&[]);
             for (i, entry) in entries.iter().enumerate().skip(this.index) {
-                let (Middleware::ToolExecutionIntercept(x) | Middleware::LlmExecutionIntercept(x)) =
-                    &entry.mw
-                else {
+                let (Middleware::ToolExecutionIntercept(x) | Middleware::LlmExecutionIntercept(x)) = &entry.mw else {
                     continue;
                 };
-                let rest = AsyncNext {
-                    index: i + 1,
-                    ..this.clone()
-                };
+                let rest = AsyncNext { index: i + 1, ..this.clone() };
                 return match x {
                     ExecutionIntercept::Async(f) => {
                         let (f, ctx) = (f.clone(), this.ctx.clone());
-                        reentry::as_middleware(exec::catch_panic(async move {
-                            f(ctx, input, rest).await
-                        }))
-                        .await
+                        reentry::as_middleware(exec::catch_panic(async move { f(ctx, input, rest).await })).await
                     }
                     ExecutionIntercept::Sync(f) => {
                         // A sync intercept's `next` must return a value, so it blocks on the rest.
@@ -616,12 +517,7 @@ pub(crate) struct PushedGuard {
 impl PushedGuard {
     pub fn new(stack: &Stack, node: &Arc<ScopeNode>) -> PushedGuard {
         stack.scopes().push(node.clone());
-        PushedGuard {
-            stack: stack.clone(),
-            node: node.clone(),
-            end_on_drop: None,
-            done: false,
-        }
+        PushedGuard { stack: stack.clone(), node: node.clone(), end_on_drop: None, done: false }
     }
     pub fn ending(mut self, rt: crate::runtime::Runtime) -> Self {
         self.end_on_drop = Some(rt);
@@ -640,7 +536,7 @@ impl Drop for PushedGuard {
         }
         self.stack.remove_pushed(&self.node);
         if let Some(rt) = &self.end_on_drop {
-            rt.0.end_scope(&self.node, Status::Cancelled, || Value::Null, Map::new());
+            rt.0.end_scope(&self.node, Status::Cancelled, || Payload::NULL, Map::new());
         }
     }
 }
@@ -656,13 +552,7 @@ where
 impl Stack {
     /// Runs a managed tool call: guardrails, request intercepts, start event, execution
     /// intercepts around `callback`, end event. Returns the real (unsanitized) result.
-    pub fn tool(
-        &self,
-        name: &str,
-        args: Value,
-        callback: impl Fn(Value) -> Result<Value>,
-        options: ToolOptions,
-    ) -> Result<Value> {
+    pub fn tool(&self, name: &str, args: Value, callback: impl Fn(Value) -> Result<Value>, options: ToolOptions) -> Result<Value> {
         Call::new(self, CallKind::Tool, name, options.into())?.run_sync(args, &callback)
     }
 
@@ -684,13 +574,7 @@ impl Stack {
     }
 
     /// Runs a managed LLM call; `request` is `{"headers": {...}, "content": <provider JSON>}`.
-    pub fn llm(
-        &self,
-        name: &str,
-        mut request: Value,
-        callback: impl Fn(Value) -> Result<Value>,
-        options: LlmOptions,
-    ) -> Result<Value> {
+    pub fn llm(&self, name: &str, mut request: Value, callback: impl Fn(Value) -> Result<Value>, options: LlmOptions) -> Result<Value> {
         validate_llm_request(&mut request)?;
         Call::new(self, CallKind::Llm, name, options.into())?.run_sync(request, &callback)
     }
@@ -707,8 +591,7 @@ impl Stack {
         F: Fn(Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value>> + Send + 'static,
     {
-        let call = validate_llm_request(&mut request)
-            .and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
+        let call = validate_llm_request(&mut request).and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
         let cb = boxed_callback(callback);
         async move { call?.run_async(request, cb).await }
     }
@@ -722,39 +605,28 @@ impl Stack {
     pub fn llm_conditional_execution(&self, name: &str, request: &Value) -> Result<()> {
         let mut request = request.clone();
         validate_llm_request(&mut request)?;
-        Call::new(self, CallKind::Llm, name, LlmOptions::default().into())?
-            .guardrails_sync(&request)
+        Call::new(self, CallKind::Llm, name, LlmOptions::default().into())?.guardrails_sync(&request)
     }
 
     /// Runs only the request intercepts of a tool call and returns the rewritten args.
     pub fn tool_request_intercepts(&self, name: &str, args: Value) -> Result<Value> {
-        Call::new(self, CallKind::Tool, name, ToolOptions::default().into())?
-            .request_intercepts_sync(args)
+        Call::new(self, CallKind::Tool, name, ToolOptions::default().into())?.request_intercepts_sync(args)
     }
 
     /// Runs only the request intercepts of an LLM call and returns the rewritten request.
     pub fn llm_request_intercepts(&self, name: &str, mut request: Value) -> Result<Value> {
         validate_llm_request(&mut request)?;
-        Call::new(self, CallKind::Llm, name, LlmOptions::default().into())?
-            .request_intercepts_sync(request)
+        Call::new(self, CallKind::Llm, name, LlmOptions::default().into())?.request_intercepts_sync(request)
     }
 
     /// Async form of [`Stack::tool_conditional_execution`].
-    pub fn tool_conditional_execution_async(
-        &self,
-        name: &str,
-        args: Value,
-    ) -> impl Future<Output = Result<()>> + Send + 'static {
+    pub fn tool_conditional_execution_async(&self, name: &str, args: Value) -> impl Future<Output = Result<()>> + Send + 'static {
         let call = Call::new(self, CallKind::Tool, name, ToolOptions::default().into());
         async move { call?.guardrails_async(&args).await }
     }
 
     /// Async form of [`Stack::tool_request_intercepts`].
-    pub fn tool_request_intercepts_async(
-        &self,
-        name: &str,
-        args: Value,
-    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+    pub fn tool_request_intercepts_async(&self, name: &str, args: Value) -> impl Future<Output = Result<Value>> + Send + 'static {
         let call = Call::new(self, CallKind::Tool, name, ToolOptions::default().into());
         async move { call?.request_intercepts_async(args).await }
     }

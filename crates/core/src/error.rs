@@ -82,13 +82,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-            payload: None,
-            exception_type: None,
-            detail: None,
-        }
+        Error { kind, message: message.into(), payload: None, exception_type: None, detail: None }
     }
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::id::Uuid;
@@ -50,11 +51,7 @@ impl Category {
 
     /// Any category string; known names reuse their static form (no allocation).
     pub fn new(name: &str) -> Category {
-        Self::KNOWN
-            .iter()
-            .find(|c| c.as_str() == name)
-            .cloned()
-            .unwrap_or_else(|| Category(Cow::Owned(name.to_string())))
+        Self::KNOWN.iter().find(|c| c.as_str() == name).cloned().unwrap_or_else(|| Category(Cow::Owned(name.to_string())))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -133,6 +130,124 @@ pub enum EventKind {
     Mark,
 }
 
+/// An event payload (`data`), kept as JSON text.
+///
+/// Once a payload is in an event nobody changes it, so it is serialized once when the event
+/// is built: one exact-size allocation instead of a deep copy of the value, and exporters
+/// write it verbatim. Readers that want structure call [`Payload::to_value`].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Payload(Option<Box<str>>);
+
+thread_local! {
+    /// Reused serialization buffer: the payload then costs one allocation of its exact size.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Payload {
+    /// `null`.
+    pub const NULL: Payload = Payload(None);
+
+    /// Serializes `value` (no copy of the value itself is made).
+    pub fn from_value(value: &Value) -> Payload {
+        if value.is_null() {
+            return Payload::NULL;
+        }
+        let text = SCRATCH.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                let _ = serde_json::to_writer(&mut *buf, value);
+                // serde_json writes UTF-8; the check is the fast ASCII path, not a re-encode.
+                let text: Box<str> = std::str::from_utf8(&buf).map(Box::from).unwrap_or_else(|_| String::from_utf8_lossy(&buf).into());
+                if buf.capacity() > 64 * 1024 {
+                    *buf = Vec::new(); // do not keep a huge buffer alive per thread
+                }
+                text
+            }
+            Err(_) => serde_json::to_string(value).unwrap_or_default().into_boxed_str(),
+        });
+        Payload(Some(text))
+    }
+    /// Takes JSON text; `invalid_argument` when it is not JSON.
+    pub fn from_json(text: &str) -> crate::Result<Payload> {
+        let v: &RawValue = serde_json::from_str(text).map_err(|e| crate::Error::invalid_argument(format!("data: invalid JSON: {e}")))?;
+        Ok(if v.get() == "null" { Payload::NULL } else { Payload(Some(v.get().into())) })
+    }
+    /// The payload as a JSON value (parsed on each call).
+    pub fn to_value(&self) -> Value {
+        match &self.0 {
+            None => Value::Null,
+            Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+    /// The JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.as_deref().unwrap_or("null")
+    }
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_json())
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(v: Value) -> Self {
+        Payload::from_value(&v)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            None => s.serialize_unit(),
+            // Written verbatim; the borrowed RawValue costs a validation pass, no copy.
+            Some(text) => match serde_json::from_str::<&RawValue>(text) {
+                Ok(raw) => raw.serialize(s),
+                Err(e) => Err(serde::ser::Error::custom(format!("payload is not JSON: {e}"))),
+            },
+        }
+    }
+}
+
+/// The outcome an end event reports (`otel.status_code` and friends in `metadata`).
+///
+/// Kept as a field rather than four string entries in `metadata`: an end event is built on
+/// every managed call, and these keys would be four allocations each time. They appear in
+/// the JSON `metadata`, and [`Event::metadata_value`] reads them like any other key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventStatus {
+    /// `true` for `OK`, `false` for `ERROR`.
+    pub ok: bool,
+    /// `otel.status_description`.
+    pub description: Option<String>,
+    /// `error.type`: an error kind, `unwound` or `cancelled`.
+    pub error_type: Option<Cow<'static, str>>,
+    /// `exception.type`: the host language's type name of the original error.
+    pub exception_type: Option<Arc<str>>,
+}
+
+impl EventStatus {
+    pub const OK: EventStatus = EventStatus { ok: true, description: None, error_type: None, exception_type: None };
+
+    /// The metadata entries, in a fixed order.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, Value)> + '_ {
+        let code = Some(("otel.status_code", Value::from(if self.ok { "OK" } else { "ERROR" })));
+        let desc = self.description.as_ref().map(|d| ("otel.status_description", Value::from(d.as_str())));
+        let ty = self.error_type.as_ref().map(|t| ("error.type", Value::from(t.as_ref())));
+        let exc = self.exception_type.as_ref().map(|t| ("exception.type", Value::from(t.as_ref())));
+        [code, desc, ty, exc].into_iter().flatten()
+    }
+
+    /// True for the metadata keys a status owns.
+    pub fn is_status_key(key: &str) -> bool {
+        matches!(key, "otel.status_code" | "otel.status_description" | "error.type" | "exception.type")
+    }
+}
+
 /// One ATOF 0.1 event.
 #[derive(Clone, Debug)]
 pub struct Event {
@@ -147,12 +262,48 @@ pub struct Event {
     /// Scope events only (marks serialize none).
     pub attributes: Attributes,
     pub category_profile: Option<Value>,
-    pub data: Value,
+    pub data: Payload,
     pub data_schema: Option<DataSchema>,
+    /// Metadata, except the status entries of end events (see [`Event::status`]).
     pub metadata: Map<String, Value>,
+    /// End events: the status, serialized into `metadata` (a key already in `metadata` wins).
+    pub status: Option<EventStatus>,
 }
 
 impl Event {
+    /// A metadata entry as the JSON `metadata` shows it (status entries included).
+    pub fn metadata_value(&self, key: &str) -> Option<Value> {
+        if let Some(v) = self.metadata.get(key) {
+            return Some(v.clone());
+        }
+        self.status.as_ref()?.entries().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// True when `key` is present in the JSON `metadata`.
+    pub fn has_metadata(&self, key: &str) -> bool {
+        self.metadata.contains_key(key) || self.status.as_ref().is_some_and(|s| s.entries().any(|(k, _)| k == key))
+    }
+
+    /// Moves the status entries into `metadata` (existing keys win) and clears `status`.
+    pub fn materialize_status(&mut self) {
+        if let Some(status) = self.status.take() {
+            for (k, v) in status.entries() {
+                self.metadata.entry(k.to_string()).or_insert(v);
+            }
+        }
+    }
+
+    /// The JSON `metadata` object, status entries included.
+    pub fn metadata_json(&self) -> Map<String, Value> {
+        let mut m = self.metadata.clone();
+        if let Some(status) = &self.status {
+            for (k, v) in status.entries() {
+                m.entry(k.to_string()).or_insert(v);
+            }
+        }
+        m
+    }
+
     pub fn is_scope_start(&self) -> bool {
         self.kind == EventKind::Scope(ScopeCategory::Start)
     }
@@ -193,11 +344,7 @@ impl Serialize for Event {
         m.serialize_entry("name", &*self.name)?;
         let scope = matches!(self.kind, EventKind::Scope(_));
         if scope {
-            let cat = self
-                .category
-                .as_ref()
-                .map(Category::as_str)
-                .unwrap_or("unknown");
+            let cat = self.category.as_ref().map(Category::as_str).unwrap_or("unknown");
             m.serialize_entry("category", cat)?;
             m.serialize_entry("attributes", &AttrSer(&self.attributes))?;
             m.serialize_entry("category_profile", &self.category_profile)?;
@@ -211,7 +358,25 @@ impl Serialize for Event {
         }
         m.serialize_entry("data", &self.data)?;
         m.serialize_entry("data_schema", &self.data_schema)?;
-        m.serialize_entry("metadata", &self.metadata)?;
+        m.serialize_entry("metadata", &MetaSer(self))?;
+        m.end()
+    }
+}
+
+struct MetaSer<'a>(&'a Event);
+
+impl Serialize for MetaSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &e.metadata {
+            m.serialize_entry(k, v)?;
+        }
+        if let Some(status) = &e.status {
+            for (k, v) in status.entries().filter(|(k, _)| !e.metadata.contains_key(*k)) {
+                m.serialize_entry(k, &v)?;
+            }
+        }
         m.end()
     }
 }
@@ -239,9 +404,10 @@ mod tests {
             category: Some(Category::TOOL),
             attributes: Attributes::new(["remote", "parallel", "remote"]),
             category_profile: Some(json!({"tool_call_id": "c1"})),
-            data: json!({"q": 1}),
+            data: json!({"q": 1}).into(),
             data_schema: None,
             metadata: Map::new(),
+            status: None,
         }
     }
 
@@ -272,6 +438,36 @@ mod tests {
         assert!(!o.contains_key("scope_category"));
         assert!(!o.contains_key("category"));
         assert_eq!(o["kind"], "mark");
+    }
+
+    #[test]
+    fn status_serializes_into_metadata_and_explicit_keys_win() {
+        let mut e = sample(EventKind::Scope(ScopeCategory::End));
+        e.status = Some(EventStatus {
+            ok: false,
+            description: Some("boom".into()),
+            error_type: Some("callback_failed".into()),
+            exception_type: None,
+        });
+        e.metadata.insert("otel.status_description".into(), json!("overridden"));
+        e.metadata.insert("k".into(), json!(1));
+        let m = e.to_json()["metadata"].clone();
+        assert_eq!(
+            m,
+            json!({"k": 1, "otel.status_code": "ERROR", "otel.status_description": "overridden", "error.type": "callback_failed"})
+        );
+        assert_eq!(e.metadata_value("error.type"), Some(json!("callback_failed")));
+        e.materialize_status();
+        assert!(e.status.is_none());
+        assert_eq!(Value::Object(e.metadata.clone()), m);
+    }
+
+    #[test]
+    fn payload_round_trips_and_null_is_free() {
+        assert!(Payload::from_value(&Value::Null).is_null());
+        let p = Payload::from_value(&json!({"a": [1, 2.5, "x"]}));
+        assert_eq!(p.to_value(), json!({"a": [1, 2.5, "x"]}));
+        assert_eq!(Payload::from_json("not json").unwrap_err().kind(), crate::ErrorKind::InvalidArgument);
     }
 
     #[test]

@@ -51,8 +51,7 @@ impl<T, F: Future<Output = Result<T>>> Future for CatchPanic<F> {
     type Output = Result<T>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let fut = self.0.as_mut();
-        catch_unwind(AssertUnwindSafe(move || fut.poll(cx)))
-            .unwrap_or_else(|p| Poll::Ready(Err(Error::from_panic(p))))
+        catch_unwind(AssertUnwindSafe(move || fut.poll(cx))).unwrap_or_else(|p| Poll::Ready(Err(Error::from_panic(p))))
     }
 }
 

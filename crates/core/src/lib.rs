@@ -55,24 +55,20 @@ mod stack;
 pub mod stream;
 pub mod time;
 
-pub use call::{
-    strip_credentials, AsyncCallback, AsyncNext, LlmOptions, ToolOptions, CREDENTIAL_HEADERS,
-};
+pub use call::{strip_credentials, AsyncCallback, AsyncNext, LlmOptions, ToolOptions, CREDENTIAL_HEADERS};
 pub use dispatch::{Diagnostics, OverflowPolicy};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{Attributes, Category, DataSchema, Event, EventKind, ScopeCategory, ATOF_VERSION};
+pub use event::{Attributes, Category, DataSchema, Event, EventKind, EventStatus, Payload, ScopeCategory, ATOF_VERSION};
 pub use id::Uuid;
 pub use lifecycle::CallHandle;
 pub use middleware::{
-    BoxFuture, CallCtx, CallInfo, CallKind, Decision, EventFields, EventInfo, EventSanitizer,
-    ExecutionIntercept, Family, FnSubscriber, Guardrail, MetadataInjector, Middleware, Next,
-    PayloadSanitizer, PendingMark, Registration, RequestIntercept, StreamIntercept, Subscriber,
+    BoxFuture, CallCtx, CallInfo, CallKind, Decision, EventFields, EventInfo, EventSanitizer, ExecutionIntercept, Family, FnSubscriber,
+    Guardrail, MetadataInjector, Middleware, Next, PayloadSanitizer, PendingMark, Registration, RequestIntercept, StreamIntercept,
+    Subscriber,
 };
 pub use runtime::{Runtime, RuntimeConfig};
 pub use scope::{EndOptions, ScopeHandle, ScopeOptions};
-pub use stack::{
-    current_stack, with_stack, MarkOptions, Stack, StackFutureExt, WithStack, METRIC_SCHEMA,
-};
+pub use stack::{current_stack, with_stack, MarkOptions, Stack, StackFutureExt, WithStack, METRIC_SCHEMA};
 pub use stream::{ChunkStream, LlmStream};
 
 use serde_json::Value;
@@ -111,21 +107,11 @@ pub fn metric(name: &str, measurements: Value, unit: Option<&str>) -> Result<()>
 }
 
 /// A managed tool call on the current stack.
-pub fn tool(
-    name: &str,
-    args: Value,
-    callback: impl Fn(Value) -> Result<Value>,
-    options: ToolOptions,
-) -> Result<Value> {
+pub fn tool(name: &str, args: Value, callback: impl Fn(Value) -> Result<Value>, options: ToolOptions) -> Result<Value> {
     current_stack().tool(name, args, callback, options)
 }
 
 /// A managed LLM call on the current stack.
-pub fn llm(
-    name: &str,
-    request: Value,
-    callback: impl Fn(Value) -> Result<Value>,
-    options: LlmOptions,
-) -> Result<Value> {
+pub fn llm(name: &str, request: Value, callback: impl Fn(Value) -> Result<Value>, options: LlmOptions) -> Result<Value> {
     current_stack().llm(name, request, callback, options)
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::call::{strip_credentials, validate_llm_request, LlmOptions, ToolOptions};
+use crate::call::{validate_llm_request, LlmOptions, ToolOptions};
 use crate::error::{Error, Result};
-use crate::event::Attributes;
+use crate::event::{Attributes, Payload};
 use crate::middleware::{CallInfo, CallKind};
 use crate::reentry;
 use crate::runtime::Status;
@@ -25,10 +25,7 @@ pub struct CallHandle {
 
 impl std::fmt::Debug for CallHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallHandle")
-            .field("uuid", &self.node.uuid)
-            .field("name", &self.node.name)
-            .finish()
+        f.debug_struct("CallHandle").field("uuid", &self.node.uuid).field("name", &self.node.name).finish()
     }
 }
 
@@ -43,25 +40,14 @@ impl CallHandle {
         let rt = &self.stack.runtime().0;
         rt.check_open()?;
         reentry::check_can_emit()?;
-        let EndOptions {
-            output,
-            metadata,
-            error,
-        } = options;
+        let EndOptions { output, metadata, error } = options;
         let family = self.info.kind.sanitize_response_family();
         let ended = match &error {
-            Some(e) => rt.end_scope(&self.node, Status::Error(e), || Value::Null, metadata),
+            Some(e) => rt.end_scope(&self.node, Status::Error(e), || Payload::NULL, metadata),
             None => rt.end_scope(
                 &self.node,
                 Status::Ok,
-                || {
-                    rt.sanitize_payload(
-                        family,
-                        Some(&self.node),
-                        &self.info,
-                        output.unwrap_or(Value::Null),
-                    )
-                },
+                || rt.event_payload(family, Some(&self.node), &self.info, &output.unwrap_or(Value::Null)),
                 metadata,
             ),
         };
@@ -108,52 +94,22 @@ impl Stack {
         rt.check_open()?;
         reentry::check_can_emit()?;
         if name.is_empty() {
-            return Err(Error::invalid_argument(
-                "name: a call needs a non-empty name",
-            ));
+            return Err(Error::invalid_argument("name: a call needs a non-empty name"));
         }
         let parent = self.parent_of(parent);
-        let node = ScopeNode::new(
-            name.into(),
-            kind.category(),
-            Attributes::new(attributes),
-            profile,
-            &parent,
-            metadata,
-        );
-        let info = CallInfo {
-            parent_uuid: parent.uuid(),
-            uuid: Some(node.uuid),
-            ..info
-        };
+        let node = ScopeNode::new(name.into(), kind.category(), Attributes::new(attributes), profile, &parent, metadata);
+        let info = CallInfo { parent_uuid: parent.uuid(), uuid: Some(node.uuid), ..info };
         let family = match kind {
             CallKind::Tool => crate::middleware::Family::ToolSanitizeRequest,
             CallKind::Llm => crate::middleware::Family::LlmSanitizeRequest,
         };
-        rt.emit_start(
-            &node,
-            || {
-                let mut v = rt.sanitize_payload(family, Some(&node), &info, payload.clone());
-                if kind == CallKind::Llm {
-                    strip_credentials(&mut v);
-                }
-                v
-            },
-            None,
-        );
-        Ok(CallHandle {
-            stack: self.clone(),
-            node,
-            info,
-        })
+        rt.emit_start(&node, || rt.event_payload(family, Some(&node), &info, payload), None);
+        Ok(CallHandle { stack: self.clone(), node, info })
     }
 
     /// Emits a tool start without running the tool; end it with [`CallHandle::end`].
     pub fn tool_start(&self, name: &str, args: &Value, options: ToolOptions) -> Result<CallHandle> {
-        let profile = options
-            .tool_call_id
-            .as_ref()
-            .map(|id| json!({"tool_call_id": id}));
+        let profile = options.tool_call_id.as_ref().map(|id| json!({"tool_call_id": id}));
         let info = CallInfo {
             kind: CallKind::Tool,
             name: name.into(),
@@ -162,31 +118,14 @@ impl Stack {
             parent_uuid: None,
             uuid: None,
         };
-        self.manual_start(
-            CallKind::Tool,
-            name,
-            args,
-            profile,
-            info,
-            options.metadata,
-            &options.attributes,
-            options.parent.as_ref(),
-        )
+        self.manual_start(CallKind::Tool, name, args, profile, info, options.metadata, &options.attributes, options.parent.as_ref())
     }
 
     /// Emits an LLM start without calling the model; end it with [`CallHandle::end`].
-    pub fn llm_start(
-        &self,
-        name: &str,
-        request: &Value,
-        options: LlmOptions,
-    ) -> Result<CallHandle> {
+    pub fn llm_start(&self, name: &str, request: &Value, options: LlmOptions) -> Result<CallHandle> {
         let mut request = request.clone();
         validate_llm_request(&mut request)?;
-        let profile = options
-            .model_name
-            .as_ref()
-            .map(|m| json!({"model_name": m}));
+        let profile = options.model_name.as_ref().map(|m| json!({"model_name": m}));
         let info = CallInfo {
             kind: CallKind::Llm,
             name: name.into(),
@@ -195,15 +134,6 @@ impl Stack {
             parent_uuid: None,
             uuid: None,
         };
-        self.manual_start(
-            CallKind::Llm,
-            name,
-            &request,
-            profile,
-            info,
-            options.metadata,
-            &options.attributes,
-            options.parent.as_ref(),
-        )
+        self.manual_start(CallKind::Llm, name, &request, profile, info, options.metadata, &options.attributes, options.parent.as_ref())
     }
 }

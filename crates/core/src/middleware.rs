@@ -84,15 +84,12 @@ impl Family {
 
     /// Parses a canonical family name; anything else is `invalid_argument` naming it.
     pub fn parse(s: &str) -> Result<Family> {
-        Family::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                Error::invalid_argument(format!(
-                    "unknown middleware kind '{s}' (expected one of: {})",
-                    Family::ALL.map(Family::as_str).join(", ")
-                ))
-            })
+        Family::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "unknown middleware kind '{s}' (expected one of: {})",
+                Family::ALL.map(Family::as_str).join(", ")
+            ))
+        })
     }
 
     pub(crate) const fn index(self) -> usize {
@@ -180,10 +177,7 @@ struct CallCtxInner {
 
 impl CallCtx {
     pub(crate) fn new(info: CallInfo) -> CallCtx {
-        CallCtx(Arc::new(CallCtxInner {
-            info,
-            marks: Mutex::new(Vec::new()),
-        }))
+        CallCtx(Arc::new(CallCtxInner { info, marks: Mutex::new(Vec::new()) }))
     }
     pub fn info(&self) -> &CallInfo {
         &self.0.info
@@ -191,11 +185,7 @@ impl CallCtx {
     /// Queues a mark, emitted right after the call's end event and parented under the call.
     pub fn queue_mark(&self, name: impl Into<String>, data: Value, metadata: Map<String, Value>) {
         let mut marks = self.0.marks.lock().unwrap_or_else(|p| p.into_inner());
-        marks.push(PendingMark {
-            name: name.into(),
-            data,
-            metadata,
-        });
+        marks.push(PendingMark { name: name.into(), data, metadata });
     }
     pub(crate) fn take_marks(&self) -> Vec<PendingMark> {
         std::mem::take(&mut *self.0.marks.lock().unwrap_or_else(|p| p.into_inner()))
@@ -232,8 +222,7 @@ pub enum RequestIntercept {
 /// `next` for a synchronous execution intercept: runs the rest of the chain and the callback.
 pub type Next<'a> = &'a dyn Fn(Value) -> Result<Value>;
 pub type SyncExecutionIntercept = dyn Fn(&CallCtx, Value, Next<'_>) -> Result<Value> + Send + Sync;
-pub type AsyncExecutionIntercept =
-    dyn Fn(CallCtx, Value, crate::call::AsyncNext) -> BoxFuture<Result<Value>> + Send + Sync;
+pub type AsyncExecutionIntercept = dyn Fn(CallCtx, Value, crate::call::AsyncNext) -> BoxFuture<Result<Value>> + Send + Sync;
 
 /// An execution intercept: wraps the callback; may call `next` zero, one or many times.
 #[derive(Clone)]
@@ -267,8 +256,7 @@ pub struct EventFields {
 }
 
 /// An event sanitizer (`mark_sanitize`, `scope_sanitize_start`, `scope_sanitize_end`).
-pub type EventSanitizer =
-    Arc<dyn Fn(&EventInfo, EventFields) -> Result<Option<EventFields>> + Send + Sync>;
+pub type EventSanitizer = Arc<dyn Fn(&EventInfo, EventFields) -> Result<Option<EventFields>> + Send + Sync>;
 
 /// An event metadata injector: returns flat dotted keys to add (never overwriting).
 pub type MetadataInjector = Arc<dyn Fn(&EventInfo) -> Result<Map<String, Value>> + Send + Sync>;
@@ -348,10 +336,7 @@ impl Middleware {
         Middleware::Subscriber(Arc::new(FnSubscriber(f)))
     }
     /// A synchronous guardrail for the tool (`CallKind::Tool`) or LLM family.
-    pub fn guardrail(
-        kind: CallKind,
-        f: impl Fn(&CallInfo, &Value) -> Result<Decision> + Send + Sync + 'static,
-    ) -> Middleware {
+    pub fn guardrail(kind: CallKind, f: impl Fn(&CallInfo, &Value) -> Result<Decision> + Send + Sync + 'static) -> Middleware {
         let g = Guardrail::Sync(Arc::new(f));
         match kind {
             CallKind::Tool => Middleware::ToolConditionalExecution(g),
@@ -359,10 +344,7 @@ impl Middleware {
         }
     }
     /// A synchronous request intercept.
-    pub fn request_intercept(
-        kind: CallKind,
-        f: impl Fn(&CallInfo, Value) -> Result<Value> + Send + Sync + 'static,
-    ) -> Middleware {
+    pub fn request_intercept(kind: CallKind, f: impl Fn(&CallInfo, Value) -> Result<Value> + Send + Sync + 'static) -> Middleware {
         let r = RequestIntercept::Sync(Arc::new(f));
         match kind {
             CallKind::Tool => Middleware::ToolRequestIntercept(r),
@@ -381,20 +363,14 @@ impl Middleware {
         }
     }
     /// A request-payload sanitizer.
-    pub fn sanitize_request(
-        kind: CallKind,
-        f: impl Fn(&CallInfo, Value) -> Result<Option<Value>> + Send + Sync + 'static,
-    ) -> Middleware {
+    pub fn sanitize_request(kind: CallKind, f: impl Fn(&CallInfo, Value) -> Result<Option<Value>> + Send + Sync + 'static) -> Middleware {
         match kind {
             CallKind::Tool => Middleware::ToolSanitizeRequest(Arc::new(f)),
             CallKind::Llm => Middleware::LlmSanitizeRequest(Arc::new(f)),
         }
     }
     /// A response-payload sanitizer.
-    pub fn sanitize_response(
-        kind: CallKind,
-        f: impl Fn(&CallInfo, Value) -> Result<Option<Value>> + Send + Sync + 'static,
-    ) -> Middleware {
+    pub fn sanitize_response(kind: CallKind, f: impl Fn(&CallInfo, Value) -> Result<Option<Value>> + Send + Sync + 'static) -> Middleware {
         match kind {
             CallKind::Tool => Middleware::ToolSanitizeResponse(Arc::new(f)),
             CallKind::Llm => Middleware::LlmSanitizeResponse(Arc::new(f)),
@@ -416,12 +392,7 @@ pub struct Registration {
 
 impl Registration {
     pub fn new(name: impl Into<String>) -> Registration {
-        Registration {
-            name: name.into(),
-            priority: 0,
-            scope: None,
-            break_chain: false,
-        }
+        Registration { name: name.into(), priority: 0, scope: None, break_chain: false }
     }
     pub fn priority(mut self, priority: i32) -> Self {
         self.priority = priority;

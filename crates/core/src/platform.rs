@@ -79,8 +79,7 @@ fn fallback_fill(buf: &mut [u8]) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
     for chunk in buf.chunks_mut(8) {
-        let mixed =
-            STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ os_now_micros() as u64;
+        let mixed = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ os_now_micros() as u64;
         let v = splitmix64(mixed);
         chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
     }

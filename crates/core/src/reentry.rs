@@ -53,14 +53,8 @@ pub(crate) fn is_set(flag: u8) -> bool {
 /// Errors when called from middleware or a subscriber (for APIs that run middleware or wait).
 pub(crate) fn check_not_nested(what: &str) -> Result<()> {
     if is_set(MIDDLEWARE | DISPATCHER) {
-        let place = if is_set(DISPATCHER) {
-            "a subscriber"
-        } else {
-            "middleware"
-        };
-        return Err(Error::invalid_state(format!(
-            "{what} cannot be called from inside {place}: it would re-enter the runtime"
-        )));
+        let place = if is_set(DISPATCHER) { "a subscriber" } else { "middleware" };
+        return Err(Error::invalid_state(format!("{what} cannot be called from inside {place}: it would re-enter the runtime")));
     }
     Ok(())
 }
@@ -68,9 +62,7 @@ pub(crate) fn check_not_nested(what: &str) -> Result<()> {
 /// Errors when an event would be emitted from inside event middleware (it would feed itself).
 pub(crate) fn check_can_emit() -> Result<()> {
     if is_set(EVENT_MIDDLEWARE) {
-        return Err(Error::invalid_state(
-            "events cannot be emitted from inside a sanitizer or metadata injector",
-        ));
+        return Err(Error::invalid_state("events cannot be emitted from inside a sanitizer or metadata injector"));
     }
     Ok(())
 }
@@ -85,29 +77,17 @@ pub(crate) struct WithFlag<F> {
 impl<F: Future> Future for WithFlag<F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _g = if self.set {
-            enter(self.flag)
-        } else {
-            leave(self.flag)
-        };
+        let _g = if self.set { enter(self.flag) } else { leave(self.flag) };
         self.inner.as_mut().poll(cx)
     }
 }
 
 /// Runs `fut` as middleware (flag set during polls).
 pub(crate) fn as_middleware<F: Future>(fut: F) -> WithFlag<F> {
-    WithFlag {
-        inner: Box::pin(fut),
-        flag: MIDDLEWARE,
-        set: true,
-    }
+    WithFlag { inner: Box::pin(fut), flag: MIDDLEWARE, set: true }
 }
 
 /// Runs `fut` as ordinary code even when awaited from middleware (`next`).
 pub(crate) fn as_callback<F: Future>(fut: F) -> WithFlag<F> {
-    WithFlag {
-        inner: Box::pin(fut),
-        flag: MIDDLEWARE,
-        set: false,
-    }
+    WithFlag { inner: Box::pin(fut), flag: MIDDLEWARE, set: false }
 }

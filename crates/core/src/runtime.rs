@@ -4,6 +4,7 @@
 //! isolation create their own with [`Runtime::new`]. Stacks belong to a runtime, so every
 //! event a stack produces goes to that runtime's subscribers.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::dispatch::{close_later, Diagnostics, Dispatcher, OverflowPolicy};
 use crate::error::{Error, Result};
-use crate::event::{Event, EventKind, ScopeCategory};
+use crate::event::{Event, EventKind, EventStatus, Payload, ScopeCategory};
 use crate::exec;
 use crate::middleware::{CallInfo, EventFields, EventInfo, Family, Middleware, Registration};
 use crate::reentry;
@@ -29,10 +30,7 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig {
-            queue_capacity: 65_536,
-            overflow: OverflowPolicy::Block,
-        }
+        RuntimeConfig { queue_capacity: 65_536, overflow: OverflowPolicy::Block }
     }
 }
 
@@ -42,10 +40,7 @@ pub struct Runtime(pub(crate) Arc<RuntimeInner>);
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("config", &self.0.config)
-            .field("shutdown", &self.is_shutdown())
-            .finish()
+        f.debug_struct("Runtime").field("config", &self.0.config).field("shutdown", &self.is_shutdown()).finish()
     }
 }
 
@@ -60,9 +55,11 @@ static GLOBAL: OnceLock<Runtime> = OnceLock::new();
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Runtime {
+        let dispatcher = Dispatcher::new(config.queue_capacity, config.overflow);
+        let publish = dispatcher.clone();
         Runtime(Arc::new(RuntimeInner {
-            registry: crate::registry::Registry::new(),
-            dispatcher: Dispatcher::new(config.queue_capacity, config.overflow),
+            registry: crate::registry::Registry::new(Box::new(move |subscribers| publish.set_global(subscribers))),
+            dispatcher,
             shutdown: AtomicBool::new(false),
             config,
         }))
@@ -83,9 +80,7 @@ impl Runtime {
         if created {
             Ok(rt)
         } else {
-            Err(Error::already_exists(
-                "the global runtime was already initialized",
-            ))
+            Err(Error::already_exists("the global runtime was already initialized"))
         }
     }
 
@@ -97,28 +92,13 @@ impl Runtime {
     pub fn register(&self, registration: Registration, middleware: Middleware) -> Result<()> {
         self.0.check_open()?;
         let node = registration.scope.as_ref().map(|h| &h.node);
-        self.0.registry.register(
-            &registration.name,
-            registration.priority,
-            registration.break_chain,
-            node,
-            middleware,
-        )
+        self.0.registry.register(&registration.name, registration.priority, registration.break_chain, node, middleware)
     }
 
     /// Removes a registration. `Ok(false)` when nothing of that name was registered there.
-    pub fn deregister(
-        &self,
-        family: Family,
-        name: &str,
-        scope: Option<&crate::scope::ScopeHandle>,
-    ) -> Result<bool> {
+    pub fn deregister(&self, family: Family, name: &str, scope: Option<&crate::scope::ScopeHandle>) -> Result<bool> {
         self.0.check_open()?;
-        match self
-            .0
-            .registry
-            .deregister(family, name, scope.map(|h| &h.node))
-        {
+        match self.0.registry.deregister(family, name, scope.map(|h| &h.node)) {
             Some(entry) => {
                 if let Middleware::Subscriber(sub) = &entry.mw {
                     close_later(&self.0.dispatcher, sub.clone());
@@ -137,44 +117,26 @@ impl Runtime {
     /// A stack whose top-level scopes are parented under a remote scope, from the JSON
     /// propagation context `{"version": 1, "root_uuid"?, "parent_uuid"}`.
     pub fn stack_from_propagation(&self, context: &Value) -> Result<Stack> {
-        let obj = context.as_object().ok_or_else(|| {
-            Error::invalid_argument("propagation context: expected a JSON object")
-        })?;
+        let obj = context.as_object().ok_or_else(|| Error::invalid_argument("propagation context: expected a JSON object"))?;
         match obj.get("version") {
             Some(v) if v.as_u64() == Some(1) => {}
-            Some(v) => {
-                return Err(Error::invalid_argument(format!(
-                    "propagation context.version: unsupported version {v}"
-                )))
-            }
-            None => {
-                return Err(Error::invalid_argument(
-                    "propagation context.version: missing",
-                ))
-            }
+            Some(v) => return Err(Error::invalid_argument(format!("propagation context.version: unsupported version {v}"))),
+            None => return Err(Error::invalid_argument("propagation context.version: missing")),
         }
         let parse = |key: &str| -> Result<Option<crate::id::Uuid>> {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => s.parse().map(Some).map_err(|e: Error| {
-                    Error::invalid_argument(format!("propagation context.{key}: {}", e.message()))
-                }),
-                Some(other) => Err(Error::invalid_argument(format!(
-                    "propagation context.{key}: expected a UUID string, got {other}"
-                ))),
+                Some(Value::String(s)) => {
+                    s.parse().map(Some).map_err(|e: Error| Error::invalid_argument(format!("propagation context.{key}: {}", e.message())))
+                }
+                Some(other) => Err(Error::invalid_argument(format!("propagation context.{key}: expected a UUID string, got {other}"))),
             }
         };
         let parent = parse("parent_uuid")?;
         let root = parse("root_uuid")?;
         Ok(match parent {
             None => self.new_stack(),
-            Some(p) => Stack::new(
-                self.clone(),
-                Parent::Remote {
-                    root: root.unwrap_or(p),
-                    parent: p,
-                },
-            ),
+            Some(p) => Stack::new(self.clone(), Parent::Remote { root: root.unwrap_or(p), parent: p }),
         })
     }
 
@@ -182,15 +144,7 @@ impl Runtime {
     /// have flushed. `Ok(false)` when the timeout passed first.
     pub fn flush(&self, timeout: Duration) -> Result<bool> {
         reentry::check_not_nested("flush")?;
-        let subs = self.0.registry.chain(Family::Subscriber, None);
-        let flush = move || {
-            for entry in subs.iter().flat_map(|c| c.iter()) {
-                if let Middleware::Subscriber(s) = &entry.mw {
-                    let _ = s.flush();
-                }
-            }
-        };
-        let Some(seq) = self.0.dispatcher.enqueue_control(Box::new(flush)) else {
+        let Some(seq) = self.0.dispatcher.enqueue_flush() else {
             return Err(Error::already_shutdown());
         };
         Ok(self.0.dispatcher.wait_for(seq, timeout))
@@ -236,32 +190,14 @@ pub(crate) enum Status<'a> {
 }
 
 impl Status<'_> {
-    fn write(&self, m: &mut Map<String, Value>) {
-        let (code, desc, ty) = match self {
-            Status::Ok => {
-                m.insert("otel.status_code".into(), "OK".into());
-                return;
-            }
-            Status::Error(e) => {
-                if let Some(t) = e.exception_type() {
-                    m.insert("exception.type".into(), t.into());
-                }
-                ("ERROR", e.message().to_string(), e.kind().as_str())
-            }
-            Status::Unwound(by) => (
-                "ERROR",
-                format!("unwound by the end of scope '{by}'"),
-                "unwound",
-            ),
-            Status::Cancelled => (
-                "ERROR",
-                "the stream was dropped before it finished".to_string(),
-                "cancelled",
-            ),
+    fn to_event_status(&self) -> EventStatus {
+        let (description, error_type, exception_type) = match self {
+            Status::Ok => return EventStatus::OK,
+            Status::Error(e) => (e.message().to_string(), Cow::Borrowed(e.kind().as_str()), e.exception_type().map(Arc::from)),
+            Status::Unwound(by) => (format!("unwound by the end of scope '{by}'"), Cow::Borrowed("unwound"), None),
+            Status::Cancelled => ("the stream was dropped before it finished".to_string(), Cow::Borrowed("cancelled"), None),
         };
-        m.insert("otel.status_code".into(), code.into());
-        m.insert("otel.status_description".into(), desc.into());
-        m.insert("error.type".into(), ty.into());
+        EventStatus { ok: false, description: Some(description), error_type: Some(error_type), exception_type }
     }
 }
 
@@ -276,12 +212,12 @@ impl RuntimeInner {
     /// Builds, post-processes and queues one event, but only if a subscriber can see it:
     /// with nobody listening, `build` never runs.
     pub fn emit(&self, at: Option<&Arc<ScopeNode>>, build: impl FnOnce() -> Event) {
-        let Some(subscribers) = self.registry.chain(Family::Subscriber, at) else {
+        let Some(locals) = self.registry.event_audience(at) else {
             return;
         };
         let mut event = build();
         self.event_middleware(at, &mut event);
-        self.dispatcher.enqueue_event(Arc::new(event), subscribers);
+        self.dispatcher.enqueue_event(Arc::new(event), locals);
     }
 
     /// Metadata injectors, then the event sanitizers of the event's family (fail closed).
@@ -309,35 +245,35 @@ impl RuntimeInner {
                 match exec::guard(|| f(&info)) {
                     Ok(keys) => {
                         for (k, v) in keys {
-                            event.metadata.entry(k).or_insert(v);
+                            if !event.has_metadata(&k) {
+                                event.metadata.insert(k, v);
+                            }
                         }
                     }
                     Err(_) => self.dispatcher.count_middleware_failure(),
                 }
             }
         }
+        if sanitizers.is_some() {
+            // Sanitizers see (and may replace) the metadata exactly as the JSON shows it.
+            event.materialize_status();
+        }
         for entry in sanitizers.iter().flat_map(|c| c.iter()) {
-            let (Middleware::MarkSanitize(f)
-            | Middleware::ScopeSanitizeStart(f)
-            | Middleware::ScopeSanitizeEnd(f)) = &entry.mw
-            else {
+            let (Middleware::MarkSanitize(f) | Middleware::ScopeSanitizeStart(f) | Middleware::ScopeSanitizeEnd(f)) = &entry.mw else {
                 continue;
             };
-            let fields = EventFields {
-                data: std::mem::take(&mut event.data),
-                metadata: std::mem::take(&mut event.metadata),
-            };
+            let fields = EventFields { data: event.data.to_value(), metadata: std::mem::take(&mut event.metadata) };
             let kept = fields.metadata.clone();
             match exec::guard(|| f(&info, fields)) {
                 Ok(Some(out)) => {
-                    event.data = out.data;
+                    event.data = Payload::from_value(&out.data);
                     event.metadata = out.metadata;
                 }
                 other => {
                     if other.is_err() {
                         self.dispatcher.count_middleware_failure();
                     }
-                    event.data = Value::Null;
+                    event.data = Payload::NULL;
                     event.metadata = kept;
                     break;
                 }
@@ -345,19 +281,21 @@ impl RuntimeInner {
         }
     }
 
-    /// Runs a payload sanitize chain; a failure or `None` omits the payload (`null`).
-    pub fn sanitize_payload(
-        &self,
-        family: Family,
-        at: Option<&Arc<ScopeNode>>,
-        info: &CallInfo,
-        payload: Value,
-    ) -> Value {
+    /// The payload an event carries for `value`: the sanitize chain's output (a failure or
+    /// `None` omits it), with credential headers removed from LLM requests. With no
+    /// sanitizers the value is serialized directly, without a copy.
+    pub fn event_payload(&self, family: Family, at: Option<&Arc<ScopeNode>>, info: &CallInfo, value: &Value) -> Payload {
+        let strip = family == Family::LlmSanitizeRequest;
         let Some(chain) = self.registry.chain(family, at) else {
-            return payload;
+            if strip && crate::call::has_credentials(value) {
+                let mut v = value.clone();
+                crate::call::strip_credentials(&mut v);
+                return Payload::from_value(&v);
+            }
+            return Payload::from_value(value);
         };
         let _flag = reentry::enter(reentry::EVENT_MIDDLEWARE);
-        let mut value = payload;
+        let mut value = value.clone();
         for entry in chain.iter() {
             let (Middleware::ToolSanitizeRequest(f)
             | Middleware::ToolSanitizeResponse(f)
@@ -368,23 +306,22 @@ impl RuntimeInner {
             };
             match exec::guard(|| f(info, value)) {
                 Ok(Some(v)) => value = v,
-                Ok(None) => return Value::Null,
+                Ok(None) => return Payload::NULL,
                 Err(_) => {
                     self.dispatcher.count_middleware_failure();
-                    return Value::Null;
+                    return Payload::NULL;
                 }
             }
         }
-        value
+        if strip {
+            // After the chain, so no sanitizer can put a credential back.
+            crate::call::strip_credentials(&mut value);
+        }
+        Payload::from_value(&value)
     }
 
     /// Emits a scope start for `node`.
-    pub fn emit_start(
-        &self,
-        node: &Arc<ScopeNode>,
-        data: impl FnOnce() -> Value,
-        data_schema: Option<crate::event::DataSchema>,
-    ) {
+    pub fn emit_start(&self, node: &Arc<ScopeNode>, data: impl FnOnce() -> Payload, data_schema: Option<crate::event::DataSchema>) {
         self.emit(Some(node), || Event {
             kind: EventKind::Scope(ScopeCategory::Start),
             uuid: node.uuid,
@@ -397,6 +334,7 @@ impl RuntimeInner {
             data: data(),
             data_schema,
             metadata: node.metadata.clone(),
+            status: None,
         });
     }
 
@@ -406,15 +344,19 @@ impl RuntimeInner {
         &self,
         node: &Arc<ScopeNode>,
         status: Status<'_>,
-        data: impl FnOnce() -> Value,
+        data: impl FnOnce() -> Payload,
         metadata: Map<String, Value>,
     ) -> bool {
         if !node.mark_ended() {
             return false;
         }
         self.emit(Some(node), || {
+            // Start metadata, then the status, then the end metadata (later wins): a status key
+            // in the start metadata gives way to the status; one given at end overrides it.
             let mut m = node.metadata.clone();
-            status.write(&mut m);
+            if !m.is_empty() {
+                m.retain(|k, _| !EventStatus::is_status_key(k));
+            }
             m.extend(metadata);
             Event {
                 kind: EventKind::Scope(ScopeCategory::End),
@@ -428,6 +370,7 @@ impl RuntimeInner {
                 data: data(),
                 data_schema: None,
                 metadata: m,
+                status: Some(status.to_event_status()),
             }
         });
         if let Some(locals) = self.registry.take_locals(node) {

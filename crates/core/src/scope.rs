@@ -29,7 +29,8 @@ pub(crate) struct ScopeNode {
     /// Metadata given at start; the end event merges into it.
     pub metadata: Map<String, Value>,
     ended: AtomicBool,
-    pub locals: Mutex<Option<Lists>>,
+    /// Boxed: most scopes never have local registrations, and nodes are allocated per call.
+    pub locals: Mutex<Option<Box<Lists>>>,
 }
 
 /// Where a new scope hangs in the tree.
@@ -69,7 +70,8 @@ impl ScopeNode {
         parent: &Parent,
         metadata: Map<String, Value>,
     ) -> Arc<ScopeNode> {
-        let uuid = Uuid::now_v7();
+        let now = platform::now_micros();
+        let uuid = Uuid::v7_at(now);
         let root_uuid = match parent {
             Parent::None => uuid,
             Parent::Node(n) => n.root_uuid,
@@ -84,7 +86,7 @@ impl ScopeNode {
             parent: parent.node().cloned(),
             parent_uuid: parent.uuid(),
             root_uuid,
-            start_micros: platform::now_micros(),
+            start_micros: now,
             metadata,
             ended: AtomicBool::new(false),
             locals: Mutex::new(None),
@@ -115,10 +117,7 @@ pub struct ScopeHandle {
 
 impl std::fmt::Debug for ScopeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScopeHandle")
-            .field("uuid", &self.node.uuid)
-            .field("name", &self.node.name)
-            .finish()
+        f.debug_struct("ScopeHandle").field("uuid", &self.node.uuid).field("name", &self.node.name).finish()
     }
 }
 

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::event::{Attributes, Category, DataSchema, Event, EventKind};
+use crate::event::{Attributes, Category, DataSchema, Event, EventKind, Payload};
 use crate::id::Uuid;
 use crate::reentry;
 use crate::runtime::{Runtime, Status};
@@ -25,9 +25,7 @@ pub struct Stack(pub(crate) Arc<StackInner>);
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack")
-            .field("depth", &self.depth())
-            .finish()
+        f.debug_struct("Stack").field("depth", &self.depth()).finish()
     }
 }
 
@@ -52,10 +50,7 @@ pub struct MarkOptions {
 
 impl MarkOptions {
     pub fn new(name: impl Into<String>) -> MarkOptions {
-        MarkOptions {
-            name: name.into(),
-            ..Default::default()
-        }
+        MarkOptions { name: name.into(), ..Default::default() }
     }
     pub fn data(mut self, v: Value) -> Self {
         self.data = Some(v);
@@ -72,11 +67,7 @@ pub const METRIC_SCHEMA: &str = "baton.metric";
 
 impl Stack {
     pub(crate) fn new(rt: Runtime, base: Parent) -> Stack {
-        Stack(Arc::new(StackInner {
-            rt,
-            base,
-            scopes: Mutex::new(Vec::new()),
-        }))
+        Stack(Arc::new(StackInner { rt, base, scopes: Mutex::new(Vec::new()) }))
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -104,10 +95,7 @@ impl Stack {
 
     /// The innermost open scope, if any.
     pub fn current(&self) -> Option<ScopeHandle> {
-        self.scopes().last().map(|n| ScopeHandle {
-            node: n.clone(),
-            stack: Arc::downgrade(&self.0),
-        })
+        self.scopes().last().map(|n| ScopeHandle { node: n.clone(), stack: Arc::downgrade(&self.0) })
     }
 
     /// Number of open scopes on this stack.
@@ -121,10 +109,7 @@ impl Stack {
         reentry::check_can_emit()?;
         if let Some(p) = &options.parent {
             if p.node.is_ended() {
-                return Err(Error::not_found(format!(
-                    "parent scope '{}' ({}) has already ended",
-                    p.node.name, p.node.uuid
-                )));
+                return Err(Error::not_found(format!("parent scope '{}' ({}) has already ended", p.node.name, p.node.uuid)));
             }
         }
         let parent = self.parent_of(options.parent.as_ref());
@@ -137,15 +122,9 @@ impl Stack {
             options.metadata,
         );
         let input = options.input;
-        self.0
-            .rt
-            .0
-            .emit_start(&node, || input.unwrap_or(Value::Null), options.data_schema);
+        self.0.rt.0.emit_start(&node, || input.as_ref().map(Payload::from_value).unwrap_or_default(), options.data_schema);
         self.scopes().push(node.clone());
-        Ok(ScopeHandle {
-            node,
-            stack: Arc::downgrade(&self.0),
-        })
+        Ok(ScopeHandle { node, stack: Arc::downgrade(&self.0) })
     }
 
     /// Ends `scope` on the stack it was pushed on (see [`ScopeHandle`]), unwinding any scope
@@ -154,10 +133,7 @@ impl Stack {
         let owner = match scope.stack.upgrade() {
             Some(inner) => Stack(inner),
             None => {
-                return Err(Error::not_found(format!(
-                    "scope '{}' ({}) is not open on any live stack",
-                    scope.node.name, scope.node.uuid
-                )))
+                return Err(Error::not_found(format!("scope '{}' ({}) is not open on any live stack", scope.node.name, scope.node.uuid)))
             }
         };
         owner.pop_here(scope, options)
@@ -178,28 +154,14 @@ impl Stack {
         };
         let rt = &self.0.rt.0;
         for above in removed[1..].iter().rev() {
-            rt.end_scope(
-                above,
-                Status::Unwound(&scope.node.name),
-                || Value::Null,
-                Map::new(),
-            );
+            rt.end_scope(above, Status::Unwound(&scope.node.name), || Payload::NULL, Map::new());
         }
-        let EndOptions {
-            output,
-            metadata,
-            error,
-        } = options;
+        let EndOptions { output, metadata, error } = options;
         let status = match &error {
             Some(e) => Status::Error(e),
             None => Status::Ok,
         };
-        rt.end_scope(
-            &removed[0],
-            status,
-            || output.unwrap_or(Value::Null),
-            metadata,
-        );
+        rt.end_scope(&removed[0], status, || output.as_ref().map(Payload::from_value).unwrap_or_default(), metadata);
         Ok(())
     }
 
@@ -215,18 +177,17 @@ impl Stack {
     pub(crate) fn remove_pushed(&self, node: &Arc<ScopeNode>) {
         let left: Vec<Arc<ScopeNode>> = {
             let mut scopes = self.scopes();
+            if scopes.last().is_some_and(|n| Arc::ptr_eq(n, node)) {
+                scopes.pop();
+                return;
+            }
             match scopes.iter().rposition(|n| Arc::ptr_eq(n, node)) {
                 Some(pos) => scopes.drain(pos..).skip(1).collect(),
                 None => Vec::new(),
             }
         };
         for above in left.iter().rev() {
-            self.0.rt.0.end_scope(
-                above,
-                Status::Unwound(&node.name),
-                || Value::Null,
-                Map::new(),
-            );
+            self.0.rt.0.end_scope(above, Status::Unwound(&node.name), || Payload::NULL, Map::new());
         }
     }
 
@@ -240,18 +201,47 @@ impl Stack {
     }
 
     pub(crate) fn emit_mark(&self, parent: &Parent, options: MarkOptions) {
+        let MarkOptions { name, data, metadata, category, category_profile, data_schema, .. } = options;
         self.0.rt.0.emit(parent.node(), || Event {
             kind: EventKind::Mark,
             uuid: Uuid::now_v7(),
             parent_uuid: parent.uuid(),
             timestamp_micros: crate::platform::now_micros(),
-            name: options.name.into(),
-            category: options.category,
+            name: name.into(),
+            category,
             attributes: Attributes::default(),
-            category_profile: options.category_profile,
-            data: options.data.unwrap_or(Value::Null),
-            data_schema: options.data_schema,
-            metadata: options.metadata,
+            category_profile,
+            data: data.map(|d| Payload::from_value(&d)).unwrap_or_default(),
+            data_schema,
+            metadata,
+            status: None,
+        });
+    }
+
+    /// Emits a mark whose data and metadata are computed only if someone listens.
+    pub(crate) fn emit_mark_with(
+        &self,
+        parent: &Parent,
+        name: &str,
+        category: Option<Category>,
+        build: impl FnOnce() -> (Payload, Map<String, Value>),
+    ) {
+        self.0.rt.0.emit(parent.node(), || {
+            let (data, metadata) = build();
+            Event {
+                kind: EventKind::Mark,
+                uuid: Uuid::now_v7(),
+                parent_uuid: parent.uuid(),
+                timestamp_micros: crate::platform::now_micros(),
+                name: name.into(),
+                category,
+                attributes: Attributes::default(),
+                category_profile: None,
+                data,
+                data_schema: None,
+                metadata,
+                status: None,
+            }
         });
     }
 
@@ -261,7 +251,11 @@ impl Stack {
         let list = match measurements {
             Value::Number(_) => vec![json!({"value": measurements})],
             Value::Array(a) => a,
-            other => return Err(Error::invalid_argument(format!("metric '{name}' measurements: expected an array of {{value, attributes?}} or a number, got {other}"))),
+            other => {
+                return Err(Error::invalid_argument(format!(
+                    "metric '{name}' measurements: expected an array of {{value, attributes?}} or a number, got {other}"
+                )))
+            }
         };
         let mut out = Vec::with_capacity(list.len());
         for (i, m) in list.into_iter().enumerate() {
@@ -270,7 +264,11 @@ impl Stack {
                 Value::Object(mut o) => {
                     match o.get("value") {
                         Some(Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => {}
-                        Some(v) => return Err(Error::invalid_argument(format!("metric '{name}' measurements[{i}].value: expected a finite number, got {v}"))),
+                        Some(v) => {
+                            return Err(Error::invalid_argument(format!(
+                                "metric '{name}' measurements[{i}].value: expected a finite number, got {v}"
+                            )))
+                        }
                         None => return Err(Error::invalid_argument(format!("metric '{name}' measurements[{i}].value: missing"))),
                     }
                     match o.get("attributes") {
@@ -278,11 +276,19 @@ impl Stack {
                             o.insert("attributes".into(), json!({}));
                         }
                         Some(Value::Object(_)) => {}
-                        Some(v) => return Err(Error::invalid_argument(format!("metric '{name}' measurements[{i}].attributes: expected an object, got {v}"))),
+                        Some(v) => {
+                            return Err(Error::invalid_argument(format!(
+                                "metric '{name}' measurements[{i}].attributes: expected an object, got {v}"
+                            )))
+                        }
                     }
                     Value::Object(o)
                 }
-                other => return Err(Error::invalid_argument(format!("metric '{name}' measurements[{i}]: expected an object or a number, got {other}"))),
+                other => {
+                    return Err(Error::invalid_argument(format!(
+                        "metric '{name}' measurements[{i}]: expected an object or a number, got {other}"
+                    )))
+                }
             };
             out.push(obj);
         }
@@ -293,10 +299,7 @@ impl Stack {
         self.mark(MarkOptions {
             name: name.into(),
             data: Some(data),
-            data_schema: Some(DataSchema {
-                name: METRIC_SCHEMA.into(),
-                version: "0.1".into(),
-            }),
+            data_schema: Some(DataSchema { name: METRIC_SCHEMA.into(), version: "0.1".into() }),
             ..Default::default()
         })
     }
@@ -322,11 +325,7 @@ impl Stack {
     /// The W3C `traceparent` of the current scope; `invalid_state` on an empty stack.
     pub fn traceparent(&self) -> Result<String> {
         let (root, parent) = match self.current_parent() {
-            Parent::None => {
-                return Err(Error::invalid_state(
-                    "traceparent: there is no current scope on this stack",
-                ))
-            }
+            Parent::None => return Err(Error::invalid_state("traceparent: there is no current scope on this stack")),
             Parent::Node(n) => (n.root_uuid, n.uuid),
             Parent::Remote { root, parent } => (root, parent),
         };
@@ -340,15 +339,15 @@ thread_local! {
 
 /// The current thread's stack; a thread without one gets a fresh stack on the global runtime.
 pub fn current_stack() -> Stack {
-    CURRENT.with(|c| {
-        c.borrow_mut()
-            .get_or_insert_with(|| Runtime::global().new_stack())
-            .clone()
-    })
+    CURRENT.with(|c| c.borrow_mut().get_or_insert_with(|| Runtime::global().new_stack()).clone())
 }
 
 /// Runs `f` with `stack` as the current stack of this thread.
 pub fn with_stack<R>(stack: &Stack, f: impl FnOnce() -> R) -> R {
+    let already = CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| Arc::ptr_eq(&s.0, &stack.0)));
+    if already {
+        return f();
+    }
     struct Restore(Option<Stack>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -379,10 +378,7 @@ impl<F: Future> Future for WithStack<F> {
 pub trait StackFutureExt: Future + Sized {
     /// Runs this future with `stack` current on every poll.
     fn with_stack(self, stack: Stack) -> WithStack<Self> {
-        WithStack {
-            stack,
-            inner: Box::pin(self),
-        }
+        WithStack { stack, inner: Box::pin(self) }
     }
     /// Runs this future on a fork of the current stack (for a spawned task).
     fn forked(self) -> WithStack<Self> {

@@ -16,13 +16,13 @@ use serde_json::{json, Map, Value};
 
 use crate::call::{validate_llm_request, Call, LlmOptions, PushedGuard};
 use crate::error::{Error, Result};
-use crate::event::Category;
+use crate::event::{Category, Payload};
 use crate::exec;
 use crate::middleware::{CallCtx, CallKind, Family, Middleware};
 use crate::reentry;
 use crate::runtime::Status;
 use crate::scope::{Parent, ScopeNode};
-use crate::stack::{MarkOptions, Stack, StackFutureExt};
+use crate::stack::{Stack, StackFutureExt};
 
 /// A boxed stream of chunks (or errors): what stream intercepts consume and produce.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value>> + Send>>;
@@ -42,9 +42,7 @@ where
     I: IntoIterator<Item = Result<Value>>,
     I::IntoIter: Send + 'static,
 {
-    Box::pin(IterStream(
-        Box::new(iter.into_iter()) as Box<dyn Iterator<Item = Result<Value>> + Send>
-    ))
+    Box::pin(IterStream(Box::new(iter.into_iter()) as Box<dyn Iterator<Item = Result<Value>> + Send>))
 }
 
 struct MapStream<F> {
@@ -64,10 +62,7 @@ impl<F: FnMut(Value) -> Result<Value> + Send + Unpin> Stream for MapStream<F> {
 }
 
 /// Transforms every chunk lazily.
-pub fn map_chunks(
-    inner: ChunkStream,
-    f: impl FnMut(Value) -> Result<Value> + Send + Unpin + 'static,
-) -> ChunkStream {
+pub fn map_chunks(inner: ChunkStream, f: impl FnMut(Value) -> Result<Value> + Send + Unpin + 'static) -> ChunkStream {
     Box::pin(MapStream { inner, f })
 }
 
@@ -96,10 +91,7 @@ impl Stream for AppendStream {
 
 /// Yields `tail` after the inner stream finishes successfully.
 pub fn append(inner: ChunkStream, tail: Value) -> ChunkStream {
-    Box::pin(AppendStream {
-        inner: Some(inner),
-        tail: Some(tail),
-    })
+    Box::pin(AppendStream { inner: Some(inner), tail: Some(tail) })
 }
 
 /// A managed LLM stream. Iterate it (blocking) or poll it as a `Stream`.
@@ -132,19 +124,12 @@ impl LlmStream {
                 rt.end_scope(
                     &self.node,
                     Status::Ok,
-                    || {
-                        rt.sanitize_payload(
-                            Family::LlmSanitizeResponse,
-                            Some(&self.node),
-                            &self.call.info,
-                            chunks,
-                        )
-                    },
+                    || rt.event_payload(Family::LlmSanitizeResponse, Some(&self.node), &self.call.info, &chunks),
                     Map::new(),
                 );
             }
             Err(status) => {
-                rt.end_scope(&self.node, status, || Value::Null, Map::new());
+                rt.end_scope(&self.node, status, || Payload::NULL, Map::new());
             }
         }
     }
@@ -158,9 +143,7 @@ impl LlmStream {
         };
         // The pull runs with the llm scope current, so work done while producing a chunk is
         // parented under the call.
-        let polled = self.stack.with_pushed(&self.node, || {
-            catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_next(cx)))
-        });
+        let polled = self.stack.with_pushed(&self.node, || catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_next(cx))));
         let polled = polled.unwrap_or_else(|p| Poll::Ready(Some(Err(Error::from_panic(p)))));
         match polled {
             Poll::Pending => Poll::Pending,
@@ -176,24 +159,12 @@ impl LlmStream {
                 if self.observed {
                     let rt = &self.stack.runtime().0;
                     if self.call.chunk_marks {
-                        let data = rt.sanitize_payload(
-                            Family::LlmSanitizeResponse,
-                            Some(&self.node),
-                            &self.call.info,
-                            chunk.clone(),
-                        );
-                        let mut metadata = Map::new();
-                        metadata.insert("llm.chunk.index".into(), json!(self.index));
-                        self.stack.emit_mark(
-                            &Parent::Node(self.node.clone()),
-                            MarkOptions {
-                                name: "llm.chunk".into(),
-                                data: Some(data),
-                                metadata,
-                                category: Some(Category::LLM),
-                                ..Default::default()
-                            },
-                        );
+                        let (node, info, index) = (&self.node, &self.call.info, self.index);
+                        self.stack.emit_mark_with(&Parent::Node(node.clone()), "llm.chunk", Some(Category::LLM), || {
+                            let mut metadata = Map::new();
+                            metadata.insert("llm.chunk.index".into(), json!(index));
+                            (rt.event_payload(Family::LlmSanitizeResponse, Some(node), info, &chunk), metadata)
+                        });
                     }
                     if let Some(c) = self.collected.as_mut() {
                         c.push(chunk.clone());
@@ -250,7 +221,7 @@ impl Call {
         let rt = &self.stack.runtime().0;
         match wrapped {
             Err(e) => {
-                rt.end_scope(&node, Status::Error(&e), || Value::Null, Map::new());
+                rt.end_scope(&node, Status::Error(&e), || Payload::NULL, Map::new());
                 Err(e)
             }
             Ok(inner) => {
@@ -308,8 +279,7 @@ impl Stack {
         F: FnOnce(Value) -> Fut + Send + 'static,
         Fut: Future<Output = Result<ChunkStream>> + Send + 'static,
     {
-        let call = validate_llm_request(&mut request)
-            .and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
+        let call = validate_llm_request(&mut request).and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
         async move {
             let mut call = call?;
             call.guardrails_async(&request).await?;
@@ -317,9 +287,7 @@ impl Stack {
             let node = call.start(&request);
             let pushed = PushedGuard::new(&call.stack, &node).ending(call.stack.runtime().clone());
             let produced =
-                reentry::as_callback(exec::catch_panic(async move { callback(request).await }))
-                    .with_stack(call.stack.clone())
-                    .await;
+                reentry::as_callback(exec::catch_panic(async move { callback(request).await })).with_stack(call.stack.clone()).await;
             pushed.finish();
             call.into_stream(node, produced)
         }

@@ -16,27 +16,13 @@ pub fn write_micros(out: &mut String, us: i64) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, (sod / 60) % 60, sod % 60);
 }
 
 /// Parses the ATOF timestamp form back to epoch microseconds (also used by readers of JSONL).
 pub fn parse_micros(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 27
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'.'
-        || b[26] != b'Z'
-    {
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -86,25 +72,13 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            format_micros(1_700_000_000_123_456),
-            "2023-11-14T22:13:20.123456Z"
-        );
-        assert_eq!(
-            format_micros(951_782_400_000_001),
-            "2000-02-29T00:00:00.000001Z"
-        );
+        assert_eq!(format_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(format_micros(951_782_400_000_001), "2000-02-29T00:00:00.000001Z");
     }
 
     #[test]
     fn parse_inverts_format() {
-        for us in [
-            0,
-            1,
-            1_700_000_000_123_456,
-            4_102_444_799_999_999,
-            951_782_400_000_001,
-        ] {
+        for us in [0, 1, 1_700_000_000_123_456, 4_102_444_799_999_999, 951_782_400_000_001] {
             assert_eq!(parse_micros(&format_micros(us)), Some(us));
         }
         assert_eq!(parse_micros("2023-11-14T22:13:20.12345Z"), None);

@@ -28,9 +28,7 @@ impl FileMode {
         match s {
             "append" => Ok(FileMode::Append),
             "overwrite" => Ok(FileMode::Overwrite),
-            other => Err(Error::invalid_argument(format!(
-                "mode: '{other}' is not one of append, overwrite"
-            ))),
+            other => Err(Error::invalid_argument(format!("mode: '{other}' is not one of append, overwrite"))),
         }
     }
 }
@@ -48,12 +46,8 @@ impl AtofFileExporter {
     pub fn open(path: impl AsRef<Path>, mode: FileMode) -> Result<AtofFileExporter> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::invalid_argument(format!(
-                    "output_directory '{}': cannot create: {e}",
-                    dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::invalid_argument(format!("output_directory '{}': cannot create: {e}", dir.display())))?;
         }
         let mut opts = OpenOptions::new();
         opts.create(true);
@@ -61,12 +55,9 @@ impl AtofFileExporter {
             FileMode::Append => opts.append(true),
             FileMode::Overwrite => opts.write(true).truncate(true),
         };
-        let file = opts.open(&path).map_err(|e| {
-            Error::invalid_argument(format!(
-                "filename '{}': cannot open for writing: {e}",
-                path.display()
-            ))
-        })?;
+        let file = opts
+            .open(&path)
+            .map_err(|e| Error::invalid_argument(format!("filename '{}': cannot open for writing: {e}", path.display())))?;
         Ok(AtofFileExporter {
             path,
             out: Mutex::new(BufWriter::with_capacity(64 * 1024, file)),
@@ -88,17 +79,13 @@ impl AtofFileExporter {
     }
 
     fn io_error(&self, what: &str, e: std::io::Error) -> Error {
-        Error::new(
-            ErrorKind::Upstream,
-            format!("ATOF file '{}': {what}: {e}", self.path.display()),
-        )
+        Error::new(ErrorKind::Upstream, format!("ATOF file '{}': {what}: {e}", self.path.display()))
     }
 }
 
 impl Subscriber for AtofFileExporter {
     fn on_event(&self, event: &Event) -> Result<()> {
-        let mut line = serde_json::to_vec(event)
-            .map_err(|e| Error::internal(format!("event serialization: {e}")))?;
+        let mut line = serde_json::to_vec(event).map_err(|e| Error::internal(format!("event serialization: {e}")))?;
         line.push(b'\n');
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         match out.write_all(&line) {

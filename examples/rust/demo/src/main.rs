@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use baton::export::atof::{AtofFileExporter, FileMode};
 use baton::{
-    CallKind, Decision, EndOptions, Error, Event, LlmOptions, MarkOptions, Middleware,
-    Registration, Result, Runtime, ScopeOptions, ToolOptions,
+    CallKind, Decision, EndOptions, Error, Event, LlmOptions, MarkOptions, Middleware, Registration, Result, Runtime, ScopeOptions,
+    ToolOptions,
 };
 use serde_json::{json, Map, Value};
 
@@ -23,9 +23,7 @@ const SECRET: &str = "sk-demo-0123456789abcdef";
 
 /// The scripted provider: answers like an OpenAI-style chat completion.
 fn fake_provider(request: &Value) -> Value {
-    let turn = request["content"]["messages"]
-        .as_array()
-        .map_or(0, |m| m.len());
+    let turn = request["content"]["messages"].as_array().map_or(0, |m| m.len());
     if turn <= 2 {
         json!({
             "id": "chatcmpl-demo-1", "model": "fake-gpt-1",
@@ -64,22 +62,11 @@ fn install_middleware(rt: &Runtime) -> Result<()> {
     )?;
     // Redact the secret wherever it appears in what events carry (tool results, LLM requests).
     let redact = |_: &baton::CallInfo, v: Value| Ok(Some(redact_value(v)));
-    rt.register(
-        Registration::new("redact-secrets"),
-        Middleware::sanitize_response(CallKind::Tool, redact),
-    )?;
-    rt.register(
-        Registration::new("redact-secrets"),
-        Middleware::sanitize_request(CallKind::Llm, redact),
-    )?;
+    rt.register(Registration::new("redact-secrets"), Middleware::sanitize_response(CallKind::Tool, redact))?;
+    rt.register(Registration::new("redact-secrets"), Middleware::sanitize_request(CallKind::Llm, redact))?;
     rt.register(
         Registration::new("demo-run"),
-        Middleware::EventMetadataInjector(Arc::new(|_| {
-            Ok(Map::from_iter([(
-                "demo.app".to_string(),
-                json!("baton-demo"),
-            )]))
-        })),
+        Middleware::EventMetadataInjector(Arc::new(|_| Ok(Map::from_iter([("demo.app".to_string(), json!("baton-demo"))])))),
     )?;
     Ok(())
 }
@@ -88,20 +75,15 @@ fn redact_value(v: Value) -> Value {
     match v {
         Value::String(s) if s.contains(SECRET) => Value::String(s.replace(SECRET, "[REDACTED]")),
         Value::Array(a) => Value::Array(a.into_iter().map(redact_value).collect()),
-        Value::Object(o) => {
-            Value::Object(o.into_iter().map(|(k, v)| (k, redact_value(v))).collect())
-        }
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, redact_value(v))).collect()),
         other => other,
     }
 }
 
 fn agent(rt: &Runtime) -> Result<String> {
     let stack = rt.new_stack();
-    let root = stack.push(
-        ScopeOptions::new("research-agent")
-            .category("agent")
-            .input(json!({"task": "What is Baton, and what is 6*7?"})),
-    )?;
+    let root =
+        stack.push(ScopeOptions::new("research-agent").category("agent").input(json!({"task": "What is Baton, and what is 6*7?"})))?;
     let mut messages = vec![
         json!({"role": "system", "content": "You are a research agent."}),
         json!({"role": "user", "content": "What is Baton, and what is 6*7?"}),
@@ -112,89 +94,39 @@ fn agent(rt: &Runtime) -> Result<String> {
         "plan",
         request(&messages),
         |r| Ok(fake_provider(&r)),
-        LlmOptions {
-            model_name: Some("fake-gpt-1".into()),
-            ..Default::default()
-        },
+        LlmOptions { model_name: Some("fake-gpt-1".into()), ..Default::default() },
     )?;
-    let calls = plan["choices"][0]["message"]["tool_calls"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let calls = plan["choices"][0]["message"]["tool_calls"].as_array().cloned().unwrap_or_default();
     messages.push(plan["choices"][0]["message"].clone());
     for call in calls {
-        let name = call["function"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let args: Value =
-            serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or("{}"))
-                .unwrap_or(Value::Null);
+        let name = call["function"]["name"].as_str().unwrap_or_default().to_string();
+        let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
         let id = call["id"].as_str().map(String::from);
-        let outcome = stack.tool(
-            &name,
-            args,
-            |a| run_tool(&name, &a),
-            ToolOptions {
-                tool_call_id: id.clone(),
-                ..Default::default()
-            },
-        );
+        let outcome = stack.tool(&name, args, |a| run_tool(&name, &a), ToolOptions { tool_call_id: id.clone(), ..Default::default() });
         let content = match outcome {
             Ok(v) => v.to_string(),
             Err(e) => {
-                stack.mark(
-                    MarkOptions::new("agent.tool_skipped")
-                        .data(json!({"tool": name, "reason": e.message()})),
-                )?;
+                stack.mark(MarkOptions::new("agent.tool_skipped").data(json!({"tool": name, "reason": e.message()})))?;
                 format!("error: {}", e.message())
             }
         };
         messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
     }
-    stack.metric(
-        "agent.tool_calls",
-        json!([{"value": 3, "attributes": {"agent": "research-agent"}}]),
-        None,
-    )?;
+    stack.metric("agent.tool_calls", json!([{"value": 3, "attributes": {"agent": "research-agent"}}]), None)?;
 
-    let words = [
-        "Baton ",
-        "is ",
-        "an ",
-        "agent ",
-        "execution ",
-        "runtime; ",
-        "6*7 ",
-        "= ",
-        "42.",
-    ];
+    let words = ["Baton ", "is ", "an ", "agent ", "execution ", "runtime; ", "6*7 ", "= ", "42."];
     let stream = stack.llm_stream(
         "answer",
         request(&messages),
-        move |_r| {
-            Ok(words
-                .into_iter()
-                .map(|w| Ok(json!({"choices": [{"delta": {"content": w}}]}))))
-        },
-        LlmOptions {
-            model_name: Some("fake-gpt-1".into()),
-            ..Default::default()
-        },
+        move |_r| Ok(words.into_iter().map(|w| Ok(json!({"choices": [{"delta": {"content": w}}]})))),
+        LlmOptions { model_name: Some("fake-gpt-1".into()), ..Default::default() },
     )?;
     let mut answer = String::new();
     for chunk in stream {
         let chunk = chunk?;
-        answer.push_str(
-            chunk["choices"][0]["delta"]["content"]
-                .as_str()
-                .unwrap_or_default(),
-        );
+        answer.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or_default());
     }
-    stack.pop(
-        &root,
-        EndOptions::default().output(json!({"answer": answer})),
-    )?;
+    stack.pop(&root, EndOptions::default().output(json!({"answer": answer})))?;
     Ok(answer)
 }
 
@@ -209,12 +141,7 @@ struct Tree<'a> {
 
 impl<'a> Tree<'a> {
     fn new(events: &'a [Event]) -> Tree<'a> {
-        let mut t = Tree {
-            events,
-            children: HashMap::new(),
-            ends: HashMap::new(),
-            chunks: HashMap::new(),
-        };
+        let mut t = Tree { events, children: HashMap::new(), ends: HashMap::new(), chunks: HashMap::new() };
         for (i, e) in events.iter().enumerate() {
             if e.is_scope_end() {
                 t.ends.insert(e.uuid, e);
@@ -229,7 +156,7 @@ impl<'a> Tree<'a> {
 
     fn line(&self, e: &Event) -> String {
         if e.is_mark() {
-            return match e.data.get("rejection_reason").and_then(Value::as_str) {
+            return match e.data.to_value().get("rejection_reason").and_then(Value::as_str) {
                 Some(reason) => format!("• {} REJECTED: {reason}", e.name),
                 None => format!("• {}", e.name),
             };
@@ -239,21 +166,9 @@ impl<'a> Tree<'a> {
             return format!("{} [{cat}] (still open)", e.name);
         };
         let ms = (end.timestamp_micros - e.timestamp_micros) as f64 / 1000.0;
-        let status = end
-            .metadata
-            .get("otel.status_code")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        let rejected = if end.data.get("allowed") == Some(&Value::Bool(false)) {
-            " (rejected)"
-        } else {
-            ""
-        };
-        let chunks = self
-            .chunks
-            .get(&e.uuid)
-            .map(|n| format!(", {n} chunks streamed"))
-            .unwrap_or_default();
+        let status = end.metadata_value("otel.status_code").and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "?".into());
+        let rejected = if end.data.to_value().get("allowed") == Some(&Value::Bool(false)) { " (rejected)" } else { "" };
+        let chunks = self.chunks.get(&e.uuid).map(|n| format!(", {n} chunks streamed")).unwrap_or_default();
         format!("{} [{cat}] {ms:.3} ms {status}{rejected}{chunks}", e.name)
     }
 
@@ -303,21 +218,13 @@ fn main() -> std::process::ExitCode {
 fn run(out: &std::path::Path) -> Result<()> {
     let rt = Runtime::global();
     let path = out.join("events.jsonl");
-    rt.register(
-        Registration::new("atof-file"),
-        Middleware::Subscriber(Arc::new(AtofFileExporter::open(
-            &path,
-            FileMode::Overwrite,
-        )?)),
-    )?;
+    rt.register(Registration::new("atof-file"), Middleware::Subscriber(Arc::new(AtofFileExporter::open(&path, FileMode::Overwrite)?)))?;
     let recorded = Arc::new(Mutex::new(Vec::new()));
     let sink = recorded.clone();
     rt.register(
         Registration::new("tree"),
         Middleware::subscriber(move |e| {
-            sink.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(e.clone());
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone());
             Ok(())
         }),
     )?;
@@ -328,22 +235,10 @@ fn run(out: &std::path::Path) -> Result<()> {
     println!("Baton demo — an instrumented research agent\n");
     Tree::new(&events).print(None, "");
     println!("\nanswer: {answer}");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::internal(format!("reading back {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::internal(format!("reading back {}: {e}", path.display())))?;
     let leaked = text.contains(SECRET);
-    println!(
-        "{} ATOF events written to {}",
-        text.lines().count(),
-        path.display()
-    );
-    println!(
-        "secret in exported events: {}",
-        if leaked {
-            "LEAKED"
-        } else {
-            "no (redacted / stripped)"
-        }
-    );
+    println!("{} ATOF events written to {}", text.lines().count(), path.display());
+    println!("secret in exported events: {}", if leaked { "LEAKED" } else { "no (redacted / stripped)" });
     if leaked {
         return Err(Error::internal("the secret reached the exported events"));
     }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use baton::{
-    stream, CallCtx, CallInfo, ChunkStream, Decision, Error, EventFields, EventInfo,
-    ExecutionIntercept, Family, Guardrail, Middleware, RequestIntercept, Result,
+    stream, CallCtx, CallInfo, ChunkStream, Decision, Error, EventFields, EventInfo, ExecutionIntercept, Family, Guardrail, Middleware,
+    RequestIntercept, Result,
 };
 use serde_json::{Map, Value};
 
@@ -41,10 +41,7 @@ fn guardrail(b: Value) -> Guardrail {
         }
         if let Some(n) = b.get("reject_if_name").and_then(Value::as_str) {
             if &*info.name == n {
-                let reason = b
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("rejected");
+                let reason = b.get("reason").and_then(Value::as_str).unwrap_or("rejected");
                 return Ok(Decision::Reject(reason.into()));
             }
             return Ok(Decision::Allow);
@@ -56,9 +53,7 @@ fn guardrail(b: Value) -> Guardrail {
 
 fn guardrail_async(b: Value) -> Guardrail {
     let sync = guardrail(b);
-    let Guardrail::Sync(f) = sync else {
-        unreachable!()
-    };
+    let Guardrail::Sync(f) = sync else { unreachable!() };
     Guardrail::Async(Arc::new(move |info, input| {
         let f = f.clone();
         Box::pin(async move { f(&info, &input) })
@@ -76,18 +71,9 @@ fn request_edit(b: &Value, mut input: Value) -> Result<Value> {
 }
 
 fn queue_marks(ctx: &CallCtx, b: &Value) {
-    for m in b
-        .get("marks")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for m in b.get("marks").and_then(Value::as_array).into_iter().flatten() {
         let name = m.get("name").and_then(Value::as_str).unwrap_or("mark");
-        ctx.queue_mark(
-            name,
-            m.get("data").cloned().unwrap_or(Value::Null),
-            Map::new(),
-        );
+        ctx.queue_mark(name, m.get("data").cloned().unwrap_or(Value::Null), Map::new());
     }
 }
 
@@ -169,79 +155,61 @@ fn exec_async(b: Value) -> ExecutionIntercept {
 }
 
 fn stream_intercept(b: Value) -> baton::StreamIntercept {
-    Arc::new(
-        move |_ctx: &CallCtx, s: ChunkStream| -> Result<ChunkStream> {
-            if let Some(m) = fail_msg(&b) {
-                return Err(host_error(m));
-            }
-            let mut s = s;
-            if let Some(edits) = b.get("set_chunk").cloned() {
-                s = stream::map_chunks(s, move |mut c| {
-                    pointer::set_all(&mut c, &edits).map_err(edit_err)?;
-                    Ok(c)
-                });
-            }
-            if let Some(tail) = b.get("append") {
-                s = stream::append(s, tail.clone());
-            }
-            Ok(s)
-        },
-    )
+    Arc::new(move |_ctx: &CallCtx, s: ChunkStream| -> Result<ChunkStream> {
+        if let Some(m) = fail_msg(&b) {
+            return Err(host_error(m));
+        }
+        let mut s = s;
+        if let Some(edits) = b.get("set_chunk").cloned() {
+            s = stream::map_chunks(s, move |mut c| {
+                pointer::set_all(&mut c, &edits).map_err(edit_err)?;
+                Ok(c)
+            });
+        }
+        if let Some(tail) = b.get("append") {
+            s = stream::append(s, tail.clone());
+        }
+        Ok(s)
+    })
 }
 
 fn payload_sanitizer(b: Value) -> baton::PayloadSanitizer {
-    Arc::new(
-        move |_info: &CallInfo, mut v: Value| -> Result<Option<Value>> {
-            if let Some(m) = fail_msg(&b) {
-                return Err(host_error(m));
-            }
-            if b.get("omit").and_then(Value::as_bool) == Some(true) {
-                return Ok(None);
-            }
-            if let Some(edits) = b.get("set") {
-                pointer::set_all(&mut v, edits).map_err(edit_err)?;
-            }
-            for p in b
-                .get("remove")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                pointer::remove(&mut v, p.as_str().unwrap_or_default()).map_err(edit_err)?;
-            }
-            Ok(Some(v))
-        },
-    )
+    Arc::new(move |_info: &CallInfo, mut v: Value| -> Result<Option<Value>> {
+        if let Some(m) = fail_msg(&b) {
+            return Err(host_error(m));
+        }
+        if b.get("omit").and_then(Value::as_bool) == Some(true) {
+            return Ok(None);
+        }
+        if let Some(edits) = b.get("set") {
+            pointer::set_all(&mut v, edits).map_err(edit_err)?;
+        }
+        for p in b.get("remove").and_then(Value::as_array).into_iter().flatten() {
+            pointer::remove(&mut v, p.as_str().unwrap_or_default()).map_err(edit_err)?;
+        }
+        Ok(Some(v))
+    })
 }
 
 fn event_sanitizer(b: Value) -> baton::EventSanitizer {
-    Arc::new(
-        move |_info: &EventInfo, mut f: EventFields| -> Result<Option<EventFields>> {
-            if let Some(m) = fail_msg(&b) {
-                return Err(host_error(m));
-            }
-            if let Some(Value::Object(meta)) = b.get("set_metadata") {
-                f.metadata = meta.clone();
-            }
-            if let Some(d) = b.get("set_data") {
-                f.data = d.clone();
-            }
-            Ok(Some(f))
-        },
-    )
+    Arc::new(move |_info: &EventInfo, mut f: EventFields| -> Result<Option<EventFields>> {
+        if let Some(m) = fail_msg(&b) {
+            return Err(host_error(m));
+        }
+        if let Some(Value::Object(meta)) = b.get("set_metadata") {
+            f.metadata = meta.clone();
+        }
+        if let Some(d) = b.get("set_data") {
+            f.data = d.clone();
+        }
+        Ok(Some(f))
+    })
 }
 
 /// Builds the middleware of `family` that acts out behaviour `b`.
-pub fn middleware(
-    family: Family,
-    name: &str,
-    b: Value,
-    recorders: &Recorders,
-) -> Result<Middleware> {
+pub fn middleware(family: Family, name: &str, b: Value, recorders: &Recorders) -> Result<Middleware> {
     if !b.is_object() {
-        return Err(Error::invalid_argument(format!(
-            "behavior: expected an object, got {b}"
-        )));
+        return Err(Error::invalid_argument(format!("behavior: expected an object, got {b}")));
     }
     let request = |b: Value| {
         if is_async(&b) {
@@ -274,9 +242,7 @@ pub fn middleware(
         Family::LlmRequestIntercept => Middleware::LlmRequestIntercept(request(b)),
         Family::ToolExecutionIntercept => Middleware::ToolExecutionIntercept(exec(b)),
         Family::LlmExecutionIntercept => Middleware::LlmExecutionIntercept(exec(b)),
-        Family::LlmStreamExecutionIntercept => {
-            Middleware::LlmStreamExecutionIntercept(stream_intercept(b))
-        }
+        Family::LlmStreamExecutionIntercept => Middleware::LlmStreamExecutionIntercept(stream_intercept(b)),
         Family::ToolSanitizeRequest => Middleware::ToolSanitizeRequest(payload_sanitizer(b)),
         Family::ToolSanitizeResponse => Middleware::ToolSanitizeResponse(payload_sanitizer(b)),
         Family::LlmSanitizeRequest => Middleware::LlmSanitizeRequest(payload_sanitizer(b)),
@@ -284,17 +250,14 @@ pub fn middleware(
         Family::MarkSanitize => Middleware::MarkSanitize(event_sanitizer(b)),
         Family::ScopeSanitizeStart => Middleware::ScopeSanitizeStart(event_sanitizer(b)),
         Family::ScopeSanitizeEnd => Middleware::ScopeSanitizeEnd(event_sanitizer(b)),
-        Family::EventMetadataInjector => Middleware::EventMetadataInjector(Arc::new(
-            move |_info: &EventInfo| -> Result<Map<String, Value>> {
+        Family::EventMetadataInjector => {
+            Middleware::EventMetadataInjector(Arc::new(move |_info: &EventInfo| -> Result<Map<String, Value>> {
                 if let Some(m) = fail_msg(&b) {
                     return Err(host_error(m));
                 }
-                Ok(b.get("inject")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default())
-            },
-        )),
+                Ok(b.get("inject").and_then(Value::as_object).cloned().unwrap_or_default())
+            }))
+        }
         Family::Subscriber => {
             if let Some(m) = fail_msg(&b).map(str::to_string) {
                 Middleware::subscriber(move |_e| Err(host_error(&m)))
@@ -303,11 +266,7 @@ pub fn middleware(
                 let key = name.to_string();
                 rec.lock().unwrap().entry(key.clone()).or_default();
                 Middleware::subscriber(move |e| {
-                    rec.lock()
-                        .unwrap()
-                        .entry(key.clone())
-                        .or_default()
-                        .push(e.to_json());
+                    rec.lock().unwrap().entry(key.clone()).or_default().push(e.to_json());
                     Ok(())
                 })
             }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton::{
-    current_stack, exec, with_stack, CallHandle, EndOptions, Error, Family, LlmOptions,
-    MarkOptions, Registration, Result, Runtime, ScopeHandle, ScopeOptions, Stack, ToolOptions,
+    current_stack, exec, with_stack, CallHandle, EndOptions, Error, Family, LlmOptions, MarkOptions, Registration, Result, Runtime,
+    ScopeHandle, ScopeOptions, Stack, ToolOptions,
 };
 use serde_json::{json, Map, Value};
 
@@ -54,20 +54,10 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &Path) -> std::result::Result<Value, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let scenario: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: invalid JSON: {e}", path.display()))?;
-    let steps = scenario
-        .get("steps")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or("scenario has no steps array")?;
-    let out_dir = std::env::temp_dir().join(format!(
-        "baton-parity-{}-{}",
-        std::process::id(),
-        baton::Uuid::now_v7().simple_hex()
-    ));
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let scenario: Value = serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", path.display()))?;
+    let steps = scenario.get("steps").and_then(Value::as_array).cloned().ok_or("scenario has no steps array")?;
+    let out_dir = std::env::temp_dir().join(format!("baton-parity-{}-{}", std::process::id(), baton::Uuid::now_v7().simple_hex()));
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create OUT dir: {e}"))?;
     let mut runner = Runner {
         rt: Runtime::global().clone(),
@@ -76,23 +66,12 @@ fn run(path: &Path) -> std::result::Result<Value, String> {
         recorders: Arc::new(Mutex::new(BTreeMap::new())),
         out_dir,
     };
-    let recorder = behavior::middleware(
-        Family::Subscriber,
-        RECORDER,
-        json!({"record": true}),
-        &runner.recorders,
-    )
-    .map_err(|e| e.to_string())?;
-    runner
-        .rt
-        .register(Registration::new(RECORDER), recorder)
-        .map_err(|e| e.to_string())?;
+    let recorder =
+        behavior::middleware(Family::Subscriber, RECORDER, json!({"record": true}), &runner.recorders).map_err(|e| e.to_string())?;
+    runner.rt.register(Registration::new(RECORDER), recorder).map_err(|e| e.to_string())?;
     let outcome = runner.run_steps(&steps);
     if !runner.rt.is_shutdown() {
-        runner
-            .rt
-            .flush(FLUSH)
-            .map_err(|e| format!("final flush: {e}"))?;
+        runner.rt.flush(FLUSH).map_err(|e| format!("final flush: {e}"))?;
     }
     let _ = std::fs::remove_dir_all(&runner.out_dir);
     outcome?;
@@ -106,26 +85,15 @@ fn s<'a>(step: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn req_str<'a>(step: &'a Value, key: &str) -> Result<&'a str> {
-    s(step, key)
-        .ok_or_else(|| Error::invalid_argument(format!("step.{key}: missing or not a string")))
+    s(step, key).ok_or_else(|| Error::invalid_argument(format!("step.{key}: missing or not a string")))
 }
 
 fn obj(step: &Value, key: &str) -> Map<String, Value> {
-    step.get(key)
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
+    step.get(key).and_then(Value::as_object).cloned().unwrap_or_default()
 }
 
 fn strings(step: &Value, key: &str) -> Vec<String> {
-    step.get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    step.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
 }
 
 fn is_async(step: &Value) -> bool {
@@ -134,12 +102,7 @@ fn is_async(step: &Value) -> bool {
 
 /// The host callback of a managed call, per the scenario's `impl`.
 fn run_impl(imp: &Value, input: Value) -> Result<Value> {
-    for m in imp
-        .get("marks")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for m in imp.get("marks").and_then(Value::as_array).into_iter().flatten() {
         let mut opts = MarkOptions::new(m.get("name").and_then(Value::as_str).unwrap_or("mark"));
         opts.data = m.get("data").cloned();
         baton::mark(opts)?;
@@ -155,20 +118,13 @@ fn run_impl(imp: &Value, input: Value) -> Result<Value> {
 
 /// The chunks of a streaming `impl`, failing after `fail_after` chunks when given.
 fn impl_chunks(imp: &Value) -> Vec<Result<Value>> {
-    let chunks = imp
-        .get("chunks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let chunks = imp.get("chunks").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut out: Vec<Result<Value>> = Vec::new();
     match imp.get("fail_after").and_then(Value::as_u64) {
         Some(n) => {
             out.extend(chunks.into_iter().take(n as usize).map(Ok));
-            let msg = imp
-                .get("fail")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| format!("stream failed after {n} chunks"));
+            let msg =
+                imp.get("fail").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("stream failed after {n} chunks"));
             out.push(Err(host_error(&msg)));
         }
         None => out.extend(chunks.into_iter().map(Ok)),
@@ -185,15 +141,9 @@ impl Runner {
             let expect = s(&step, "expect_error");
             let stored = match (outcome, expect) {
                 (Ok(r), None) => r,
-                (Ok(_), Some(k)) => {
-                    return Err(format!("step {i} ({op}) succeeded but expected error {k}"))
-                }
-                (Err(e), Some(k)) if e.kind().as_str() == k => {
-                    Some(Ref::Value(json!({"error": k})))
-                }
-                (Err(e), Some(k)) => {
-                    return Err(format!("step {i} ({op}) failed with {e}, expected {k}"))
-                }
+                (Ok(_), Some(k)) => return Err(format!("step {i} ({op}) succeeded but expected error {k}")),
+                (Err(e), Some(k)) if e.kind().as_str() == k => Some(Ref::Value(json!({"error": k}))),
+                (Err(e), Some(k)) => return Err(format!("step {i} ({op}) failed with {e}, expected {k}")),
                 (Err(e), None) => return Err(format!("step {i} ({op}) failed: {e}")),
             };
             if let (Some(name), Some(r)) = (s(&step, "as"), stored) {
@@ -211,21 +161,13 @@ impl Runner {
     /// Replaces every `{"$ref": REF}` with the stored result and `${OUT}` with the temp dir.
     fn resolve(&self, v: &Value) -> Value {
         match v {
-            Value::Object(o) if o.len() == 1 && o.contains_key("$ref") => {
-                match o["$ref"].as_str().and_then(|r| self.results.get(r)) {
-                    Some(found) => found.clone(),
-                    None => v.clone(),
-                }
-            }
-            Value::Object(o) => Value::Object(
-                o.iter()
-                    .map(|(k, v)| (k.clone(), self.resolve(v)))
-                    .collect(),
-            ),
+            Value::Object(o) if o.len() == 1 && o.contains_key("$ref") => match o["$ref"].as_str().and_then(|r| self.results.get(r)) {
+                Some(found) => found.clone(),
+                None => v.clone(),
+            },
+            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), self.resolve(v))).collect()),
             Value::Array(a) => Value::Array(a.iter().map(|v| self.resolve(v)).collect()),
-            Value::String(s) if s.contains("${OUT}") => {
-                Value::String(s.replace("${OUT}", &self.out_dir.to_string_lossy()))
-            }
+            Value::String(s) if s.contains("${OUT}") => Value::String(s.replace("${OUT}", &self.out_dir.to_string_lossy())),
             other => other.clone(),
         }
     }
@@ -235,14 +177,10 @@ impl Runner {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(name)) => match self.refs.get(name) {
                 Some(Ref::Scope(h)) => Ok(Some(h.clone())),
-                Some(_) => Err(Error::not_found(format!(
-                    "{key}: '{name}' does not name a scope"
-                ))),
+                Some(_) => Err(Error::not_found(format!("{key}: '{name}' does not name a scope"))),
                 None => Err(Error::not_found(format!("{key}: no step stored '{name}'"))),
             },
-            Some(other) => Err(Error::not_found(format!(
-                "{key}: {other} does not name a scope"
-            ))),
+            Some(other) => Err(Error::not_found(format!("{key}: {other} does not name a scope"))),
         }
     }
 
@@ -250,9 +188,7 @@ impl Runner {
         let name = req_str(step, "stack")?;
         match self.refs.get(name) {
             Some(Ref::Stack(st)) => Ok(st.clone()),
-            _ => Err(Error::not_found(format!(
-                "stack: '{name}' does not name a stack"
-            ))),
+            _ => Err(Error::not_found(format!("stack: '{name}' does not name a stack"))),
         }
     }
 
@@ -260,9 +196,7 @@ impl Runner {
         let name = req_str(step, "handle")?;
         match self.refs.get(name) {
             Some(Ref::Call(h)) => Ok(h.clone()),
-            _ => Err(Error::not_found(format!(
-                "handle: '{name}' does not name a call handle"
-            ))),
+            _ => Err(Error::not_found(format!("handle: '{name}' does not name a call handle"))),
         }
     }
 
@@ -331,13 +265,20 @@ impl Runner {
             "diagnostics" => {
                 self.rt.flush(FLUSH)?;
                 let d = self.rt.diagnostics();
-                Self::value(json!({"dropped_events": d.dropped_events, "subscriber_failures": d.subscriber_failures, "middleware_failures": d.middleware_failures}))
+                Self::value(
+                    json!({"dropped_events": d.dropped_events, "subscriber_failures": d.subscriber_failures, "middleware_failures": d.middleware_failures}),
+                )
             }
             "tool" => {
                 let name = req_str(step, "name")?;
                 let args = step.get("args").cloned().unwrap_or(Value::Null);
                 let imp = step.get("impl").cloned().unwrap_or(Value::Null);
-                let o = ToolOptions { tool_call_id: s(step, "tool_call_id").map(String::from), metadata: obj(step, "metadata"), attributes: strings(step, "attributes"), parent: self.scope_ref(step, "parent")? };
+                let o = ToolOptions {
+                    tool_call_id: s(step, "tool_call_id").map(String::from),
+                    metadata: obj(step, "metadata"),
+                    attributes: strings(step, "attributes"),
+                    parent: self.scope_ref(step, "parent")?,
+                };
                 let v = if is_async(step) {
                     exec::block_on(stack.tool_async(name, args, move |a| std::future::ready(run_impl(&imp, a)), o))?
                 } else {
@@ -363,7 +304,12 @@ impl Runner {
                 let imp = step.get("impl").cloned().unwrap_or(Value::Null);
                 let o = self.llm_options(step)?;
                 let stream = if is_async(step) {
-                    exec::block_on(stack.llm_stream_async(name, request, move |_r| std::future::ready(Ok(baton::stream::from_iter(impl_chunks(&imp)))), o))?
+                    exec::block_on(stack.llm_stream_async(
+                        name,
+                        request,
+                        move |_r| std::future::ready(Ok(baton::stream::from_iter(impl_chunks(&imp)))),
+                        o,
+                    ))?
                 } else {
                     stack.llm_stream(
                         name,
@@ -384,7 +330,12 @@ impl Runner {
                 Self::value(Value::Array(got))
             }
             "tool_start" => {
-                let o = ToolOptions { tool_call_id: s(step, "tool_call_id").map(String::from), metadata: obj(step, "metadata"), attributes: strings(step, "attributes"), parent: self.scope_ref(step, "parent")? };
+                let o = ToolOptions {
+                    tool_call_id: s(step, "tool_call_id").map(String::from),
+                    metadata: obj(step, "metadata"),
+                    attributes: strings(step, "attributes"),
+                    parent: self.scope_ref(step, "parent")?,
+                };
                 let h = stack.tool_start(req_str(step, "name")?, step.get("args").unwrap_or(&Value::Null), o)?;
                 Ok(Some(Ref::Call(h)))
             }
@@ -411,8 +362,12 @@ impl Runner {
                 stack.llm_conditional_execution(req_str(step, "name")?, step.get("request").unwrap_or(&Value::Null))?;
                 Self::value(Value::Null)
             }
-            "tool_request_intercepts" => Self::value(stack.tool_request_intercepts(req_str(step, "name")?, step.get("args").cloned().unwrap_or(Value::Null))?),
-            "llm_request_intercepts" => Self::value(stack.llm_request_intercepts(req_str(step, "name")?, step.get("request").cloned().unwrap_or(Value::Null))?),
+            "tool_request_intercepts" => {
+                Self::value(stack.tool_request_intercepts(req_str(step, "name")?, step.get("args").cloned().unwrap_or(Value::Null))?)
+            }
+            "llm_request_intercepts" => {
+                Self::value(stack.llm_request_intercepts(req_str(step, "name")?, step.get("request").cloned().unwrap_or(Value::Null))?)
+            }
             "register" => {
                 let family = Family::parse(req_str(step, "kind")?)?;
                 let name = req_str(step, "name")?;
@@ -430,13 +385,20 @@ impl Runner {
             }
             "read_jsonl" => {
                 let text = read_matching(req_str(step, "path")?)?;
-                let lines: std::result::Result<Vec<Value>, _> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect();
+                let lines: std::result::Result<Vec<Value>, _> =
+                    text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect();
                 Self::value(Value::Array(lines?))
             }
             "read_json" => Self::value(serde_json::from_str(&read_matching(req_str(step, "path")?)?)?),
-            "plugin_validate" | "plugin_initialize" | "plugin_clear" | "codec_decode_request" | "codec_encode_request" | "codec_decode_response" | "codec_aggregate_stream" => {
-                Err(Error::invalid_state(format!("op '{op}' is not available yet in the Rust runtime (plugins and codecs arrive with their own issues)")))
-            }
+            "plugin_validate"
+            | "plugin_initialize"
+            | "plugin_clear"
+            | "codec_decode_request"
+            | "codec_encode_request"
+            | "codec_decode_response"
+            | "codec_aggregate_stream" => Err(Error::invalid_state(format!(
+                "op '{op}' is not available yet in the Rust runtime (plugins and codecs arrive with their own issues)"
+            ))),
             other => Err(Error::invalid_argument(format!("unknown op '{other}'"))),
         }
     }
@@ -447,10 +409,7 @@ impl Runner {
             metadata: obj(step, "metadata"),
             attributes: strings(step, "attributes"),
             parent: self.scope_ref(step, "parent")?,
-            chunk_marks: step
-                .get("chunk_marks")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
+            chunk_marks: step.get("chunk_marks").and_then(Value::as_bool).unwrap_or(true),
         })
     }
 }
@@ -469,23 +428,13 @@ fn read_matching(path: &str) -> Result<String> {
             .collect();
         match matches.as_slice() {
             [one] => one.clone(),
-            [] => {
-                return Err(Error::invalid_argument(format!(
-                    "path '{path}': no file matches"
-                )))
-            }
-            many => {
-                return Err(Error::invalid_argument(format!(
-                    "path '{path}': {} files match",
-                    many.len()
-                )))
-            }
+            [] => return Err(Error::invalid_argument(format!("path '{path}': no file matches"))),
+            many => return Err(Error::invalid_argument(format!("path '{path}': {} files match", many.len()))),
         }
     } else {
         p.to_path_buf()
     };
-    std::fs::read_to_string(&target)
-        .map_err(|e| Error::invalid_argument(format!("path '{}': {e}", target.display())))
+    std::fs::read_to_string(&target).map_err(|e| Error::invalid_argument(format!("path '{}': {e}", target.display())))
 }
 
 fn wildcard(pattern: &str, name: &str) -> bool {

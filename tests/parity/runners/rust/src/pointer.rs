@@ -7,14 +7,9 @@ fn tokens(ptr: &str) -> Result<Vec<String>, String> {
         return Ok(Vec::new());
     }
     if !ptr.starts_with('/') {
-        return Err(format!(
-            "invalid JSON pointer '{ptr}': must be empty or start with '/'"
-        ));
+        return Err(format!("invalid JSON pointer '{ptr}': must be empty or start with '/'"));
     }
-    Ok(ptr[1..]
-        .split('/')
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect())
+    Ok(ptr[1..].split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect())
 }
 
 /// Sets `value` at `ptr`, creating missing intermediate objects.
@@ -27,22 +22,14 @@ pub fn set(doc: &mut Value, ptr: &str, value: Value) -> Result<(), String> {
     let mut cur = doc;
     for t in path {
         cur = match cur {
-            Value::Object(m) => m
-                .entry(t.clone())
-                .or_insert_with(|| Value::Object(Default::default())),
+            Value::Object(m) => m.entry(t.clone()).or_insert_with(|| Value::Object(Default::default())),
             Value::Array(a) => {
-                let i: usize = t
-                    .parse()
-                    .map_err(|_| format!("pointer '{ptr}': '{t}' is not an array index"))?;
-                a.get_mut(i)
-                    .ok_or_else(|| format!("pointer '{ptr}': index {i} out of range"))?
+                let i: usize = t.parse().map_err(|_| format!("pointer '{ptr}': '{t}' is not an array index"))?;
+                a.get_mut(i).ok_or_else(|| format!("pointer '{ptr}': index {i} out of range"))?
             }
             Value::Null => {
                 *cur = Value::Object(Default::default());
-                cur.as_object_mut()
-                    .unwrap()
-                    .entry(t.clone())
-                    .or_insert_with(|| Value::Object(Default::default()))
+                cur.as_object_mut().unwrap().entry(t.clone()).or_insert_with(|| Value::Object(Default::default()))
             }
             other => return Err(format!("pointer '{ptr}': cannot descend into {other}")),
         };
@@ -53,11 +40,8 @@ pub fn set(doc: &mut Value, ptr: &str, value: Value) -> Result<(), String> {
         }
         Value::Array(a) if last == "-" => a.push(value),
         Value::Array(a) => {
-            let i: usize = last
-                .parse()
-                .map_err(|_| format!("pointer '{ptr}': '{last}' is not an array index"))?;
-            *a.get_mut(i)
-                .ok_or_else(|| format!("pointer '{ptr}': index {i} out of range"))? = value;
+            let i: usize = last.parse().map_err(|_| format!("pointer '{ptr}': '{last}' is not an array index"))?;
+            *a.get_mut(i).ok_or_else(|| format!("pointer '{ptr}': index {i} out of range"))? = value;
         }
         Value::Null => {
             let mut m = serde_json::Map::new();
@@ -108,9 +92,7 @@ pub fn remove(doc: &mut Value, ptr: &str) -> Result<(), String> {
 
 /// Applies every `{ptr: value}` of an object.
 pub fn set_all(doc: &mut Value, edits: &Value) -> Result<(), String> {
-    let obj = edits
-        .as_object()
-        .ok_or_else(|| format!("expected an object of pointer edits, got {edits}"))?;
+    let obj = edits.as_object().ok_or_else(|| format!("expected an object of pointer edits, got {edits}"))?;
     for (ptr, v) in obj {
         set(doc, ptr, v.clone())?;
     }
@@ -129,10 +111,7 @@ mod tests {
         set(&mut d, "/l/1", json!(9)).unwrap();
         set(&mut d, "/l/-", json!(3)).unwrap();
         set(&mut d, "/x~1y", json!("s")).unwrap();
-        assert_eq!(
-            d,
-            json!({"a": {"b": 1, "c": {"d": true}}, "l": [1, 9, 3], "x/y": "s"})
-        );
+        assert_eq!(d, json!({"a": {"b": 1, "c": {"d": true}}, "l": [1, 9, 3], "x/y": "s"}));
         assert!(set(&mut d, "no-slash", json!(1)).is_err());
         assert!(set(&mut d, "/a/b/c", json!(1)).is_err());
     }
