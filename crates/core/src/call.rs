@@ -116,6 +116,14 @@ pub(crate) fn intern(name: &str) -> Arc<str> {
     })
 }
 
+/// The `category_profile` of a call's scope: `tool_call_id` for tools, `model_name` for LLMs.
+pub(crate) fn category_profile(info: &CallInfo) -> Option<Value> {
+    match info.kind {
+        CallKind::Tool => info.tool_call_id.as_ref().map(|id| json!({"tool_call_id": id})),
+        CallKind::Llm => info.model_name.as_ref().map(|m| json!({"model_name": m})),
+    }
+}
+
 /// Internal, unified options.
 pub(crate) struct CallOptions {
     pub tool_call_id: Option<String>,
@@ -361,10 +369,7 @@ impl Call {
     // ----- steps 3 and 6: start and end events -----
 
     pub fn start(&mut self, input: &Value) -> Arc<ScopeNode> {
-        let profile = match self.info.kind {
-            CallKind::Tool => self.info.tool_call_id.as_ref().map(|id| json!({"tool_call_id": id})),
-            CallKind::Llm => self.info.model_name.as_ref().map(|m| json!({"model_name": m})),
-        };
+        let profile = category_profile(&self.info);
         let node = ScopeNode::new(
             self.info.name.clone(),
             self.info.kind.category(),

@@ -37,6 +37,11 @@
 //! assert_eq!(*seen.lock().unwrap(), ["agent", "add", "add", "agent"]);
 //! ```
 
+/// The README's Rust example, compiled and run as a doctest so it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;
+
 mod call;
 mod dispatch;
 mod error;

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use crate::call::{validate_llm_request, LlmOptions, ToolOptions};
+use crate::call::{category_profile, intern, validate_llm_request, CallOptions, LlmOptions, ToolOptions};
 use crate::error::{Error, Result};
 use crate::event::{Attributes, Payload};
 use crate::middleware::{CallInfo, CallKind};
@@ -41,7 +41,7 @@ impl CallHandle {
         rt.check_open()?;
         reentry::check_can_emit()?;
         let EndOptions { output, metadata, error } = options;
-        let family = self.info.kind.sanitize_response_family();
+        let family = self.info.kind.sanitize_response();
         let ended = match &error {
             Some(e) => rt.end_scope(&self.node, Status::Error(e), || Payload::NULL, metadata),
             None => rt.end_scope(
@@ -64,12 +64,6 @@ impl CallHandle {
 }
 
 impl CallKind {
-    fn sanitize_response_family(self) -> crate::middleware::Family {
-        match self {
-            CallKind::Tool => crate::middleware::Family::ToolSanitizeResponse,
-            CallKind::Llm => crate::middleware::Family::LlmSanitizeResponse,
-        }
-    }
     fn label(self) -> &'static str {
         match self {
             CallKind::Tool => "tool",
@@ -79,61 +73,44 @@ impl CallKind {
 }
 
 impl Stack {
-    fn manual_start(
-        &self,
-        kind: CallKind,
-        name: &str,
-        payload: &Value,
-        profile: Option<Value>,
-        info: CallInfo,
-        metadata: Map<String, Value>,
-        attributes: &[String],
-        parent: Option<&crate::scope::ScopeHandle>,
-    ) -> Result<CallHandle> {
+    fn manual_start(&self, kind: CallKind, name: &str, payload: &Value, options: CallOptions) -> Result<CallHandle> {
         let rt = &self.runtime().0;
         rt.check_open()?;
         reentry::check_can_emit()?;
         if name.is_empty() {
             return Err(Error::invalid_argument("name: a call needs a non-empty name"));
         }
-        let parent = self.parent_of(parent);
-        let node = ScopeNode::new(name.into(), kind.category(), Attributes::new(attributes), profile, &parent, metadata);
-        let info = CallInfo { parent_uuid: parent.uuid(), uuid: Some(node.uuid), ..info };
-        let family = match kind {
-            CallKind::Tool => crate::middleware::Family::ToolSanitizeRequest,
-            CallKind::Llm => crate::middleware::Family::LlmSanitizeRequest,
+        let parent = self.parent_of(options.parent.as_ref());
+        let mut info = CallInfo {
+            kind,
+            name: intern(name),
+            tool_call_id: options.tool_call_id,
+            model_name: options.model_name,
+            parent_uuid: parent.uuid(),
+            uuid: None,
         };
-        rt.emit_start(&node, || rt.event_payload(family, Some(&node), &info, payload), None);
+        let node = ScopeNode::new(
+            info.name.clone(),
+            kind.category(),
+            Attributes::new(&options.attributes),
+            category_profile(&info),
+            &parent,
+            options.metadata,
+        );
+        info.uuid = Some(node.uuid);
+        rt.emit_start(&node, || rt.event_payload(kind.sanitize_request(), Some(&node), &info, payload), None);
         Ok(CallHandle { stack: self.clone(), node, info })
     }
 
     /// Emits a tool start without running the tool; end it with [`CallHandle::end`].
     pub fn tool_start(&self, name: &str, args: &Value, options: ToolOptions) -> Result<CallHandle> {
-        let profile = options.tool_call_id.as_ref().map(|id| json!({"tool_call_id": id}));
-        let info = CallInfo {
-            kind: CallKind::Tool,
-            name: name.into(),
-            tool_call_id: options.tool_call_id.clone(),
-            model_name: None,
-            parent_uuid: None,
-            uuid: None,
-        };
-        self.manual_start(CallKind::Tool, name, args, profile, info, options.metadata, &options.attributes, options.parent.as_ref())
+        self.manual_start(CallKind::Tool, name, args, options.into())
     }
 
     /// Emits an LLM start without calling the model; end it with [`CallHandle::end`].
     pub fn llm_start(&self, name: &str, request: &Value, options: LlmOptions) -> Result<CallHandle> {
         let mut request = request.clone();
         validate_llm_request(&mut request)?;
-        let profile = options.model_name.as_ref().map(|m| json!({"model_name": m}));
-        let info = CallInfo {
-            kind: CallKind::Llm,
-            name: name.into(),
-            tool_call_id: None,
-            model_name: options.model_name.clone(),
-            parent_uuid: None,
-            uuid: None,
-        };
-        self.manual_start(CallKind::Llm, name, &request, profile, info, options.metadata, &options.attributes, options.parent.as_ref())
+        self.manual_start(CallKind::Llm, name, &request, options.into())
     }
 }

@@ -142,10 +142,10 @@ fn a_panicking_callback_is_internal_and_the_runtime_stays_usable() {
 fn bad_input_gets_errors_that_name_the_problem() {
     let rt = Runtime::new(RuntimeConfig::default());
     let stack = rt.new_stack();
-    let e = stack.llm("chat", json!("not an object"), |r| Ok(r), Default::default()).unwrap_err();
+    let e = stack.llm("chat", json!("not an object"), Ok, Default::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.message().contains("request"), "{e}");
-    let e = stack.llm("chat", json!({"headers": {"x": 1}, "content": {}}), |r| Ok(r), Default::default()).unwrap_err();
+    let e = stack.llm("chat", json!({"headers": {"x": 1}, "content": {}}), Ok, Default::default()).unwrap_err();
     assert!(e.message().contains("request.headers[\"x\"]"), "{e}");
     let e = Family::parse("tool_guard").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
