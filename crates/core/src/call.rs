@@ -406,10 +406,22 @@ impl Call {
     // ----- steps 4 and 5: execution -----
 
     pub fn run_sync(mut self, input: Value, callback: &dyn Fn(Value) -> Result<Value>) -> Result<Value> {
+        // Refuse up front, before any event: an async intercept needs an owned, 'static
+        // `next`, which a borrowed sync callback cannot give it.
+        let exec_chain = self.chain(self.info.kind.execution_intercepts());
+        if let Some(entry) = exec_chain.iter().flat_map(|c| c.iter()).find(|e| {
+            matches!(
+                &e.mw,
+                Middleware::ToolExecutionIntercept(ExecutionIntercept::Async(_))
+                    | Middleware::LlmExecutionIntercept(ExecutionIntercept::Async(_))
+            )
+        }) {
+            return Err(async_in_sync(&entry.name));
+        }
         self.guardrails_sync(&input)?;
         let input = self.request_intercepts_sync(input)?;
         let node = self.start(&input);
-        let (result, ctx) = match self.chain(self.info.kind.execution_intercepts()) {
+        let (result, ctx) = match exec_chain {
             None => (self.stack.with_pushed(&node, || exec::guard(|| callback(input))), None),
             Some(chain) => {
                 let ctx = CallCtx::new(self.info.clone());
@@ -454,11 +466,14 @@ fn run_exec_sync(chain: &[Arc<Entry>], ctx: &CallCtx, input: Value, callback: &d
             let _flag = reentry::enter(reentry::MIDDLEWARE);
             exec::guard(|| f(ctx, input, &next))
         }
-        ExecutionIntercept::Async(_) => Err(Error::invalid_state(format!(
-            "execution intercept '{}' is async and cannot wrap a synchronous call; use the async form of the call",
-            first.name
-        ))),
+        ExecutionIntercept::Async(_) => Err(async_in_sync(&first.name)),
     }
+}
+
+fn async_in_sync(name: &str) -> Error {
+    Error::invalid_state(format!(
+        "execution intercept '{name}' is async and cannot wrap a synchronous call; use the async form of the call"
+    ))
 }
 
 /// The callback of an async managed call.

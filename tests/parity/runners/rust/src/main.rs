@@ -323,8 +323,10 @@ impl Runner {
                         o,
                     )?
                 };
+                // `take: n` stops after n chunks and drops the stream (a cancelled stream).
+                let take = step.get("take").and_then(Value::as_u64).map_or(usize::MAX, |n| n as usize);
                 let mut got = Vec::new();
-                for chunk in stream {
+                for chunk in stream.take(take) {
                     got.push(chunk?);
                 }
                 Self::value(Value::Array(got))
