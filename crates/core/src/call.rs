@@ -18,7 +18,7 @@ use crate::reentry;
 use crate::registry::{Chain, Entry};
 use crate::runtime::{RuntimeInner, Status};
 use crate::scope::{Parent, ScopeHandle, ScopeNode};
-use crate::stack::{MarkOptions, Stack, StackFutureExt};
+use crate::stack::{with_stack, MarkOptions, Stack, StackFutureExt};
 
 /// Options of a managed tool call.
 #[derive(Clone, Debug, Default)]
@@ -570,9 +570,26 @@ where
 }
 
 impl Stack {
+    /// True when a call can skip its scope: nothing is registered anywhere, so no middleware
+    /// would run and no event could be seen. The callback then runs directly, with work it
+    /// does parented under the caller's scope (a scope nobody observes would only leave
+    /// nested events pointing at a parent no subscriber ever received).
+    fn unobserved(&self) -> Result<bool> {
+        let rt = &self.runtime().0;
+        rt.check_open()?;
+        if !rt.registry.is_empty() {
+            return Ok(false);
+        }
+        reentry::check_not_nested("a managed call")?;
+        Ok(true)
+    }
+
     /// Runs a managed tool call: guardrails, request intercepts, start event, execution
     /// intercepts around `callback`, end event. Returns the real (unsanitized) result.
     pub fn tool(&self, name: &str, args: Value, callback: impl Fn(Value) -> Result<Value>, options: ToolOptions) -> Result<Value> {
+        if self.unobserved()? && !name.is_empty() {
+            return with_stack(self, || exec::guard(|| callback(args)));
+        }
         Call::new(self, CallKind::Tool, name, options.into())?.run_sync(args, &callback)
     }
 
@@ -588,14 +605,27 @@ impl Stack {
         F: Fn(Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value>> + Send + 'static,
     {
-        let call = Call::new(self, CallKind::Tool, name, options.into());
-        let cb = boxed_callback(callback);
-        async move { call?.run_async(args, cb).await }
+        // Decided now, on the caller's stack; the future only carries the outcome.
+        let plan = match self.unobserved() {
+            Ok(true) if !name.is_empty() => Ok(None),
+            Ok(_) => Call::new(self, CallKind::Tool, name, options.into()).map(Some),
+            Err(e) => Err(e),
+        };
+        let stack = self.clone();
+        async move {
+            match plan? {
+                None => reentry::as_callback(exec::catch_panic(async move { callback(args).await })).with_stack(stack).await,
+                Some(call) => call.run_async(args, boxed_callback(callback)).await,
+            }
+        }
     }
 
     /// Runs a managed LLM call; `request` is `{"headers": {...}, "content": <provider JSON>}`.
     pub fn llm(&self, name: &str, mut request: Value, callback: impl Fn(Value) -> Result<Value>, options: LlmOptions) -> Result<Value> {
         validate_llm_request(&mut request)?;
+        if self.unobserved()? && !name.is_empty() {
+            return with_stack(self, || exec::guard(|| callback(request)));
+        }
         Call::new(self, CallKind::Llm, name, options.into())?.run_sync(request, &callback)
     }
 
@@ -611,9 +641,17 @@ impl Stack {
         F: Fn(Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value>> + Send + 'static,
     {
-        let call = validate_llm_request(&mut request).and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
-        let cb = boxed_callback(callback);
-        async move { call?.run_async(request, cb).await }
+        let plan = validate_llm_request(&mut request).and_then(|_| match self.unobserved()? {
+            true if !name.is_empty() => Ok(None),
+            _ => Call::new(self, CallKind::Llm, name, options.into()).map(Some),
+        });
+        let stack = self.clone();
+        async move {
+            match plan? {
+                None => reentry::as_callback(exec::catch_panic(async move { callback(request).await })).with_stack(stack).await,
+                Some(call) => call.run_async(request, boxed_callback(callback)).await,
+            }
+        }
     }
 
     /// Runs only the guardrails of a tool call (their scopes and any rejection mark).

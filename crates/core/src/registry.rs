@@ -245,6 +245,11 @@ impl Registry {
         Some(locals)
     }
 
+    /// True when nothing at all is registered: no middleware, no subscriber, anywhere.
+    pub fn is_empty(&self) -> bool {
+        self.global_mask.load(Ordering::Acquire) == 0 && self.locals_live.load(Ordering::Acquire) == 0
+    }
+
     /// True when at least one subscriber could see an event at `at`.
     pub fn has_subscribers(&self, at: Option<&Arc<ScopeNode>>) -> bool {
         self.event_audience(at).is_some()

@@ -484,3 +484,28 @@ fn propagation_round_trips_through_another_stack() {
     rt.flush(T).unwrap();
     assert_eq!(seen.lock().unwrap().len(), 4);
 }
+
+#[test]
+fn an_unobserved_call_opens_no_scope_and_an_observed_one_does() {
+    let rt = Runtime::new(RuntimeConfig::default());
+    let stack = rt.new_stack();
+    let outer = stack.push(ScopeOptions::new("outer")).unwrap();
+    let s2 = stack.clone();
+    let seen = move |_: Value| Ok(json!(s2.current().map(|h| h.name().to_string())));
+    // Nothing registered: the callback runs on the caller's scope.
+    assert_eq!(stack.tool("t", json!({}), &seen, ToolOptions::default()).unwrap(), json!("outer"));
+    assert_eq!(
+        exec::block_on(stack.tool_async("t", json!({}), |_| async { Ok(json!(baton::current_stack().depth())) }, ToolOptions::default()))
+            .unwrap(),
+        json!(1)
+    );
+    // Anything registered (here a guardrail, no subscriber): the call has its own scope.
+    rt.register(Registration::new("g"), Middleware::guardrail(CallKind::Tool, |_, _| Ok(Decision::Allow))).unwrap();
+    assert_eq!(stack.tool("t", json!({}), &seen, ToolOptions::default()).unwrap(), json!("t"));
+    assert_eq!(
+        exec::block_on(stack.tool_async("t", json!({}), |_| async { Ok(json!(baton::current_stack().depth())) }, ToolOptions::default()))
+            .unwrap(),
+        json!(2)
+    );
+    stack.pop(&outer, EndOptions::default()).unwrap();
+}
