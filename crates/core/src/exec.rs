@@ -22,8 +22,16 @@ impl Wake for ThreadWaker {
 }
 
 /// Drives a future to completion on the current thread, parking while it is pending.
+///
+/// The first poll uses a no-op waker: most futures met on sync paths (iterator-backed
+/// streams, sync middleware behind an async signature) are ready at once, and that skips
+/// building a thread waker. A future that is pending is polled again with the real waker,
+/// which it must register on that poll.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
+    if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return v;
+    }
     let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
     let mut cx = Context::from_waker(&waker);
     loop {
