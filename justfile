@@ -28,9 +28,9 @@ lint:
     @if [[ ! -d tests/parity ]]; then \
         echo "lint: no tests/parity, skipping ruff"; \
     elif python3 -m ruff --version >/dev/null 2>&1; then \
-        echo "python3 -m ruff check tests/parity"; python3 -m ruff check tests/parity; \
+        echo "python3 -m ruff check tests/parity scripts"; python3 -m ruff check tests/parity scripts; \
     elif command -v ruff >/dev/null 2>&1; then \
-        echo "ruff check tests/parity"; ruff check tests/parity; \
+        echo "ruff check tests/parity scripts"; ruff check tests/parity scripts; \
     else \
         echo "lint: ruff is not installed, skipping it (scripts/setup.sh installs it)"; \
     fi
@@ -75,9 +75,10 @@ test: lint test-rust test-driver wasm-check parity
 demo *ARGS:
     cargo run --release -j2 -p baton-demo -- --out out/demo "$@"
 
-# Run the criterion benchmarks of the core (crates/core/benches/runtime.rs)
+# Run the criterion benchmarks of the core, then print the table of medians (docs/performance.md)
 bench:
     cargo bench -p baton -j2 --bench runtime -- --noplot
+    python3 scripts/bench_report.py
 
 # Remove the out/ folder (demo output and reports)
 clean-out:

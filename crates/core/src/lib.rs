@@ -51,6 +51,7 @@ pub mod export;
 mod id;
 mod lifecycle;
 mod middleware;
+mod payload;
 pub mod platform;
 mod reentry;
 mod registry;
