@@ -683,6 +683,18 @@ impl Stack {
         async move { call?.guardrails_async(&args).await }
     }
 
+    /// Async form of [`Stack::llm_conditional_execution`].
+    pub fn llm_conditional_execution_async(&self, name: &str, mut request: Value) -> impl Future<Output = Result<()>> + Send + 'static {
+        let call = validate_llm_request(&mut request).and_then(|_| Call::new(self, CallKind::Llm, name, LlmOptions::default().into()));
+        async move { call?.guardrails_async(&request).await }
+    }
+
+    /// Async form of [`Stack::llm_request_intercepts`].
+    pub fn llm_request_intercepts_async(&self, name: &str, mut request: Value) -> impl Future<Output = Result<Value>> + Send + 'static {
+        let call = validate_llm_request(&mut request).and_then(|_| Call::new(self, CallKind::Llm, name, LlmOptions::default().into()));
+        async move { call?.request_intercepts_async(request).await }
+    }
+
     /// Async form of [`Stack::tool_request_intercepts`].
     pub fn tool_request_intercepts_async(&self, name: &str, args: Value) -> impl Future<Output = Result<Value>> + Send + 'static {
         let call = Call::new(self, CallKind::Tool, name, ToolOptions::default().into());

@@ -42,6 +42,11 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeExample;
 
+/// The examples of docs/rust.md, compiled as doctests for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/rust.md")]
+struct RustGuideExamples;
+
 mod call;
 mod dispatch;
 mod error;
