@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 case ${1:-} in
-  test | wasm-check) bash scripts/setup.sh --quiet --wasm ;;
+  # Everything that runs bindings or their tests: the wasm toolchain and each binding's setup.
+  test | test-* | parity | bench-* | wasm-check) bash scripts/setup.sh --quiet --wasm --bindings ;;
   *) bash scripts/setup.sh --quiet ;;
 esac
 source scripts/env.sh # PATH for the tools pip installed (just, ruff)

@@ -5,6 +5,14 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments
 
+# Each binding keeps its recipes in just/<binding>.just, with at least `test-<binding>`
+# (its own tests, then its parity run). `test` runs every one that exists.
+import? 'just/python.just'
+import? 'just/node.just'
+import? 'just/go.just'
+import? 'just/wasm.just'
+import? 'just/codecs.just'
+
 # Debian's Rust toolchain for wasm (installed by `scripts/setup.sh --wasm`).
 debian_cargo := "/usr/bin/cargo"
 debian_rustc := "/usr/bin/rustc"
@@ -69,7 +77,18 @@ wasm-check:
 
 # Run every check, in order, stopping at the first failure (what CI runs)
 # (parity runs last so its `parity: N passed, N failed` line closes the output)
-test: lint test-rust test-driver wasm-check parity
+test: lint test-rust test-driver wasm-check test-bindings parity
+
+# Run each binding's own tests (the `test-<binding>` recipes of just/*.just)
+test-bindings:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for f in just/*.just; do
+        [[ -e $f ]] || continue
+        b=$(basename "$f" .just)
+        echo "== test-$b"
+        "{{ just_executable() }}" --justfile "{{ justfile() }}" "test-$b"
+    done
 
 # Run the demo; it writes its output under out/demo (args go to the demo)
 demo *ARGS:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/setup.sh [--wasm] [--quiet]
+# scripts/setup.sh [--wasm] [--bindings] [--quiet]
 #
 # Installs the tools Baton's justfile needs, skipping whatever is already there, so a
 # second run installs nothing and takes well under 2 s. Expects rustup's stable Rust,
@@ -8,6 +8,7 @@
 #   just                    pip: rust-just (a wheel that ships the just binary), unless `just` runs
 #   ruff, pytest            pip, unless importable by python3
 #   rustfmt, clippy         rustup component add, unless installed
+#   --bindings: every scripts/setup.d/<binding>.sh (each binding installs its own tools)
 #   --wasm: rustc-web cargo-web rust-web-src lld-22
 #                           apt-get (Debian's Rust 1.96 with std source: /usr/bin/cargo, /usr/bin/rustc)
 #
@@ -20,13 +21,15 @@ PYTEST_PIP_SPEC='pytest'
 WASM_DEBS=(rustc-web cargo-web rust-web-src lld-22)
 
 wasm=0
+bindings=0
 quiet=0
 for arg in "$@"; do
   case $arg in
     --wasm) wasm=1 ;;
+    --bindings) bindings=1 ;;
     --quiet) quiet=1 ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "setup: unknown option '$arg' (use --wasm, --quiet)" >&2; exit 2 ;;
+    *) echo "setup: unknown option '$arg' (use --wasm, --bindings, --quiet)" >&2; exit 2 ;;
   esac
 done
 
@@ -143,4 +146,15 @@ if [[ $wasm == 1 ]]; then
   if [[ ${#missing[@]} -gt 0 || $quiet == 0 ]]; then
     installed_ok "wasm toolchain: $(/usr/bin/rustc --version), $(/usr/bin/cargo --version)"
   fi
+fi
+
+# --- bindings: each binding's own setup (scripts/setup.d/<binding>.sh) ---------------
+# Sourced, so they can use pip_install, installing, ok, installed_ok and die. Each must be
+# idempotent and fast when everything is present.
+if [[ $bindings == 1 ]]; then
+  for extra in "$ROOT"/scripts/setup.d/*.sh; do
+    [[ -e $extra ]] || continue
+    # shellcheck source=/dev/null
+    source "$extra"
+  done
 fi

@@ -73,33 +73,16 @@ BINDINGS: dict[str, Binding] = {
         runner=lambda: cargo_target_dir() / "release" / "baton-parity-rust",
         argv=lambda runner, scenario: [str(runner), scenario],
     ),
-    # Placeholders filled in by the binding issues. Each becomes available (part of the
-    # default --bindings) as soon as its runner file exists.
-    # Python: the `baton` package must be importable by sys.executable.
-    "python": Binding(
-        runner=lambda: PARITY_DIR / "runners" / "python" / "runner.py",
-        argv=lambda runner, scenario: [sys.executable, str(runner), scenario],
-    ),
-    # Node: the napi addon, driven by an ES module.
-    "node": Binding(
-        runner=lambda: PARITY_DIR / "runners" / "node" / "runner.mjs",
-        argv=lambda runner, scenario: ["node", str(runner), scenario],
-    ),
-    # wasm: the wasm-bindgen nodejs build, driven from Node.
-    "wasm": Binding(
-        runner=lambda: PARITY_DIR / "runners" / "wasm" / "runner.mjs",
-        argv=lambda runner, scenario: ["node", str(runner), scenario],
-    ),
-    # Go: cgo over include/baton.h; the runner is a `package main` directory.
-    "go": Binding(
-        runner=lambda: PARITY_DIR / "runners" / "go" / "main.go",
-        argv=lambda runner, scenario: [
-            "go",
-            "run",
-            "./tests/parity/runners/go",
-            scenario,
-        ],
-    ),
+    # The other bindings: each provides an executable `tests/parity/runners/<name>/run` that
+    # takes the scenario path (a wrapper that starts the real runner: a venv's python, node,
+    # a prebuilt Go binary). A binding is available as soon as that file exists.
+    **{
+        name: Binding(
+            runner=lambda name=name: PARITY_DIR / "runners" / name / "run",
+            argv=lambda runner, scenario: [str(runner), scenario],
+        )
+        for name in ("python", "node", "wasm", "go")
+    },
 }
 
 
