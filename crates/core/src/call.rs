@@ -116,6 +116,14 @@ pub(crate) fn intern(name: &str) -> Arc<str> {
     })
 }
 
+/// Every call needs a name (it names the scope and its events).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid_argument("name: a call needs a non-empty name"));
+    }
+    Ok(())
+}
+
 /// The `category_profile` of a call's scope: `tool_call_id` for tools, `model_name` for LLMs.
 pub(crate) fn category_profile(info: &CallInfo) -> Option<Value> {
     match info.kind {
@@ -177,24 +185,10 @@ impl Call {
             CallKind::Tool => "a managed tool call",
             CallKind::Llm => "a managed LLM call",
         })?;
-        if name.is_empty() {
-            return Err(Error::invalid_argument("name: a managed call needs a non-empty name"));
-        }
-        if let Some(p) = &options.parent {
-            if p.node.is_ended() {
-                return Err(Error::not_found(format!("parent scope '{}' ({}) has already ended", p.node.name, p.node.uuid)));
-            }
-        }
-        let parent = stack.parent_of(options.parent.as_ref());
+        check_name(name)?;
+        let parent = stack.open_parent(options.parent.as_ref())?;
         Ok(Call {
-            info: CallInfo {
-                kind,
-                name: intern(name),
-                tool_call_id: options.tool_call_id,
-                model_name: options.model_name,
-                parent_uuid: parent.uuid(),
-                uuid: None,
-            },
+            info: CallInfo::new(kind, intern(name), options.tool_call_id, options.model_name, parent.uuid()),
             stack: stack.clone(),
             parent,
             metadata: options.metadata,

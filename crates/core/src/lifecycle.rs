@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::call::{category_profile, intern, validate_llm_request, CallOptions, LlmOptions, ToolOptions};
+use crate::call::{category_profile, check_name, intern, validate_llm_request, CallOptions, LlmOptions, ToolOptions};
 use crate::error::{Error, Result};
 use crate::event::{Attributes, Payload};
 use crate::middleware::{CallInfo, CallKind};
@@ -77,18 +77,9 @@ impl Stack {
         let rt = &self.runtime().0;
         rt.check_open()?;
         reentry::check_can_emit()?;
-        if name.is_empty() {
-            return Err(Error::invalid_argument("name: a call needs a non-empty name"));
-        }
-        let parent = self.parent_of(options.parent.as_ref());
-        let mut info = CallInfo {
-            kind,
-            name: intern(name),
-            tool_call_id: options.tool_call_id,
-            model_name: options.model_name,
-            parent_uuid: parent.uuid(),
-            uuid: None,
-        };
+        check_name(name)?;
+        let parent = self.open_parent(options.parent.as_ref())?;
+        let mut info = CallInfo::new(kind, intern(name), options.tool_call_id, options.model_name, parent.uuid());
         let node = ScopeNode::new(
             info.name.clone(),
             kind.category(),

@@ -156,6 +156,18 @@ pub struct CallInfo {
     pub uuid: Option<Uuid>,
 }
 
+impl CallInfo {
+    pub(crate) fn new(
+        kind: CallKind,
+        name: Arc<str>,
+        tool_call_id: Option<String>,
+        model_name: Option<String>,
+        parent_uuid: Option<Uuid>,
+    ) -> CallInfo {
+        CallInfo { kind, name, tool_call_id, model_name, parent_uuid, uuid: None }
+    }
+}
+
 /// A mark queued by an execution intercept, emitted after the call's end event.
 #[derive(Clone, Debug)]
 pub struct PendingMark {

@@ -93,6 +93,17 @@ impl Stack {
         }
     }
 
+    /// The parent for new work: `explicit`, which must still be open (`not_found` otherwise),
+    /// or the current top of the stack.
+    pub(crate) fn open_parent(&self, explicit: Option<&ScopeHandle>) -> Result<Parent> {
+        if let Some(p) = explicit {
+            if p.node.is_ended() {
+                return Err(Error::not_found(format!("parent scope '{}' ({}) has already ended", p.node.name, p.node.uuid)));
+            }
+        }
+        Ok(self.parent_of(explicit))
+    }
+
     /// The innermost open scope, if any.
     pub fn current(&self) -> Option<ScopeHandle> {
         self.scopes().last().map(|n| ScopeHandle { node: n.clone(), stack: Arc::downgrade(&self.0) })
@@ -107,12 +118,7 @@ impl Stack {
     pub fn push(&self, options: ScopeOptions) -> Result<ScopeHandle> {
         self.0.rt.0.check_open()?;
         reentry::check_can_emit()?;
-        if let Some(p) = &options.parent {
-            if p.node.is_ended() {
-                return Err(Error::not_found(format!("parent scope '{}' ({}) has already ended", p.node.name, p.node.uuid)));
-            }
-        }
-        let parent = self.parent_of(options.parent.as_ref());
+        let parent = self.open_parent(options.parent.as_ref())?;
         let node = ScopeNode::new(
             options.name.into(),
             options.category,
@@ -203,18 +209,11 @@ impl Stack {
     pub(crate) fn emit_mark(&self, parent: &Parent, options: MarkOptions) {
         let MarkOptions { name, data, metadata, category, category_profile, data_schema, .. } = options;
         self.0.rt.0.emit(parent.node(), || Event {
-            kind: EventKind::Mark,
-            uuid: Uuid::now_v7(),
-            parent_uuid: parent.uuid(),
-            timestamp_micros: crate::platform::now_micros(),
-            name: name.into(),
-            category,
-            attributes: Attributes::default(),
             category_profile,
             data: data.map(|d| Payload::from_value(&d)).unwrap_or_default(),
             data_schema,
             metadata,
-            status: None,
+            ..mark_event(parent, &name, category)
         });
     }
 
@@ -228,20 +227,7 @@ impl Stack {
     ) {
         self.0.rt.0.emit(parent.node(), || {
             let (data, metadata) = build();
-            Event {
-                kind: EventKind::Mark,
-                uuid: Uuid::now_v7(),
-                parent_uuid: parent.uuid(),
-                timestamp_micros: crate::platform::now_micros(),
-                name: name.into(),
-                category,
-                attributes: Attributes::default(),
-                category_profile: None,
-                data,
-                data_schema: None,
-                metadata,
-                status: None,
-            }
+            Event { data, metadata, ..mark_event(parent, name, category) }
         });
     }
 
@@ -330,6 +316,24 @@ impl Stack {
             Parent::Remote { root, parent } => (root, parent),
         };
         Ok(format!("00-{}-{}-01", root.simple_hex(), parent.span_hex()))
+    }
+}
+
+/// A mark under `parent`, stamped now, with no data, metadata or profile yet.
+fn mark_event(parent: &Parent, name: &str, category: Option<Category>) -> Event {
+    Event {
+        kind: EventKind::Mark,
+        uuid: Uuid::now_v7(),
+        parent_uuid: parent.uuid(),
+        timestamp_micros: crate::platform::now_micros(),
+        name: name.into(),
+        category,
+        attributes: Attributes::default(),
+        category_profile: None,
+        data: Payload::NULL,
+        data_schema: None,
+        metadata: Map::new(),
+        status: None,
     }
 }
 

@@ -77,40 +77,71 @@ fn queue_marks(ctx: &CallCtx, b: &Value) {
     }
 }
 
+/// What an execution-intercept behaviour does, decided before any call to `next`.
+enum Plan {
+    /// Return this without calling `next` (`fail`, `replace`).
+    Done(Result<Value>),
+    /// Call `next` n times with the input, return the last result.
+    Retry(u64),
+    /// Call `next`, then up to n more times while it fails.
+    RetryOnError(u64),
+    /// Call `next` once with this (edited) input, then apply `set_result`.
+    Once(Value),
+}
+
+fn plan(ctx: &CallCtx, b: &Value, input: &Value) -> Plan {
+    queue_marks(ctx, b);
+    if let Some(m) = fail_msg(b) {
+        return Plan::Done(Err(host_error(m)));
+    }
+    if let Some(v) = b.get("replace") {
+        return Plan::Done(Ok(v.clone()));
+    }
+    if let Some(n) = b.get("retry").and_then(Value::as_u64) {
+        return Plan::Retry(n);
+    }
+    if let Some(n) = b.get("retry_on_error").and_then(Value::as_u64) {
+        return Plan::RetryOnError(n);
+    }
+    let mut input = input.clone();
+    if let Some(edits) = b.get("set_input") {
+        if let Err(e) = pointer::set_all(&mut input, edits) {
+            return Plan::Done(Err(edit_err(e)));
+        }
+    }
+    Plan::Once(input)
+}
+
+fn set_result(b: &Value, out: Result<Value>) -> Result<Value> {
+    let mut out = out?;
+    if let Some(edits) = b.get("set_result") {
+        pointer::set_all(&mut out, edits).map_err(edit_err)?;
+    }
+    Ok(out)
+}
+
 fn exec_sync(b: Value) -> ExecutionIntercept {
-    ExecutionIntercept::Sync(Arc::new(move |ctx, input, next| {
-        queue_marks(ctx, &b);
-        if let Some(m) = fail_msg(&b) {
-            return Err(host_error(m));
-        }
-        if let Some(v) = b.get("replace") {
-            return Ok(v.clone());
-        }
-        if let Some(n) = b.get("retry").and_then(Value::as_u64) {
+    ExecutionIntercept::Sync(Arc::new(move |ctx, input, next| match plan(ctx, &b, &input) {
+        Plan::Done(r) => r,
+        Plan::Retry(n) => {
+            // Every attempt runs, even after a failure; the last one is the answer.
             let mut last = Ok(Value::Null);
             for _ in 0..n {
                 last = next(input.clone());
             }
-            return last;
+            last
         }
-        if let Some(n) = b.get("retry_on_error").and_then(Value::as_u64) {
+        Plan::RetryOnError(n) => {
             let mut r = next(input.clone());
-            let mut tries = 0;
-            while r.is_err() && tries < n {
+            for _ in 0..n {
+                if r.is_ok() {
+                    break;
+                }
                 r = next(input.clone());
-                tries += 1;
             }
-            return r;
+            r
         }
-        let mut input = input;
-        if let Some(edits) = b.get("set_input") {
-            pointer::set_all(&mut input, edits).map_err(edit_err)?;
-        }
-        let mut out = next(input)?;
-        if let Some(edits) = b.get("set_result") {
-            pointer::set_all(&mut out, edits).map_err(edit_err)?;
-        }
-        Ok(out)
+        Plan::Once(edited) => set_result(&b, next(edited)),
     }))
 }
 
@@ -118,38 +149,27 @@ fn exec_async(b: Value) -> ExecutionIntercept {
     ExecutionIntercept::Async(Arc::new(move |ctx, input, next| {
         let b = b.clone();
         Box::pin(async move {
-            queue_marks(&ctx, &b);
-            if let Some(m) = fail_msg(&b) {
-                return Err(host_error(m));
-            }
-            if let Some(v) = b.get("replace") {
-                return Ok(v.clone());
-            }
-            if let Some(n) = b.get("retry").and_then(Value::as_u64) {
-                let mut last = Ok(Value::Null);
-                for _ in 0..n {
-                    last = next.call(input.clone()).await;
+            match plan(&ctx, &b, &input) {
+                Plan::Done(r) => r,
+                Plan::Retry(n) => {
+                    let mut last = Ok(Value::Null);
+                    for _ in 0..n {
+                        last = next.call(input.clone()).await;
+                    }
+                    last
                 }
-                return last;
-            }
-            if let Some(n) = b.get("retry_on_error").and_then(Value::as_u64) {
-                let mut r = next.call(input.clone()).await;
-                let mut tries = 0;
-                while r.is_err() && tries < n {
-                    r = next.call(input.clone()).await;
-                    tries += 1;
+                Plan::RetryOnError(n) => {
+                    let mut r = next.call(input.clone()).await;
+                    for _ in 0..n {
+                        if r.is_ok() {
+                            break;
+                        }
+                        r = next.call(input.clone()).await;
+                    }
+                    r
                 }
-                return r;
+                Plan::Once(edited) => set_result(&b, next.call(edited).await),
             }
-            let mut input = input;
-            if let Some(edits) = b.get("set_input") {
-                pointer::set_all(&mut input, edits).map_err(edit_err)?;
-            }
-            let mut out = next.call(input).await?;
-            if let Some(edits) = b.get("set_result") {
-                pointer::set_all(&mut out, edits).map_err(edit_err)?;
-            }
-            Ok(out)
         })
     }))
 }
