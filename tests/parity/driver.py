@@ -425,6 +425,9 @@ class UuidMap:
         match = TRACEPARENT_RE.fullmatch(text)
         if match:
             return f"{match.group(1)}-#trace-#span-{match.group(4)}"
+        # Exported documents (ATIF steps, say) carry wall-clock times of their own.
+        if TIMESTAMP_RE.fullmatch(text):
+            return "#timestamp"
         return text
 
     def apply(self, value: Any) -> Any:

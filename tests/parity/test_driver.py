@@ -1016,3 +1016,12 @@ def test_relative_paths_work_from_any_directory(
     status, lines, _ = run_main(["--scenarios", "scenarios", "--bindings", "rust"])
     assert lines == ["PASS rust basic", "parity: 1 passed, 0 failed"]
     assert status == 0
+
+
+def test_timestamps_inside_results_become_a_placeholder() -> None:
+    out = {
+        "events": [],
+        "results": {"doc": {"steps": [{"timestamp": "2026-11-21T20:41:02.123456Z", "message": "2026 was a year"}]}},
+    }
+    norm = driver.normalize_output(out)
+    assert norm["results"]["doc"]["steps"][0] == {"timestamp": "#timestamp", "message": "2026 was a year"}

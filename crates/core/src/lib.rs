@@ -57,6 +57,7 @@ mod id;
 mod lifecycle;
 mod middleware;
 mod payload;
+pub mod plugin;
 pub mod platform;
 mod reentry;
 mod registry;

@@ -49,6 +49,7 @@ pub(crate) struct RuntimeInner {
     pub dispatcher: Dispatcher,
     shutdown: AtomicBool,
     pub config: RuntimeConfig,
+    pub plugins: crate::plugin::SharedPluginState,
 }
 
 static GLOBAL: OnceLock<Runtime> = OnceLock::new();
@@ -62,6 +63,7 @@ impl Runtime {
             dispatcher,
             shutdown: AtomicBool::new(false),
             config,
+            plugins: std::sync::Mutex::new(crate::plugin::PluginState::new()),
         }))
     }
 

@@ -392,10 +392,16 @@ impl Runner {
                 Self::value(Value::Array(lines?))
             }
             "read_json" => Self::value(serde_json::from_str(&read_matching(req_str(step, "path")?)?)?),
-            "plugin_validate"
-            | "plugin_initialize"
-            | "plugin_clear"
-            | "codec_decode_request"
+            "plugin_validate" => {
+                let diagnostics = self.rt.plugin_validate(step.get("config").unwrap_or(&Value::Null));
+                Self::value(Value::Array(diagnostics.iter().map(|d| d.to_json()).collect()))
+            }
+            "plugin_initialize" => Self::value(self.rt.plugin_initialize(step.get("config").unwrap_or(&Value::Null))?.to_json()),
+            "plugin_clear" => {
+                self.rt.plugin_clear()?;
+                Ok(None)
+            }
+            "codec_decode_request"
             | "codec_encode_request"
             | "codec_decode_response"
             | "codec_aggregate_stream" => Err(Error::invalid_state(format!(

@@ -1,0 +1,372 @@
+//! ATOF stream sinks: events POSTed to an HTTP endpoint, one per request (`http_post`) or as
+//! NDJSON batches (`ndjson`).
+//!
+//! The subscriber only hands the serialized line to a bounded queue; a worker thread of its
+//! own does the network I/O, so a receiver that is slow or down never blocks delivery to the
+//! other subscribers. When the queue is full, lines are dropped and counted. Plain `http://`
+//! URLs only: TLS is not in the core (put a local collector or proxy in front for `https`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::plugin::{join, Diagnostics};
+
+/// How events are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// One POST per event, body = the event JSON.
+    HttpPost,
+    /// Batches of events, body = JSON lines (`application/x-ndjson`).
+    Ndjson,
+}
+
+/// A stream sink's settings (the reference's keys).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamConfig {
+    pub url: String,
+    pub transport: Transport,
+    pub headers: BTreeMap<String, String>,
+    /// Name of an environment variable holding more headers, `k=v,k2=v2`.
+    pub header_env: Option<String>,
+    pub timeout: Duration,
+    /// Lines waiting to be sent before new ones are dropped.
+    pub queue_capacity: usize,
+}
+
+impl StreamConfig {
+    /// Parses and checks a `{type = "stream", ...}` sink; problems go to `d`.
+    pub fn parse(obj: &Map<String, Value>, at: &str, d: &mut Diagnostics) -> Option<StreamConfig> {
+        let Some(url) = d.get_str(obj, at, "url") else {
+            d.error("missing_field", &join(at, "url"), "missing; a stream sink needs the receiver's url");
+            return None;
+        };
+        if let Err(e) = parse_http_url(url) {
+            if url.starts_with("https://") {
+                d.unsupported_value(
+                    &join(at, "url"),
+                    format!("{e}; https stream sinks are not supported yet (send to a local collector over http)"),
+                );
+            } else {
+                d.error("invalid_value", &join(at, "url"), e);
+            }
+            return None;
+        }
+        let transport = match d.get_str(obj, at, "transport").unwrap_or("http_post") {
+            "http_post" => Transport::HttpPost,
+            "ndjson" => Transport::Ndjson,
+            other => {
+                d.unsupported_value(&join(at, "transport"), format!("'{other}' is not one of http_post, ndjson"));
+                return None;
+            }
+        };
+        let mut headers = BTreeMap::new();
+        if let Some(h) = d.get_object(obj, at, "headers") {
+            for (k, v) in h {
+                match v.as_str() {
+                    Some(s) => {
+                        headers.insert(k.clone(), s.to_string());
+                    }
+                    None => d.error("invalid_type", &format!("{}.headers.{k}", at), "expected a string header value"),
+                }
+            }
+        }
+        let header_env = d.get_str(obj, at, "header_env").map(String::from);
+        if let Some(var) = &header_env {
+            if std::env::var_os(var).is_none() {
+                d.warning(
+                    "missing_env",
+                    &join(at, "header_env"),
+                    format!("environment variable {var} is not set; no headers will come from it"),
+                );
+            }
+        }
+        let timeout_ms = d.get_u64(obj, at, "timeout_millis").unwrap_or(5_000);
+        if timeout_ms == 0 {
+            d.error("invalid_value", &join(at, "timeout_millis"), "must be greater than 0");
+            return None;
+        }
+        if cfg!(target_arch = "wasm32") {
+            d.unsupported_value(at, "stream sinks need sockets, which the wasm build does not have");
+            return None;
+        }
+        Some(StreamConfig {
+            url: url.to_string(),
+            transport,
+            headers,
+            header_env,
+            timeout: Duration::from_millis(timeout_ms),
+            queue_capacity: 10_000,
+        })
+    }
+}
+
+/// `(host, port, path)` of an `http://` URL.
+fn parse_http_url(url: &str) -> std::result::Result<(String, u16, String), String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("'{url}' is not an http:// URL"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("'{url}' has no host"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            (h, p.parse::<u16>().map_err(|_| format!("'{url}' has an invalid port '{p}'"))?)
+        }
+        _ => (authority, 80),
+    };
+    Ok((host.trim_matches(['[', ']']).to_string(), port, path.to_string()))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::{open, AtofStreamExporter};
+
+#[cfg(target_arch = "wasm32")]
+pub fn open(_: StreamConfig) -> Result<Arc<dyn crate::middleware::Subscriber>> {
+    Err(Error::invalid_state("ATOF stream sinks are not available in the wasm build"))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::event::Event;
+    use crate::middleware::Subscriber;
+
+    enum Msg {
+        Line(Vec<u8>),
+        Flush(SyncSender<()>),
+    }
+
+    /// The stream sink subscriber.
+    pub struct AtofStreamExporter {
+        tx: Mutex<Option<SyncSender<Msg>>>,
+        worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+        stats: Arc<Stats>,
+        timeout: Duration,
+    }
+
+    #[derive(Default)]
+    struct Stats {
+        sent: AtomicU64,
+        dropped: AtomicU64,
+        failed: AtomicU64,
+    }
+
+    /// Starts a stream sink (its worker thread) for `config`.
+    pub fn open(config: StreamConfig) -> Result<Arc<dyn Subscriber>> {
+        Ok(Arc::new(AtofStreamExporter::start(config)?))
+    }
+
+    impl AtofStreamExporter {
+        pub fn start(config: StreamConfig) -> Result<AtofStreamExporter> {
+            let target = parse_http_url(&config.url).map_err(Error::invalid_argument)?;
+            let mut headers = config.headers.clone();
+            if let Some(var) = &config.header_env {
+                if let Ok(v) = std::env::var(var) {
+                    for pair in v.split(',').filter(|p| !p.trim().is_empty()) {
+                        if let Some((k, v)) = pair.split_once('=') {
+                            headers.insert(k.trim().to_string(), v.trim().to_string());
+                        }
+                    }
+                }
+            }
+            let (tx, rx) = sync_channel(config.queue_capacity.max(1));
+            let stats = Arc::new(Stats::default());
+            let worker_stats = stats.clone();
+            let timeout = config.timeout;
+            let transport = config.transport;
+            let worker = std::thread::Builder::new()
+                .name("baton-atof-stream".into())
+                .spawn(move || {
+                    run(rx, Target { host: target.0, port: target.1, path: target.2, headers, timeout }, transport, worker_stats)
+                })
+                .map_err(|e| Error::internal(format!("cannot start the ATOF stream worker: {e}")))?;
+            Ok(AtofStreamExporter { tx: Mutex::new(Some(tx)), worker: Mutex::new(Some(worker)), stats, timeout })
+        }
+
+        /// Events sent successfully.
+        pub fn sent(&self) -> u64 {
+            self.stats.sent.load(Ordering::Relaxed)
+        }
+        /// Events dropped because the queue was full or the worker had stopped.
+        pub fn dropped(&self) -> u64 {
+            self.stats.dropped.load(Ordering::Relaxed)
+        }
+        /// Events whose POST failed (receiver down, non-2xx, timeout).
+        pub fn failed(&self) -> u64 {
+            self.stats.failed.load(Ordering::Relaxed)
+        }
+
+        fn send(&self, msg: Msg) -> bool {
+            let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref().map(|tx| tx.try_send(msg)) {
+                Some(Ok(())) => true,
+                Some(Err(TrySendError::Full(_))) | Some(Err(TrySendError::Disconnected(_))) | None => false,
+            }
+        }
+    }
+
+    impl Subscriber for AtofStreamExporter {
+        fn on_event(&self, event: &Event) -> Result<()> {
+            let line = serde_json::to_vec(event).map_err(|e| Error::internal(format!("event serialization: {e}")))?;
+            if !self.send(Msg::Line(line)) {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::new(crate::ErrorKind::Upstream, "ATOF stream sink queue is full; event dropped"));
+            }
+            Ok(())
+        }
+
+        /// Waits (bounded by the timeout, twice) until every queued line was attempted.
+        fn flush(&self) -> Result<()> {
+            let (done_tx, done_rx) = sync_channel(1);
+            let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(tx) = guard.as_ref() else { return Ok(()) };
+            // A blocking send: a flush is rare, and waiting for room is what it is for.
+            if tx.send_timeout_compat(Msg::Flush(done_tx), self.timeout * 2).is_err() {
+                return Err(Error::new(crate::ErrorKind::Timeout, "ATOF stream sink did not accept the flush in time"));
+            }
+            drop(guard);
+            done_rx.recv_timeout(self.timeout * 2).map_err(|_| Error::new(crate::ErrorKind::Timeout, "ATOF stream sink flush timed out"))
+        }
+
+        fn close(&self) -> Result<()> {
+            let flushed = self.flush();
+            self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(w) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = w.join();
+            }
+            flushed
+        }
+    }
+
+    /// `SyncSender::send` with a deadline (std has none): retry `try_send` until it passes.
+    trait SendTimeout {
+        fn send_timeout_compat(&self, msg: Msg, timeout: Duration) -> std::result::Result<(), ()>;
+    }
+    impl SendTimeout for SyncSender<Msg> {
+        fn send_timeout_compat(&self, mut msg: Msg, timeout: Duration) -> std::result::Result<(), ()> {
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                match self.try_send(msg) {
+                    Ok(()) => return Ok(()),
+                    Err(TrySendError::Disconnected(_)) => return Err(()),
+                    Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                        msg = m;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(TrySendError::Full(_)) => return Err(()),
+                }
+            }
+        }
+    }
+
+    struct Target {
+        host: String,
+        port: u16,
+        path: String,
+        headers: BTreeMap<String, String>,
+        timeout: Duration,
+    }
+
+    impl Target {
+        /// One HTTP/1.1 POST; `Ok` on a 2xx status.
+        fn post(&self, content_type: &str, body: &[u8]) -> std::result::Result<(), String> {
+            let addr = (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
+            let mut stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| e.to_string())?;
+            stream.set_write_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
+            stream.set_read_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
+            let mut req = format!(
+                "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                self.path,
+                self.host,
+                self.port,
+                body.len()
+            );
+            for (k, v) in &self.headers {
+                req.push_str(&format!("{k}: {v}\r\n"));
+            }
+            req.push_str("\r\n");
+            stream.write_all(req.as_bytes()).and_then(|_| stream.write_all(body)).map_err(|e| e.to_string())?;
+            let mut head = [0u8; 16];
+            let n = stream.read(&mut head).map_err(|e| e.to_string())?;
+            let status = std::str::from_utf8(&head[..n]).ok().and_then(|s| s.split_whitespace().nth(1)).unwrap_or("");
+            if status.starts_with('2') {
+                Ok(())
+            } else {
+                Err(format!("HTTP status '{status}'"))
+            }
+        }
+    }
+
+    const NDJSON_BATCH: usize = 256;
+    const NDJSON_LINGER: Duration = Duration::from_millis(50);
+
+    fn run(rx: Receiver<Msg>, target: Target, transport: Transport, stats: Arc<Stats>) {
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let send_batch = |batch: &mut Vec<Vec<u8>>| {
+            if batch.is_empty() {
+                return;
+            }
+            let n = batch.len() as u64;
+            let body: Vec<u8> = batch.iter().flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n'))).collect();
+            match target.post("application/x-ndjson", &body) {
+                Ok(()) => stats.sent.fetch_add(n, Ordering::Relaxed),
+                Err(_) => stats.failed.fetch_add(n, Ordering::Relaxed),
+            };
+            batch.clear();
+        };
+        loop {
+            let msg = if batch.is_empty() { rx.recv().map_err(|_| RecvTimeoutError::Disconnected) } else { rx.recv_timeout(NDJSON_LINGER) };
+            match msg {
+                Ok(Msg::Line(line)) => match transport {
+                    Transport::HttpPost => {
+                        match target.post("application/json", &line) {
+                            Ok(()) => stats.sent.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => stats.failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                    Transport::Ndjson => {
+                        batch.push(line);
+                        if batch.len() >= NDJSON_BATCH {
+                            send_batch(&mut batch);
+                        }
+                    }
+                },
+                Ok(Msg::Flush(done)) => {
+                    send_batch(&mut batch);
+                    let _ = done.try_send(());
+                }
+                Err(RecvTimeoutError::Timeout) => send_batch(&mut batch),
+                Err(RecvTimeoutError::Disconnected) => {
+                    send_batch(&mut batch);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_http_urls() {
+        assert_eq!(parse_http_url("http://127.0.0.1:4318/v1/atof").unwrap(), ("127.0.0.1".into(), 4318, "/v1/atof".into()));
+        assert_eq!(parse_http_url("http://collector").unwrap(), ("collector".into(), 80, "/".into()));
+        assert!(parse_http_url("https://x").is_err());
+        assert!(parse_http_url("http://:80/").is_err());
+        assert!(parse_http_url("http://h:99999/").is_err());
+    }
+}
