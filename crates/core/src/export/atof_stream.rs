@@ -161,6 +161,9 @@ mod native {
         sent: AtomicU64,
         dropped: AtomicU64,
         failed: AtomicU64,
+        /// Set by `close`: the worker discards (and counts) what is still queued, so closing
+        /// takes at most one request's timeout even when the receiver is slow.
+        stopping: std::sync::atomic::AtomicBool,
     }
 
     /// Starts a stream sink (its worker thread) for `config`.
@@ -242,6 +245,7 @@ mod native {
 
         fn close(&self) -> Result<()> {
             let flushed = self.flush();
+            self.stats.stopping.store(true, Ordering::SeqCst);
             self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(w) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = w.join();
@@ -328,6 +332,23 @@ mod native {
         };
         loop {
             let msg = if batch.is_empty() { rx.recv().map_err(|_| RecvTimeoutError::Disconnected) } else { rx.recv_timeout(NDJSON_LINGER) };
+            if stats.stopping.load(Ordering::SeqCst) {
+                match msg {
+                    Ok(Msg::Line(_)) => {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Ok(Msg::Flush(done)) => {
+                        let _ = done.try_send(());
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        stats.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
             match msg {
                 Ok(Msg::Line(line)) => match transport {
                     Transport::HttpPost => {
