@@ -3,16 +3,17 @@
 //! The agent asks a scripted fake LLM provider what to do, runs the tools it asks for, and
 //! streams a final answer. Baton wraps every step: a guardrail blocks the dangerous shell
 //! tool, a sanitizer redacts the API key from what observability sees, and every event goes
-//! to an ATOF JSONL file and to a tree printed at the end.
+//! to ATOF JSONL and an ATIF trajectory (installed from `plugins.toml` by the plugin system)
+//! and to a tree printed at the end.
 //!
-//! Usage: `baton-demo [--out DIR]` (default `out/demo`).
+//! Usage: `baton-demo [--out DIR] [--plugins FILE]` (defaults `out/demo`,
+//! `examples/rust/demo/plugins.toml`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton::export::atof::{AtofFileExporter, FileMode};
 use baton::{
     CallKind, Decision, EndOptions, Error, Event, LlmOptions, MarkOptions, Middleware, Registration, Result, Runtime, ScopeOptions,
     ToolOptions,
@@ -192,12 +193,14 @@ impl<'a> Tree<'a> {
 
 fn main() -> std::process::ExitCode {
     let mut out = PathBuf::from("out/demo");
+    let mut plugins = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/plugins.toml"));
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = args.next().map(PathBuf::from).unwrap_or(out),
+            "--plugins" => plugins = args.next().map(PathBuf::from).unwrap_or(plugins),
             "-h" | "--help" => {
-                println!("usage: baton-demo [--out DIR]");
+                println!("usage: baton-demo [--out DIR] [--plugins FILE]");
                 return std::process::ExitCode::SUCCESS;
             }
             other => {
@@ -206,7 +209,7 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-    match run(&out) {
+    match run(&out, &plugins) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo failed: {e}");
@@ -215,10 +218,30 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(out: &std::path::Path) -> Result<()> {
+/// Loads the plugins document and points every output directory at `out`.
+fn plugin_document(path: &std::path::Path, out: &std::path::Path) -> Result<Value> {
+    let mut doc = baton::plugin::load_document(path)?;
+    let dir = json!(out.to_string_lossy());
+    for c in doc["components"].as_array_mut().into_iter().flatten() {
+        for sink in c["config"]["atof"]["sinks"].as_array_mut().into_iter().flatten() {
+            if sink["type"] == "file" {
+                sink["output_directory"] = dir.clone();
+            }
+        }
+        if c["config"]["atif"].is_object() {
+            c["config"]["atif"]["output_directory"] = dir.clone();
+        }
+    }
+    Ok(doc)
+}
+
+fn run(out: &std::path::Path, plugins: &std::path::Path) -> Result<()> {
     let rt = Runtime::global();
     let path = out.join("events.jsonl");
-    rt.register(Registration::new("atof-file"), Middleware::Subscriber(Arc::new(AtofFileExporter::open(&path, FileMode::Overwrite)?)))?;
+    let report = rt.plugin_initialize(&plugin_document(plugins, out)?)?;
+    for d in &report.diagnostics {
+        eprintln!("plugins.toml {}: {} {}", d.level.as_str(), d.field.as_deref().unwrap_or(""), d.message);
+    }
     let recorded = Arc::new(Mutex::new(Vec::new()));
     let sink = recorded.clone();
     rt.register(
@@ -238,6 +261,14 @@ fn run(out: &std::path::Path) -> Result<()> {
     let text = std::fs::read_to_string(&path).map_err(|e| Error::internal(format!("reading back {}: {e}", path.display())))?;
     let leaked = text.contains(SECRET);
     println!("{} ATOF events written to {}", text.lines().count(), path.display());
+    let trajectories: Vec<_> = std::fs::read_dir(out)
+        .map_err(|e| Error::internal(format!("reading {}: {e}", out.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("trajectory-")))
+        .collect();
+    for t in &trajectories {
+        println!("ATIF trajectory written to {}", t.display());
+    }
     println!("secret in exported events: {}", if leaked { "LEAKED" } else { "no (redacted / stripped)" });
     if leaked {
         return Err(Error::internal("the secret reached the exported events"));
