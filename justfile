@@ -12,6 +12,8 @@ import? 'just/node.just'
 import? 'just/go.just'
 import? 'just/wasm.just'
 import? 'just/codecs.just'
+import? 'just/otel.just'
+import? 'just/observability.just'
 
 # Debian's Rust toolchain for wasm (installed by `scripts/setup.sh --wasm`).
 debian_cargo := "/usr/bin/cargo"

@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 use crate::event::{Attributes, Category, DataSchema};
 use crate::id::Uuid;
-use crate::platform;
 use crate::registry::Lists;
 use crate::stack::StackInner;
 
@@ -70,7 +69,7 @@ impl ScopeNode {
         parent: &Parent,
         metadata: Map<String, Value>,
     ) -> Arc<ScopeNode> {
-        let now = platform::now_micros();
+        let now = crate::time::event_time(0);
         let uuid = Uuid::v7_at(now);
         let root_uuid = match parent {
             Parent::None => uuid,
@@ -104,7 +103,7 @@ impl ScopeNode {
 
     /// The end timestamp: now, but never less than 1 µs after the start.
     pub fn end_micros(&self) -> i64 {
-        platform::now_micros().max(self.start_micros + 1)
+        crate::time::event_time(self.start_micros + 1)
     }
 }
 

@@ -325,7 +325,7 @@ fn mark_event(parent: &Parent, name: &str, category: Option<Category>) -> Event 
         kind: EventKind::Mark,
         uuid: Uuid::now_v7(),
         parent_uuid: parent.uuid(),
-        timestamp_micros: crate::platform::now_micros(),
+        timestamp_micros: crate::time::event_time(0),
         name: name.into(),
         category,
         attributes: Attributes::default(),

@@ -1,6 +1,25 @@
 //! ATOF timestamps: RFC 3339 UTC, `Z` suffix, exactly six fractional digits.
 
+use std::cell::Cell;
 use std::fmt::Write;
+
+thread_local! {
+    /// The latest timestamp this thread gave an event.
+    static LAST: Cell<i64> = const { Cell::new(i64::MIN) };
+}
+
+/// The timestamp for an event emitted now on this thread: the clock, but never earlier than
+/// `at_least` (an end is at least 1 µs after its start) and never earlier than the previous
+/// event of this thread. So for each thread, emission order and timestamp order agree, and
+/// readers that sort by time (some ATOF tools do) keep the stream's order.
+pub(crate) fn event_time(at_least: i64) -> i64 {
+    let t = crate::platform::now_micros().max(at_least);
+    LAST.with(|last| {
+        let t = t.max(last.get());
+        last.set(t);
+        t
+    })
+}
 
 /// Formats epoch microseconds as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 pub fn format_micros(us: i64) -> String {
@@ -74,6 +93,14 @@ mod tests {
         assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(format_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
         assert_eq!(format_micros(951_782_400_000_001), "2000-02-29T00:00:00.000001Z");
+    }
+
+    #[test]
+    fn event_times_never_go_backwards_on_a_thread() {
+        let a = event_time(0);
+        let b = event_time(a + 1_000_000); // an end clamped far ahead
+        let c = event_time(0); // the next event is not stamped before it
+        assert!(a < b && b <= c);
     }
 
     #[test]

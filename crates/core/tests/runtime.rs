@@ -509,3 +509,18 @@ fn an_unobserved_call_opens_no_scope_and_an_observed_one_does() {
     );
     stack.pop(&outer, EndOptions::default()).unwrap();
 }
+
+#[test]
+fn timestamps_follow_emission_order_on_a_thread() {
+    let (rt, seen) = runtime_with_recorder();
+    rt.register(Registration::new("g"), Middleware::guardrail(CallKind::Tool, |_, _| Ok(Decision::Allow))).unwrap();
+    let stack = rt.new_stack();
+    for i in 0..2_000 {
+        // Quick scopes end on the 1 µs clamp; the next event must still not be stamped earlier.
+        stack.tool("t", json!(i), Ok, ToolOptions::default()).unwrap();
+        stack.mark(MarkOptions::new("m")).unwrap();
+    }
+    rt.flush(T).unwrap();
+    let ev = seen.lock().unwrap();
+    assert!(ev.windows(2).all(|w| w[0].timestamp_micros <= w[1].timestamp_micros), "a later event was stamped before an earlier one");
+}

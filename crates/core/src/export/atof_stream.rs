@@ -112,16 +112,26 @@ fn parse_http_url(url: &str) -> std::result::Result<(String, u16, String), Strin
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    if authority.is_empty() {
+    let bad_port = |p: &str| format!("'{url}' has an invalid port '{p}'");
+    let (host, port) = match authority.strip_prefix('[') {
+        // [IPv6]:port
+        Some(v6) => {
+            let (h, rest) = v6.split_once(']').ok_or_else(|| format!("'{url}' has an unclosed IPv6 address"))?;
+            match rest.strip_prefix(':') {
+                Some(p) => (h, p.parse::<u16>().map_err(|_| bad_port(p))?),
+                None if rest.is_empty() => (h, 80),
+                None => return Err(format!("'{url}' has text after its IPv6 address")),
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad_port(p))?),
+            None => (authority, 80),
+        },
+    };
+    if host.is_empty() {
         return Err(format!("'{url}' has no host"));
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            (h, p.parse::<u16>().map_err(|_| format!("'{url}' has an invalid port '{p}'"))?)
-        }
-        _ => (authority, 80),
-    };
-    Ok((host.trim_matches(['[', ']']).to_string(), port, path.to_string()))
+    Ok((host.to_string(), port, path.to_string()))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -389,5 +399,7 @@ mod tests {
         assert!(parse_http_url("https://x").is_err());
         assert!(parse_http_url("http://:80/").is_err());
         assert!(parse_http_url("http://h:99999/").is_err());
+        assert_eq!(parse_http_url("http://[::1]:9000/x").unwrap(), ("::1".into(), 9000, "/x".into()));
+        assert!(parse_http_url("http://[::1/x").is_err());
     }
 }
