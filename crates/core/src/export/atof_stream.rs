@@ -7,7 +7,7 @@
 //! URLs only: TLS is not in the core (put a local collector or proxy in front for `https`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(target_arch = "wasm32")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,6 +145,8 @@ pub fn open(_: StreamConfig) -> Result<Arc<dyn crate::middleware::Subscriber>> {
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
     use std::net::{TcpStream, ToSocketAddrs};
     use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
     use std::sync::Mutex;
