@@ -231,12 +231,21 @@ fn plugin_document(path: &std::path::Path, out: &std::path::Path) -> Result<Valu
         if c["config"]["atif"].is_object() {
             c["config"]["atif"]["output_directory"] = dir.clone();
         }
+        if let (Ok(endpoint), Some(otel)) = (std::env::var("BATON_OTLP_ENDPOINT"), c["config"]["opentelemetry"].as_object_mut()) {
+            otel.insert("enabled".into(), json!(true));
+            let transport = std::env::var("BATON_OTLP_TRANSPORT").unwrap_or_else(|_| "http_binary".into());
+            for e in otel.get_mut("endpoints").and_then(Value::as_array_mut).into_iter().flatten() {
+                e["endpoint"] = json!(endpoint);
+                e["transport"] = json!(transport);
+            }
+        }
     }
     Ok(doc)
 }
 
 fn run(out: &std::path::Path, plugins: &std::path::Path) -> Result<()> {
     let rt = Runtime::global();
+    baton_otel::install(); // lets plugins.toml enable OpenTelemetry export
     let path = out.join("events.jsonl");
     let report = rt.plugin_initialize(&plugin_document(plugins, out)?)?;
     for d in &report.diagnostics {
@@ -268,6 +277,9 @@ fn run(out: &std::path::Path, plugins: &std::path::Path) -> Result<()> {
         .collect();
     for t in &trajectories {
         println!("ATIF trajectory written to {}", t.display());
+    }
+    if let Ok(endpoint) = std::env::var("BATON_OTLP_ENDPOINT") {
+        println!("OpenTelemetry spans (gen_ai) sent to {endpoint}");
     }
     println!("secret in exported events: {}", if leaked { "LEAKED" } else { "no (redacted / stripped)" });
     if leaked {
