@@ -112,6 +112,9 @@ struct Run {
     /// tool_call_id → index of the step holding that call.
     calls: HashMap<String, usize>,
     model: Option<String>,
+    /// The latest agent step, and the system step collecting results that match no call.
+    last_agent: Option<usize>,
+    orphans: Option<usize>,
 }
 
 #[derive(Default)]
@@ -354,15 +357,28 @@ impl State {
     }
 
     fn push_step(run: &mut Run, step: Map<String, Value>) -> usize {
+        let agent = step.get("source").and_then(Value::as_str) == Some("agent");
         run.steps.push(step);
-        run.steps.len() - 1
+        let i = run.steps.len() - 1;
+        if agent {
+            run.last_agent = Some(i);
+        }
+        i
     }
 
-    /// The step an observation without a matching call goes to: the latest agent step.
+    /// The step an observation without a matching call goes to: the latest agent step, else
+    /// one system step that collects such results until the next step begins.
     fn observation_step(run: &mut Run, message: &str) -> usize {
-        match run.steps.iter().rposition(|s| s.get("source").and_then(Value::as_str) == Some("agent")) {
-            Some(i) => i,
-            None => Self::push_step(run, obj(json!({"source": "system", "message": message}))),
+        if let Some(i) = run.last_agent {
+            return i;
+        }
+        match run.orphans {
+            Some(i) if i + 1 == run.steps.len() => i,
+            _ => {
+                let i = Self::push_step(run, obj(json!({"source": "system", "message": message})));
+                run.orphans = Some(i);
+                i
+            }
         }
     }
 
@@ -402,10 +418,12 @@ impl Subscriber for AtifExporter {
                     subagents: Vec::new(),
                     calls: HashMap::new(),
                     model: None,
+                    last_agent: None,
+                    orphans: None,
                 };
                 let input = e.data.to_value();
                 if !input.is_null() {
-                    run.steps.push(obj(json!({"source": "user", "message": text(&input), "timestamp": ts})));
+                    State::push_step(&mut run, obj(json!({"source": "user", "message": text(&input), "timestamp": ts})));
                 }
                 st.runs.insert(e.uuid, run);
                 st.order.push(e.uuid);
@@ -489,7 +507,7 @@ impl Subscriber for AtifExporter {
                     match call_id.as_ref().and_then(|id| run.calls.get(id).copied()) {
                         Some(index) => State::add_result(run, index, json!({"source_call_id": call_id, "content": content})),
                         None => {
-                            let index = State::observation_step(run, &format!("tool '{}' ran outside an LLM tool call", e.name));
+                            let index = State::observation_step(run, "tool results outside any LLM tool call");
                             State::add_result(run, index, json!({"content": format!("{}: {content}", e.name)}));
                         }
                     }
@@ -502,7 +520,7 @@ impl Subscriber for AtifExporter {
                 let output = e.data.to_value();
                 let parent = run.parent;
                 if !output.is_null() && parent.is_none() {
-                    run.steps.push(obj(json!({"source": "agent", "message": text(&output), "timestamp": ts})));
+                    State::push_step(&mut run, obj(json!({"source": "agent", "message": text(&output), "timestamp": ts})));
                 }
                 let subagent = parent.is_some();
                 let session = run.session_id;
