@@ -125,17 +125,34 @@ struct State {
     order: Vec<Uuid>,
 }
 
+/// Where finished trajectories go: files, or a callback `(session_id, document)`.
+type Sink = Box<dyn Fn(&str, &Value) -> Result<()> + Send + Sync>;
+
 /// The ATIF exporter subscriber.
 pub struct AtifExporter {
     config: AtifConfig,
+    sink: Option<Sink>,
     state: Mutex<State>,
     written: Mutex<Vec<PathBuf>>,
     dropped_runs: AtomicU64,
 }
 
 impl AtifExporter {
+    /// Writes each trajectory to `output_directory/filename_template`.
     pub fn new(config: AtifConfig) -> AtifExporter {
-        AtifExporter { config, state: Mutex::new(State::default()), written: Mutex::new(Vec::new()), dropped_runs: AtomicU64::new(0) }
+        AtifExporter {
+            config,
+            sink: None,
+            state: Mutex::new(State::default()),
+            written: Mutex::new(Vec::new()),
+            dropped_runs: AtomicU64::new(0),
+        }
+    }
+
+    /// Hands each finished trajectory to `sink` instead of writing a file (hosts without a
+    /// file system, or that store trajectories elsewhere).
+    pub fn with_sink(config: AtifConfig, sink: impl Fn(&str, &Value) -> Result<()> + Send + Sync + 'static) -> AtifExporter {
+        AtifExporter { sink: Some(Box::new(sink)), ..AtifExporter::new(config) }
     }
 
     /// Files written so far.
@@ -148,6 +165,9 @@ impl AtifExporter {
     }
 
     fn write(&self, session: Uuid, doc: &Value) -> Result<()> {
+        if let Some(sink) = &self.sink {
+            return sink(&session.to_string(), doc);
+        }
         let name = self.config.filename_template.replace("{session_id}", &session.to_string());
         let path = self.config.output_directory.join(name);
         write_atomically(&path, doc)?;
@@ -551,6 +571,39 @@ impl Subscriber for AtifExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sink_receives_each_finished_trajectory() {
+        use crate::event::{Attributes, Category, EventKind, Payload, ScopeCategory};
+        let got = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        let x = AtifExporter::with_sink(AtifConfig::default(), move |id, doc| {
+            g.lock().unwrap().push((id.to_string(), doc.clone()));
+            Ok(())
+        });
+        let uuid = Uuid::now_v7();
+        let ev = |sc, data: Value| Event {
+            kind: EventKind::Scope(sc),
+            uuid,
+            parent_uuid: None,
+            timestamp_micros: 1,
+            name: "a".into(),
+            category: Some(Category::AGENT),
+            attributes: Attributes::default(),
+            category_profile: None,
+            data: Payload::from_value(&data),
+            data_schema: None,
+            metadata: Map::new(),
+            status: None,
+        };
+        x.on_event(&ev(ScopeCategory::Start, json!("question"))).unwrap();
+        x.on_event(&ev(ScopeCategory::End, json!("answer"))).unwrap();
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, uuid.to_string());
+        assert_eq!(got[0].1["steps"][1]["message"], "answer");
+        assert!(x.written().is_empty(), "no file is written");
+    }
 
     #[test]
     fn reads_each_provider_shape() {
