@@ -53,25 +53,49 @@ fn main() -> baton::Result<()> {
     rt.plugin_initialize(&doc)?;
     rt.register(
         Registration::new("no-delete"),
-        Middleware::guardrail(CallKind::Tool, |c, _| Ok(if &*c.name == "delete" { Decision::Reject("deleting is not allowed".into()) } else { Decision::Allow })),
+        Middleware::guardrail(CallKind::Tool, |c, _| {
+            Ok(if &*c.name == "delete" { Decision::Reject("deleting is not allowed".into()) } else { Decision::Allow })
+        }),
     )?;
     let stack = rt.new_stack();
     for (provider, response) in responses() {
-        let agent = stack.push(ScopeOptions::new(format!("agent-{provider}")).category("agent").input(json!({"task": format!("use {provider}")})))?;
+        let agent = stack
+            .push(ScopeOptions::new(format!("agent-{provider}")).category("agent").input(json!({"task": format!("use {provider}")})))?;
         let r = response.clone();
-        stack.llm(provider, json!({"headers": {"authorization": "Bearer secret"}, "content": {"messages": [{"role": "user", "content": "hi"}]}}), move |_| Ok(r.clone()), LlmOptions::default())?;
-        stack.tool("lookup", json!({"q": provider}), |a| Ok(json!({"answer": a["q"]})), ToolOptions { tool_call_id: Some(call_id(provider).into()), ..Default::default() })?;
+        stack.llm(
+            provider,
+            json!({"headers": {"authorization": "Bearer secret"}, "content": {"messages": [{"role": "user", "content": "hi"}]}}),
+            move |_| Ok(r.clone()),
+            LlmOptions::default(),
+        )?;
+        stack.tool(
+            "lookup",
+            json!({"q": provider}),
+            |a| Ok(json!({"answer": a["q"]})),
+            ToolOptions { tool_call_id: Some(call_id(provider).into()), ..Default::default() },
+        )?;
         // A failing tool, a tool outside any LLM call, and a rejected one.
-        let _ = stack.tool("flaky", json!({}), |_| Err(baton::Error::callback_failed("timeout talking to the API")), ToolOptions::default());
+        let _ =
+            stack.tool("flaky", json!({}), |_| Err(baton::Error::callback_failed("timeout talking to the API")), ToolOptions::default());
         let _ = stack.tool("delete", json!({"path": "/"}), |_| Ok(Value::Null), ToolOptions::default());
         // A subagent with its own LLM call, and a failing LLM call.
         let sub = stack.push(ScopeOptions::new("helper").category("agent").input(json!("summarize")))?;
         let r2 = response.clone();
         stack.llm(provider, json!({"content": {}}), move |_| Ok(r2.clone()), LlmOptions::default())?;
         stack.pop(&sub, EndOptions::default().output(json!("summary")))?;
-        let _ = stack.llm("broken", json!({"content": {}}), |_| Err(baton::Error::new(baton::ErrorKind::Upstream, "503 from provider")), LlmOptions::default());
+        let _ = stack.llm(
+            "broken",
+            json!({"content": {}}),
+            |_| Err(baton::Error::new(baton::ErrorKind::Upstream, "503 from provider")),
+            LlmOptions::default(),
+        );
         // A streamed final answer.
-        let s = stack.llm_stream("answer", json!({"content": {}}), |_| Ok(["Done", " with ", provider].map(|t| Ok(json!({"choices": [{"delta": {"content": t}}]})))), LlmOptions::default())?;
+        let s = stack.llm_stream(
+            "answer",
+            json!({"content": {}}),
+            |_| Ok(["Done", " with ", provider].map(|t| Ok(json!({"choices": [{"delta": {"content": t}}]})))),
+            LlmOptions::default(),
+        )?;
         s.for_each(drop);
         stack.pop(&agent, EndOptions::default().output(json!("finished")))?;
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use crate::codec::{self, Codec, CodecKind};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Attributes, Category, Payload};
 use crate::exec;
@@ -38,11 +39,26 @@ pub struct LlmOptions {
     pub parent: Option<ScopeHandle>,
     /// Streams only: emit an `llm.chunk` mark per chunk (default true).
     pub chunk_marks: bool,
+    /// Provider codec of `request.content` (or `Codec::Auto`): request intercepts and request
+    /// sanitizers then also see `annotated_request` (the normalized request; edits are encoded
+    /// back), and the start event's `category_profile` carries it (docs/codecs.md).
+    pub codec: Option<Codec>,
+    /// Codec of the response when it differs from `codec` (default: the request's codec). The
+    /// end event's `category_profile` then carries `annotated_response`.
+    pub response_codec: Option<Codec>,
 }
 
 impl Default for LlmOptions {
     fn default() -> Self {
-        LlmOptions { model_name: None, metadata: Map::new(), attributes: Vec::new(), parent: None, chunk_marks: true }
+        LlmOptions {
+            model_name: None,
+            metadata: Map::new(),
+            attributes: Vec::new(),
+            parent: None,
+            chunk_marks: true,
+            codec: None,
+            response_codec: None,
+        }
     }
 }
 
@@ -132,6 +148,17 @@ pub(crate) fn category_profile(info: &CallInfo) -> Option<Value> {
     }
 }
 
+/// `profile` plus one annotation (an object holding just it when there was no profile).
+fn with_profile(profile: Option<Value>, key: &str, annotation: Option<Value>) -> Option<Value> {
+    let Some(a) = annotation else { return profile };
+    let mut p = match profile {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    p.insert(key.into(), a);
+    Some(Value::Object(p))
+}
+
 /// Internal, unified options.
 pub(crate) struct CallOptions {
     pub tool_call_id: Option<String>,
@@ -140,6 +167,8 @@ pub(crate) struct CallOptions {
     pub attributes: Vec<String>,
     pub parent: Option<ScopeHandle>,
     pub chunk_marks: bool,
+    pub codec: Option<Codec>,
+    pub response_codec: Option<Codec>,
 }
 
 impl From<ToolOptions> for CallOptions {
@@ -151,6 +180,8 @@ impl From<ToolOptions> for CallOptions {
             attributes: o.attributes,
             parent: o.parent,
             chunk_marks: false,
+            codec: None,
+            response_codec: None,
         }
     }
 }
@@ -164,6 +195,8 @@ impl From<LlmOptions> for CallOptions {
             attributes: o.attributes,
             parent: o.parent,
             chunk_marks: o.chunk_marks,
+            codec: o.codec,
+            response_codec: o.response_codec,
         }
     }
 }
@@ -176,6 +209,10 @@ pub(crate) struct Call {
     pub metadata: Map<String, Value>,
     pub attributes: Vec<String>,
     pub chunk_marks: bool,
+    /// The codec options as given; `request_codec` is resolved by [`Call::resolve_codecs`].
+    codec_option: Option<Codec>,
+    pub response_codec: Option<Codec>,
+    pub request_codec: Option<CodecKind>,
 }
 
 impl Call {
@@ -194,7 +231,123 @@ impl Call {
             metadata: options.metadata,
             attributes: options.attributes,
             chunk_marks: options.chunk_marks,
+            codec_option: options.codec,
+            response_codec: options.response_codec,
+            request_codec: None,
         })
+    }
+
+    // ----- codecs (docs/codecs.md) -----
+
+    /// Picks the request codec (a fixed one must decode the request: `invalid_argument`
+    /// otherwise, before any event; `auto` falls back to none) and defaults the response
+    /// codec to the request's.
+    pub fn resolve_codecs(&mut self, request: &Value) -> Result<()> {
+        let content = request.get("content").unwrap_or(&Value::Null);
+        self.request_codec = match self.codec_option {
+            None => None,
+            Some(Codec::Kind(k)) => {
+                codec::decode_request(k, content)
+                    .map_err(|e| Error::invalid_argument(format!("request.content is not a {k} request: {}", e.message())))?;
+                Some(k)
+            }
+            Some(Codec::Auto) => codec::detect_request(content),
+        };
+        if self.response_codec.is_none() {
+            self.response_codec = match (self.request_codec, self.codec_option) {
+                (Some(k), _) => Some(Codec::Kind(k)),
+                (None, Some(Codec::Auto)) => Some(Codec::Auto),
+                _ => None,
+            };
+        }
+        Ok(())
+    }
+
+    /// Adds `annotated_request` (the decoded `content`) to a request given to middleware;
+    /// returns what was added, to spot edits.
+    fn annotate_request(&self, input: &mut Value) -> Option<Value> {
+        let k = self.request_codec?;
+        let decoded = codec::decode_request(k, input.get("content")?).ok()?;
+        input.as_object_mut()?.insert("annotated_request".into(), decoded.clone());
+        Some(decoded)
+    }
+
+    /// Removes `annotated_request` again; an edit of it is encoded back into `content`.
+    fn apply_annotation(&self, input: &mut Value, given: Option<Value>) -> Result<()> {
+        // Without a codec the key means nothing to Baton and is left alone.
+        let (Some(k), Some(obj)) = (self.request_codec, input.as_object_mut()) else { return Ok(()) };
+        let edited = obj.remove("annotated_request");
+        let (Some(edited), Some(given)) = (edited, given) else { return Ok(()) };
+        if edited == given {
+            return Ok(());
+        }
+        let content = obj.get("content").cloned().unwrap_or(Value::Null);
+        let invalid = |e: Error| Error::invalid_argument(format!("annotated_request.{}", e.message()));
+        // Three-way: the top-level fields edited in the annotation win over the current
+        // content; the others keep what the content says now (it may have been edited too).
+        let mut merged = codec::decode_request(k, &content).map_err(|e| Error::invalid_argument(format!("content: {}", e.message())))?;
+        if let (Some(m), Some(e), Some(g)) = (merged.as_object_mut(), edited.as_object(), given.as_object()) {
+            for key in e.keys().chain(g.keys()) {
+                if e.get(key) != g.get(key) {
+                    match e.get(key) {
+                        Some(v) => m.insert(key.clone(), v.clone()),
+                        None => m.remove(key),
+                    };
+                }
+            }
+        } else {
+            merged = edited;
+        }
+        let encoded = codec::encode_request(k, &merged, &content).map_err(invalid)?;
+        obj.insert("content".into(), encoded);
+        Ok(())
+    }
+
+    /// The start event's payload and profile with codecs: the request sanitizers see
+    /// `annotated_request` too; the profile's `annotated_request` is decoded from the
+    /// sanitized request, so it never shows what a sanitizer removed.
+    fn annotated_start(&self, node: &Arc<ScopeNode>, input: &Value) -> (Payload, Option<Value>) {
+        let rt = self.rt();
+        let profile = category_profile(&self.info);
+        let mut augmented = input.clone();
+        let given = self.annotate_request(&mut augmented);
+        let payload = rt.event_payload(self.info.kind.sanitize_request(), Some(node), &self.info, &augmented);
+        if payload.is_null() {
+            return (payload, profile);
+        }
+        let mut value = payload.to_value();
+        if self.apply_annotation(&mut value, given).is_err() {
+            // An edit the format cannot carry: fail closed, like a failing sanitizer.
+            return (Payload::NULL, profile);
+        }
+        let annotated = self.request_codec.and_then(|k| codec::decode_request(k, value.get("content")?).ok());
+        (Payload::from_value(&value), with_profile(profile, "annotated_request", annotated))
+    }
+
+    /// The end event's payload and profile with a response codec: `annotated_response` is
+    /// decoded from the sanitized response (`aggregate` for a stream's chunks).
+    pub fn annotated_end(&self, node: &Arc<ScopeNode>, result: &Value, stream: bool) -> (Payload, Option<Value>) {
+        let rt = self.rt();
+        let profile = category_profile(&self.info);
+        let payload = rt.event_payload(self.info.kind.sanitize_response(), Some(node), &self.info, result);
+        let Some(c) = self.response_codec.filter(|_| !payload.is_null()) else {
+            return (payload, profile);
+        };
+        let value = payload.to_value();
+        let annotated = if stream {
+            value.as_array().and_then(|chunks| {
+                let kind = match c {
+                    Codec::Kind(k) => Some(k),
+                    Codec::Auto => chunks.iter().find_map(codec::detect_chunk),
+                }?;
+                codec::aggregate_stream(kind, chunks).ok()
+            })
+        } else {
+            let decode = |v: &Value| c.for_response(v).and_then(|k| codec::decode_response(k, v).ok());
+            // A callback may hand back the provider body itself or `{headers?, content}`.
+            decode(&value).or_else(|| value.get("content").filter(|c| c.is_object()).and_then(decode))
+        };
+        (payload, with_profile(profile, "annotated_response", annotated.map(|r| r.to_json())))
     }
 
     pub fn rt(&self) -> &RuntimeInner {
@@ -309,11 +462,12 @@ impl Call {
                 continue;
             };
             let _flag = reentry::enter(reentry::MIDDLEWARE);
+            let given = self.annotate_request(&mut input);
             input = match r {
                 RequestIntercept::Sync(f) => exec::guard(|| f(&self.info, input))?,
                 RequestIntercept::Async(f) => exec::block_on(exec::catch_panic(async { f(self.info.clone(), input).await }))?,
             };
-            self.check_rewritten(&mut input, entry)?;
+            self.check_rewritten(&mut input, entry, given)?;
             if entry.break_chain {
                 break;
             }
@@ -329,6 +483,7 @@ impl Call {
             let (Middleware::ToolRequestIntercept(r) | Middleware::LlmRequestIntercept(r)) = &entry.mw else {
                 continue;
             };
+            let given = self.annotate_request(&mut input);
             input = match r {
                 RequestIntercept::Sync(f) => {
                     let _flag = reentry::enter(reentry::MIDDLEWARE);
@@ -342,7 +497,7 @@ impl Call {
                     reentry::as_middleware(fut).await?
                 }
             };
-            self.check_rewritten(&mut input, entry)?;
+            self.check_rewritten(&mut input, entry, given)?;
             if entry.break_chain {
                 break;
             }
@@ -350,12 +505,16 @@ impl Call {
         Ok(input)
     }
 
-    /// An LLM request rewritten by an intercept must still be a request.
-    fn check_rewritten(&self, input: &mut Value, entry: &Entry) -> Result<()> {
+    /// An LLM request rewritten by an intercept must still be a request; an edit of its
+    /// `annotated_request` is encoded back into `content` (`invalid_argument` when the format
+    /// cannot carry it).
+    fn check_rewritten(&self, input: &mut Value, entry: &Entry, given: Option<Value>) -> Result<()> {
         if self.info.kind == CallKind::Llm {
             validate_llm_request(input).map_err(|e| {
                 Error::callback_failed(format!("request intercept '{}' returned an invalid request: {}", entry.name, e.message()))
             })?;
+            self.apply_annotation(input, given)
+                .map_err(|e| Error::invalid_argument(format!("request intercept '{}': {}", entry.name, e.message())))?;
         }
         Ok(())
     }
@@ -374,13 +533,20 @@ impl Call {
         );
         self.info.uuid = Some(node.uuid);
         let rt = self.rt();
-        rt.emit_start(&node, || rt.event_payload(self.info.kind.sanitize_request(), Some(&node), &self.info, input), None);
+        if self.request_codec.is_some() {
+            rt.emit_start_with(&node, || self.annotated_start(&node, input), None);
+        } else {
+            rt.emit_start(&node, || rt.event_payload(self.info.kind.sanitize_request(), Some(&node), &self.info, input), None);
+        }
         node
     }
 
     pub fn end(&self, node: &Arc<ScopeNode>, result: &Result<Value>, ctx: Option<&CallCtx>) {
         let rt = self.rt();
         match result {
+            Ok(v) if self.response_codec.is_some() => {
+                rt.end_scope_with(node, Status::Ok, || self.annotated_end(node, v, false), Map::new())
+            }
             Ok(v) => rt.end_scope(
                 node,
                 Status::Ok,
@@ -412,6 +578,7 @@ impl Call {
         }) {
             return Err(async_in_sync(&entry.name));
         }
+        self.resolve_codecs(&input)?;
         self.guardrails_sync(&input)?;
         let input = self.request_intercepts_sync(input)?;
         let node = self.start(&input);
@@ -428,6 +595,7 @@ impl Call {
     }
 
     pub async fn run_async(mut self, input: Value, callback: AsyncCallback) -> Result<Value> {
+        self.resolve_codecs(&input)?;
         self.guardrails_async(&input).await?;
         let input = self.request_intercepts_async(input).await?;
         let node = self.start(&input);

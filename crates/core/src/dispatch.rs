@@ -108,6 +108,25 @@ struct Shared {
     dropped: AtomicU64,
     failures: AtomicU64,
     middleware_failures: AtomicU64,
+    /// Runs on the delivering thread after each batch (see [`set_batch_hook`]).
+    batch_hook: OnceLock<BatchHook>,
+}
+
+/// A hook run on the delivering thread after each batch of events.
+pub type BatchHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Makes `hook` run on the delivering thread (the dispatcher, or whoever calls `drain`) right
+/// after each batch of events has been handed to the subscribers, before it waits for more.
+/// A binding uses it to hold a host lock, such as Python's GIL, across a whole batch rather
+/// than taking it once per event. Returns `false` if the runtime already has a hook.
+pub fn set_batch_hook(runtime: &crate::Runtime, hook: BatchHook) -> bool {
+    runtime.0.dispatcher.0.batch_hook.set(hook).is_ok()
+}
+
+fn run_batch_hook(shared: &Shared) {
+    if let Some(hook) = shared.batch_hook.get() {
+        let _ = catch_unwind(AssertUnwindSafe(|| hook()));
+    }
 }
 
 #[derive(Clone)]
@@ -140,6 +159,7 @@ impl Dispatcher {
             dropped: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             middleware_failures: AtomicU64::new(0),
+            batch_hook: OnceLock::new(),
         }))
     }
 
@@ -282,6 +302,7 @@ impl Dispatcher {
             }
             let n = batch.len();
             deliver_batch(&self.0, &batch);
+            run_batch_hook(&self.0);
             total += n;
             let mut st = self.lock();
             st.done += n as u64;
@@ -388,6 +409,7 @@ fn run(shared: Arc<Shared>) {
             std::mem::swap(&mut st.queue, &mut batch);
         }
         deliver_batch(&shared, &batch);
+        run_batch_hook(&shared);
         let n = batch.len() as u64;
         let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
         st.done += n;

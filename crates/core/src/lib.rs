@@ -48,6 +48,7 @@ struct ReadmeExample;
 struct RustGuideExamples;
 
 mod call;
+pub mod codec;
 mod dispatch;
 mod error;
 mod event;
@@ -57,8 +58,8 @@ mod id;
 mod lifecycle;
 mod middleware;
 mod payload;
-pub mod plugin;
 pub mod platform;
+pub mod plugin;
 mod reentry;
 mod registry;
 mod runtime;
@@ -68,7 +69,7 @@ pub mod stream;
 pub mod time;
 
 pub use call::{strip_credentials, AsyncCallback, AsyncNext, LlmOptions, ToolOptions, CREDENTIAL_HEADERS};
-pub use dispatch::{Diagnostics, OverflowPolicy};
+pub use dispatch::{set_batch_hook, BatchHook, Diagnostics, OverflowPolicy};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Attributes, Category, DataSchema, Event, EventKind, EventStatus, Payload, ScopeCategory, ATOF_VERSION};
 pub use id::Uuid;

@@ -324,19 +324,33 @@ impl RuntimeInner {
 
     /// Emits a scope start for `node`.
     pub fn emit_start(&self, node: &Arc<ScopeNode>, data: impl FnOnce() -> Payload, data_schema: Option<crate::event::DataSchema>) {
-        self.emit(Some(node), || Event {
-            kind: EventKind::Scope(ScopeCategory::Start),
-            uuid: node.uuid,
-            parent_uuid: node.parent_uuid,
-            timestamp_micros: node.start_micros,
-            name: node.name.clone(),
-            category: Some(node.category.clone()),
-            attributes: node.attributes.clone(),
-            category_profile: node.category_profile.clone(),
-            data: data(),
-            data_schema,
-            metadata: node.metadata.clone(),
-            status: None,
+        self.emit_start_with(node, || (data(), node.category_profile.clone()), data_schema)
+    }
+
+    /// [`Self::emit_start`] with the event's `category_profile` built with its data (codecs
+    /// annotate the sanitized payload).
+    pub fn emit_start_with(
+        &self,
+        node: &Arc<ScopeNode>,
+        data: impl FnOnce() -> (Payload, Option<Value>),
+        data_schema: Option<crate::event::DataSchema>,
+    ) {
+        self.emit(Some(node), || {
+            let (data, category_profile) = data();
+            Event {
+                kind: EventKind::Scope(ScopeCategory::Start),
+                uuid: node.uuid,
+                parent_uuid: node.parent_uuid,
+                timestamp_micros: node.start_micros,
+                name: node.name.clone(),
+                category: Some(node.category.clone()),
+                attributes: node.attributes.clone(),
+                category_profile,
+                data,
+                data_schema,
+                metadata: node.metadata.clone(),
+                status: None,
+            }
         });
     }
 
@@ -347,6 +361,17 @@ impl RuntimeInner {
         node: &Arc<ScopeNode>,
         status: Status<'_>,
         data: impl FnOnce() -> Payload,
+        metadata: Map<String, Value>,
+    ) -> bool {
+        self.end_scope_with(node, status, || (data(), node.category_profile.clone()), metadata)
+    }
+
+    /// [`Self::end_scope`] with the event's `category_profile` built with its data.
+    pub fn end_scope_with(
+        &self,
+        node: &Arc<ScopeNode>,
+        status: Status<'_>,
+        data: impl FnOnce() -> (Payload, Option<Value>),
         metadata: Map<String, Value>,
     ) -> bool {
         if !node.mark_ended() {
@@ -360,6 +385,7 @@ impl RuntimeInner {
                 m.retain(|k, _| !EventStatus::is_status_key(k));
             }
             m.extend(metadata);
+            let (data, category_profile) = data();
             Event {
                 kind: EventKind::Scope(ScopeCategory::End),
                 uuid: node.uuid,
@@ -368,8 +394,8 @@ impl RuntimeInner {
                 name: node.name.clone(),
                 category: Some(node.category.clone()),
                 attributes: node.attributes.clone(),
-                category_profile: node.category_profile.clone(),
-                data: data(),
+                category_profile,
+                data,
                 data_schema: None,
                 metadata: m,
                 status: Some(status.to_event_status()),

@@ -121,12 +121,16 @@ impl LlmStream {
         match outcome {
             Ok(()) => {
                 let chunks = Value::Array(collected.unwrap_or_default());
-                rt.end_scope(
-                    &self.node,
-                    Status::Ok,
-                    || rt.event_payload(Family::LlmSanitizeResponse, Some(&self.node), &self.call.info, &chunks),
-                    Map::new(),
-                );
+                if self.call.response_codec.is_some() {
+                    rt.end_scope_with(&self.node, Status::Ok, || self.call.annotated_end(&self.node, &chunks, true), Map::new());
+                } else {
+                    rt.end_scope(
+                        &self.node,
+                        Status::Ok,
+                        || rt.event_payload(Family::LlmSanitizeResponse, Some(&self.node), &self.call.info, &chunks),
+                        Map::new(),
+                    );
+                }
             }
             Err(status) => {
                 rt.end_scope(&self.node, status, || Payload::NULL, Map::new());
@@ -257,6 +261,7 @@ impl Stack {
     {
         validate_llm_request(&mut request)?;
         let mut call = Call::new(self, CallKind::Llm, name, options.into())?;
+        call.resolve_codecs(&request)?;
         call.guardrails_sync(&request)?;
         let request = call.request_intercepts_sync(request)?;
         let node = call.start(&request);
@@ -282,6 +287,7 @@ impl Stack {
         let call = validate_llm_request(&mut request).and_then(|_| Call::new(self, CallKind::Llm, name, options.into()));
         async move {
             let mut call = call?;
+            call.resolve_codecs(&request)?;
             call.guardrails_async(&request).await?;
             let request = call.request_intercepts_async(request).await?;
             let node = call.start(&request);

@@ -145,10 +145,10 @@ pub fn open(_: StreamConfig) -> Result<Arc<dyn crate::middleware::Subscriber>> {
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
     use std::net::{TcpStream, ToSocketAddrs};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+    use std::sync::Arc;
     use std::sync::Mutex;
 
     use super::*;

@@ -2,6 +2,7 @@
 //! public Rust API and prints `{events, subscribers, results}` as JSON.
 
 mod behavior;
+mod codec;
 mod pointer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -401,12 +402,9 @@ impl Runner {
                 self.rt.plugin_clear()?;
                 Ok(None)
             }
-            "codec_decode_request"
-            | "codec_encode_request"
-            | "codec_decode_response"
-            | "codec_aggregate_stream" => Err(Error::invalid_state(format!(
-                "op '{op}' is not available yet in the Rust runtime (plugins and codecs arrive with their own issues)"
-            ))),
+            "codec_decode_request" | "codec_encode_request" | "codec_decode_response" | "codec_aggregate_stream" => {
+                Self::value(codec::op(op, step)?)
+            }
             other => Err(Error::invalid_argument(format!("unknown op '{other}'"))),
         }
     }
@@ -418,6 +416,8 @@ impl Runner {
             attributes: strings(step, "attributes"),
             parent: self.scope_ref(step, "parent")?,
             chunk_marks: step.get("chunk_marks").and_then(Value::as_bool).unwrap_or(true),
+            codec: codec::option(step, "codec")?,
+            response_codec: codec::option(step, "response_codec")?,
         })
     }
 }

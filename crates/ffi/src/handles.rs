@@ -1,0 +1,110 @@
+//! Handle ids: every object a C caller holds is a `u64` in a sharded table, so an unknown,
+//! freed or mistyped id is a clean `not_found` instead of a dangling pointer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use baton::{CallHandle, Error, LlmStream, Result, Runtime, ScopeHandle, Stack};
+
+pub(crate) enum Handle {
+    Runtime(Runtime),
+    Stack(Stack),
+    /// A scope and the stack it was pushed on (kept alive so the scope can always be popped).
+    Scope(ScopeHandle, Stack),
+    Call(CallHandle),
+    Stream(Arc<Mutex<Option<LlmStream>>>),
+}
+
+const SHARDS: usize = 32;
+
+pub(crate) struct Table {
+    next: AtomicU64,
+    shards: [Mutex<HashMap<u64, Handle>>; SHARDS],
+}
+
+pub(crate) static HANDLES: LazyLock<Table> =
+    LazyLock::new(|| Table { next: AtomicU64::new(1), shards: std::array::from_fn(|_| Mutex::new(HashMap::new())) });
+
+impl Table {
+    fn shard(&self, id: u64) -> MutexGuard<'_, HashMap<u64, Handle>> {
+        self.shards[(id as usize) % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, h: Handle) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.shard(id).insert(id, h);
+        id
+    }
+
+    /// Removes `id` if `is` accepts it; the handle is dropped by the caller, outside the lock
+    /// (dropping a stream ends it, which may run callbacks that use the table).
+    pub fn remove(&self, id: u64, what: &str, is: impl Fn(&Handle) -> bool) -> Result<Handle> {
+        let mut shard = self.shard(id);
+        match shard.get(&id) {
+            Some(h) if is(h) => Ok(shard.remove(&id).expect("present")),
+            _ => Err(unknown(what, id)),
+        }
+    }
+
+    fn get<T>(&self, id: u64, what: &str, f: impl FnOnce(&Handle) -> Option<T>) -> Result<T> {
+        self.shard(id).get(&id).and_then(f).ok_or_else(|| unknown(what, id))
+    }
+
+    pub fn runtime(&self, id: u64) -> Result<Runtime> {
+        if id == 0 {
+            return Ok(Runtime::global().clone());
+        }
+        self.get(id, "runtime", |h| match h {
+            Handle::Runtime(r) => Some(r.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn stack(&self, id: u64) -> Result<Stack> {
+        if id == 0 {
+            return Ok(baton::current_stack());
+        }
+        self.get(id, "stack", |h| match h {
+            Handle::Stack(s) => Some(s.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn scope(&self, id: u64) -> Result<ScopeHandle> {
+        self.get(id, "scope", |h| match h {
+            Handle::Scope(s, _) => Some(s.clone()),
+            _ => None,
+        })
+    }
+
+    /// A scope with the stack it was pushed on.
+    pub fn scope_and_stack(&self, id: u64) -> Result<(ScopeHandle, Stack)> {
+        self.get(id, "scope", |h| match h {
+            Handle::Scope(s, st) => Some((s.clone(), st.clone())),
+            _ => None,
+        })
+    }
+
+    pub fn call(&self, id: u64) -> Result<CallHandle> {
+        self.get(id, "call", |h| match h {
+            Handle::Call(c) => Some(c.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn stream(&self, id: u64) -> Result<Arc<Mutex<Option<LlmStream>>>> {
+        self.get(id, "stream", |h| match h {
+            Handle::Stream(s) => Some(s.clone()),
+            _ => None,
+        })
+    }
+}
+
+fn unknown(what: &str, id: u64) -> Error {
+    if id == 0 {
+        Error::not_found(format!("{what}: 0 is not a {what} id"))
+    } else {
+        Error::not_found(format!("{what}: no live {what} has id {id} (never created, freed, or another kind of handle)"))
+    }
+}

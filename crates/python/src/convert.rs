@@ -1,0 +1,151 @@
+//! Values across the boundary: plain Python JSON data <-> `serde_json::Value`.
+//!
+//! Only `dict` (string keys), `list`, `str`, `int` (64-bit), finite `float`, `bool` and
+//! `None` cross. Anything else is rejected with a message naming the path of the value,
+//! e.g. `args["when"]: datetime is not JSON`.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use serde_json::{Map, Number, Value};
+
+use crate::errors;
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
+}
+
+/// Converts plain JSON data; the error message names the offending path.
+pub fn to_value_at(obj: &Bound<'_, PyAny>, path: &mut String) -> Result<Value, String> {
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return s.to_cow().map(|c| Value::String(c.into_owned())).map_err(|e| format!("{path}: {e}"));
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        return Err(format!("{path}: int out of the 64-bit range is not JSON"));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        let v = f.value();
+        return Number::from_f64(v).map(Value::Number).ok_or_else(|| format!("{path}: float {v} is not JSON"));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (k, v) in d.iter() {
+            let Ok(ks) = k.cast::<PyString>() else {
+                return Err(format!(
+                    "{path}: dict key {} ({}) is not a string",
+                    k.repr().map(|r| r.to_string()).unwrap_or_default(),
+                    type_name(&k)
+                ));
+            };
+            let key = ks.to_cow().map_err(|e| format!("{path}: {e}"))?.into_owned();
+            let saved = path.len();
+            path.push_str("[\"");
+            path.push_str(&key);
+            path.push_str("\"]");
+            let value = to_value_at(&v, path)?;
+            path.truncate(saved);
+            map.insert(key, value);
+        }
+        return Ok(Value::Object(map));
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        let mut out = Vec::with_capacity(l.len());
+        for (i, item) in l.iter().enumerate() {
+            let saved = path.len();
+            path.push('[');
+            path.push_str(&i.to_string());
+            path.push(']');
+            out.push(to_value_at(&item, path)?);
+            path.truncate(saved);
+        }
+        return Ok(Value::Array(out));
+    }
+    Err(format!("{path}: {} is not JSON", type_name(obj)))
+}
+
+/// Converts plain JSON data or raises `baton.InvalidArgumentError` naming the path.
+pub fn to_value(obj: &Bound<'_, PyAny>, root: &str) -> PyResult<Value> {
+    let mut path = String::from(root);
+    to_value_at(obj, &mut path).map_err(|msg| errors::new_err(obj.py(), baton::ErrorKind::InvalidArgument, &msg))
+}
+
+/// Same, as a core error (for values coming back from callbacks).
+pub fn to_value_core(obj: &Bound<'_, PyAny>, root: &str) -> baton::Result<Value> {
+    let mut path = String::from(root);
+    to_value_at(obj, &mut path).map_err(baton::Error::invalid_argument)
+}
+
+/// Optional metadata: `None` or a dict.
+pub fn to_map(obj: Option<&Bound<'_, PyAny>>, root: &str) -> PyResult<Map<String, Value>> {
+    match obj {
+        None => Ok(Map::new()),
+        Some(o) if o.is_none() => Ok(Map::new()),
+        Some(o) => match to_value(o, root)? {
+            Value::Object(m) => Ok(m),
+            _ => Err(errors::new_err(o.py(), baton::ErrorKind::InvalidArgument, &format!("{root}: expected a dict, got {}", type_name(o)))),
+        },
+    }
+}
+
+/// A JSON value as plain Python data.
+pub fn to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any().unbind()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any().unbind()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any().unbind()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any().unbind(),
+        Value::Array(a) => {
+            let list = PyList::empty(py);
+            for item in a {
+                list.append(to_py(py, item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Object(m) => {
+            let d = PyDict::new(py);
+            for (k, item) in m {
+                d.set_item(k, to_py(py, item)?)?;
+            }
+            d.into_any().unbind()
+        }
+    })
+}
+
+/// Optional string list argument (attributes).
+pub fn strings(obj: Option<&Bound<'_, PyAny>>, root: &str) -> PyResult<Vec<String>> {
+    match obj {
+        None => Ok(Vec::new()),
+        Some(o) if o.is_none() => Ok(Vec::new()),
+        Some(o) => {
+            let mut out = Vec::new();
+            for (i, item) in o.try_iter()?.enumerate() {
+                let item = item?;
+                match item.cast::<PyString>() {
+                    Ok(s) => out.push(s.to_cow()?.into_owned()),
+                    Err(_) => return Err(PyTypeError::new_err(format!("{root}[{i}]: expected a string, got {}", type_name(&item)))),
+                }
+            }
+            Ok(out)
+        }
+    }
+}

@@ -1,0 +1,3 @@
+module github.com/baton-runtime/baton/go
+
+go 1.19

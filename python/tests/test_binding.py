@@ -1,0 +1,590 @@
+"""Binding concerns of the Python layer: value conversion, errors, handle lifetimes, the GIL,
+asyncio, isolation through contextvars, plugins. Runtime semantics themselves are covered by
+the parity suite (tests/parity)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import threading
+import time
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional
+
+import pytest
+from conftest import Recorder
+
+import baton
+import baton.plugins
+
+# ----- conversion -----------------------------------------------------------------------------
+
+
+def test_plain_json_round_trips(rec: Recorder) -> None:
+    value = {
+        "s": "héllo ✓",
+        "i": -(2**63),
+        "u": 2**64 - 1,
+        "f": 2.5,
+        "b": True,
+        "n": None,
+        "l": [1, [2, {"x": False}]],
+    }
+    out = baton.tool("echo", value, lambda a: a)
+    assert out == value
+    assert type(out["i"]) is int and type(out["f"]) is float and out["b"] is True
+    start = rec.by_name("echo")[0]
+    assert start["data"] == value
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"when": datetime.datetime(2024, 1, 1)}, 'args["when"]: datetime is not JSON'),
+        ({"a": [1, {2, 3}]}, 'args["a"][1]: set is not JSON'),
+        ({"a": (1, 2)}, 'args["a"]: tuple is not JSON'),
+        ({"x": float("nan")}, 'args["x"]: float NaN is not JSON'),
+        ({"big": 2**70}, 'args["big"]: int out of the 64-bit range is not JSON'),
+        ({1: "x"}, "args: dict key 1 (int) is not a string"),
+        (object(), "args: object is not JSON"),
+    ],
+)
+def test_non_json_args_are_rejected_with_their_path(args: Any, message: str) -> None:
+    called = []
+    with pytest.raises(baton.InvalidArgumentError) as info:
+        baton.tool("t", args, lambda a: called.append(a))
+    assert str(info.value) == message
+    assert info.value.kind == "invalid_argument"
+    assert isinstance(info.value, ValueError)
+    assert called == []
+
+
+def test_non_json_result_and_metadata_are_rejected(rec: Recorder) -> None:
+    with pytest.raises(baton.InvalidArgumentError, match=r'result\["at"\]: date is not JSON'):
+        baton.tool("t", {}, lambda a: {"at": datetime.date.today()})
+    with pytest.raises(baton.InvalidArgumentError, match=r'metadata\["k"\]: bytes is not JSON'):
+        baton.mark("m", metadata={"k": b"x"})
+    # the failed tool call still ended, with the conversion error as its status
+    end = [e for e in rec.by_name("t") if e.get("scope_category") == "end"][0]
+    assert end["metadata"]["otel.status_code"] == "ERROR"
+    assert end["metadata"]["error.type"] == "invalid_argument"
+
+
+# ----- errors ----------------------------------------------------------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+def test_callback_exception_is_the_same_object_and_describes_the_event(rec: Recorder) -> None:
+    err = Boom("disk on fire")
+
+    def fail(_a: Any) -> Any:
+        raise err
+
+    with pytest.raises(Boom) as info:
+        baton.tool("burn", {}, fail)
+    assert info.value is err
+    end = [e for e in rec.by_name("burn") if e.get("scope_category") == "end"][0]
+    assert end["metadata"]["otel.status_description"] == "disk on fire"
+    assert end["metadata"]["error.type"] == "callback_failed"
+    assert end["metadata"]["exception.type"] == "Boom"
+
+
+def test_exception_passes_through_an_execution_intercept_unchanged(rec: Recorder, names: List[str]) -> None:
+    err = Boom("inner")
+    seen: List[BaseException] = []
+
+    def intercept(ctx: baton.CallContext, args: Any, next: baton.Next) -> Any:
+        try:
+            return next(args)
+        except Boom as e:
+            seen.append(e)
+            raise
+
+    names.append("pass-through")
+    baton.register("tool_execution_intercept", "pass-through", intercept)
+
+    def fail(_a: Any) -> Any:
+        raise err
+
+    with pytest.raises(Boom) as info:
+        baton.tool("t", {}, fail)
+    assert info.value is err and seen == [err]
+
+
+def test_baton_error_raised_by_a_callback_keeps_its_kind(rec: Recorder) -> None:
+    def fail(_a: Any) -> Any:
+        raise baton.UpstreamError("provider down")
+
+    with pytest.raises(baton.UpstreamError):
+        baton.tool("up", {}, fail)
+    end = [e for e in rec.by_name("up") if e.get("scope_category") == "end"][0]
+    assert end["metadata"]["error.type"] == "upstream"
+
+
+def test_every_kind_has_a_subclass() -> None:
+    from baton._errors import _BY_KIND
+
+    assert sorted(_BY_KIND) == sorted(baton._native.ERROR_KINDS)
+    for kind, cls in _BY_KIND.items():
+        assert issubclass(cls, baton.BatonError) and cls.kind == kind
+
+
+def test_guardrail_rejection_carries_reason_and_name(rec: Recorder, names: List[str]) -> None:
+    names.append("no-rm")
+    baton.register(
+        "tool_conditional_execution",
+        "no-rm",
+        lambda info, args: "rm is not allowed" if info.name == "rm" else None,
+    )
+    with pytest.raises(baton.GuardrailRejected) as info:
+        baton.tool("rm", {"path": "/"}, lambda a: pytest.fail("must not run"))
+    assert info.value.reason == "rm is not allowed"
+    assert info.value.guardrail == "no-rm"
+    assert info.value.kind == "guardrail_rejected"
+    assert baton.tool("ls", {}, lambda a: "ok") == "ok"
+
+
+def test_registration_and_scope_errors() -> None:
+    baton.register("tool_sanitize_request", "dup", lambda info, v: v)
+    try:
+        with pytest.raises(baton.AlreadyExistsError):
+            baton.register("tool_sanitize_request", "dup", lambda info, v: v)
+    finally:
+        assert baton.deregister("tool_sanitize_request", "dup") is True
+    assert baton.deregister("tool_sanitize_request", "dup") is False
+    with pytest.raises(baton.InvalidArgumentError, match="unknown middleware kind"):
+        baton.register("nope", "x", lambda: None)
+    with pytest.raises(baton.InvalidArgumentError, match="plain function"):
+
+        async def sub(_e: Dict[str, Any]) -> None: ...
+
+        baton.register("subscriber", "async-sub", sub)
+    s = baton.push("once")
+    baton.pop(s)
+    assert s.is_ended
+    with pytest.raises(baton.NotFoundError):
+        baton.pop(s)
+
+
+# ----- scopes and lifetimes ----------------------------------------------------------------------
+
+
+def test_scope_context_manager_decorator_and_errors(rec: Recorder) -> None:
+    @baton.scope("step", category="function")
+    def step(x: int) -> int:
+        baton.mark("inside", {"x": x})
+        return x * 2
+
+    with baton.scope("agent", category="agent", input={"q": 1}) as agent:
+        assert step(2) == 4
+        agent.output = {"done": True}
+    with pytest.raises(Boom):
+        with baton.scope("broken"):
+            raise Boom("no")
+    events = rec.flushed()
+    by = {(e["name"], e.get("scope_category")): e for e in events}
+    assert by[("step", "start")]["parent_uuid"] == agent.uuid
+    assert by[("inside", None)]["parent_uuid"] == by[("step", "start")]["uuid"]
+    assert by[("agent", "end")]["data"] == {"done": True}
+    assert by[("broken", "end")]["metadata"]["otel.status_code"] == "ERROR"
+    assert by[("broken", "end")]["metadata"]["otel.status_description"] == "no"
+
+
+def test_next_is_only_valid_while_the_intercept_runs(names: List[str], rec: Recorder) -> None:
+    kept: List[baton.Next] = []
+
+    def intercept(ctx: baton.CallContext, args: Any, next: baton.Next) -> Any:
+        kept.append(next)
+        return next(args)
+
+    names.append("keep-next")
+    baton.register("tool_execution_intercept", "keep-next", intercept)
+    assert baton.tool("t", {"a": 1}, lambda a: a) == {"a": 1}
+    with pytest.raises(baton.InvalidStateError, match="after its execution intercept returned"):
+        kept[0]({"a": 2})
+
+
+def test_manual_handles_end_once(rec: Recorder) -> None:
+    h = baton.tool_start("search", {"q": "x"}, tool_call_id="c1")
+    baton.tool_end(h, {"hits": 1})
+    with pytest.raises(baton.NotFoundError):
+        baton.tool_end(h, {"hits": 2})
+    start, end = rec.by_name("search")
+    assert start["category_profile"] == {"tool_call_id": "c1"} and end["data"] == {"hits": 1}
+
+
+def test_streams_are_lazy_and_closing_early_cancels(rec: Recorder) -> None:
+    produced: List[int] = []
+
+    def chunks(_req: Any) -> Iterator[Dict[str, int]]:
+        for i in range(5):
+            produced.append(i)
+            yield {"i": i}
+
+    stream = baton.llm_stream("gen", {"content": "hi"}, chunks)
+    assert produced == []
+    assert next(stream) == {"i": 0} and produced == [0]
+    assert next(stream) == {"i": 1} and produced == [0, 1]
+    stream.close()
+    end = [e for e in rec.by_name("gen") if e.get("scope_category") == "end"][0]
+    assert end["metadata"]["error.type"] == "cancelled"
+    assert produced == [0, 1]
+
+
+# ----- asyncio -----------------------------------------------------------------------------------
+
+
+def test_async_callbacks_middleware_and_streams(rec: Recorder, names: List[str]) -> None:
+    async def guard(info: baton.CallInfo, args: Any) -> Optional[str]:
+        await asyncio.sleep(0.001)
+        return None
+
+    async def rewrite(info: baton.CallInfo, args: Any) -> Any:
+        await asyncio.sleep(0.001)
+        return {**args, "rewritten": True}
+
+    async def around(ctx: baton.CallContext, args: Any, next: baton.AsyncNext) -> Any:
+        first = await next(args)
+        await asyncio.sleep(0.001)
+        return {"wrapped": first}
+
+    names.extend(["a-guard", "a-rewrite", "a-around"])
+    baton.register("tool_conditional_execution", "a-guard", guard)
+    baton.register("tool_request_intercept", "a-rewrite", rewrite)
+    baton.register("tool_execution_intercept", "a-around", around)
+
+    async def fetch(args: Any) -> Any:
+        await asyncio.sleep(0.001)
+        baton.mark("fetched")
+        return args
+
+    async def gen(_req: Any) -> AsyncIterator[str]:
+        for w in ("a", "b", "c"):
+            await asyncio.sleep(0)
+            yield w
+
+    async def main() -> Any:
+        out = await baton.tool_async("fetch", {"url": "x"}, fetch)
+        stream = await baton.llm_stream_async("chat", {"content": "hi"}, gen)
+        words = [w async for w in stream]
+        return out, words
+
+    out, words = asyncio.run(main())
+    assert out == {"wrapped": {"url": "x", "rewritten": True}}
+    assert words == ["a", "b", "c"]
+    tool_start = [e for e in rec.by_name("fetch") if e["scope_category"] == "start"][0]
+    assert rec.by_name("fetched")[0]["parent_uuid"] == tool_start["uuid"]
+    assert [e["data"] for e in rec.by_name("llm.chunk")] == ["a", "b", "c"]
+
+
+def test_sync_call_runs_async_middleware_without_a_loop(names: List[str]) -> None:
+    async def guard(info: baton.CallInfo, args: Any) -> Any:
+        await asyncio.sleep(0.001)
+        return "no" if args.get("deny") else True
+
+    names.append("sync-async-guard")
+    baton.register("tool_conditional_execution", "sync-async-guard", guard)
+    assert baton.tool("t", {"deny": False}, lambda a: 1) == 1
+    with pytest.raises(baton.GuardrailRejected):
+        baton.tool("t", {"deny": True}, lambda a: 1)
+
+
+def test_cancelling_an_async_call_ends_it_as_cancelled(rec: Recorder) -> None:
+    async def slow(_a: Any) -> Any:
+        await asyncio.sleep(10)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(baton.tool_async("slow", {}, slow))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    end = [e for e in rec.by_name("slow") if e.get("scope_category") == "end"][0]
+    assert end["metadata"]["error.type"] == "cancelled"
+
+
+# ----- isolation ------------------------------------------------------------------------------------
+
+
+def test_gather_of_100_tasks_yields_100_separate_trees(rec: Recorder) -> None:
+    async def worker(i: int) -> str:
+        async with baton.scope(f"task-{i}", category="agent") as s:
+            await asyncio.sleep(0.001 * (i % 7))
+
+            async def cb(a: Any) -> Any:
+                await asyncio.sleep(0)
+                baton.mark(f"mark-{i}")
+                return a
+
+            await baton.tool_async(f"tool-{i}", {"i": i}, cb)
+            with baton.scope(f"inner-{i}"):
+                await asyncio.sleep(0)
+            return s.uuid
+
+    async def main() -> List[str]:
+        async with baton.scope("root", category="agent") as root:
+            uuids = await asyncio.gather(*(worker(i) for i in range(100)))
+            assert baton.current_scope() == root.handle
+        return list(uuids)
+
+    uuids = asyncio.run(main())
+    events = rec.flushed()
+    root = [e for e in events if e["name"] == "root"][0]["uuid"]
+    starts = {e["name"]: e for e in events if e.get("scope_category") == "start"}
+    assert len(set(uuids)) == 100
+    for i in range(100):
+        task = starts[f"task-{i}"]
+        assert task["parent_uuid"] == root
+        assert starts[f"tool-{i}"]["parent_uuid"] == task["uuid"]
+        assert starts[f"inner-{i}"]["parent_uuid"] == task["uuid"]
+        assert [e for e in events if e["name"] == f"mark-{i}"][0]["parent_uuid"] == starts[f"tool-{i}"][
+            "uuid"
+        ]
+
+
+def test_threads_have_their_own_stacks(rec: Recorder) -> None:
+    barrier = threading.Barrier(8)
+    errors: List[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            with baton.scope(f"t{i}"):
+                barrier.wait()
+                for _ in range(50):
+                    baton.tool(f"tool{i}", {}, lambda a: None)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    events = rec.flushed()
+    scopes = {
+        e["name"]: e["uuid"]
+        for e in events
+        if e.get("scope_category") == "start" and e["name"].startswith("t") and e["category"] == "function"
+    }
+    for e in events:
+        if e["name"].startswith("tool"):
+            assert e["parent_uuid"] == scopes["t" + e["name"][4:]]
+    assert sum(1 for e in events if e["name"].startswith("tool")) == 8 * 50 * 2
+
+
+def test_with_stack_fork_and_propagation(rec: Recorder) -> None:
+    with baton.scope("outer") as outer:
+        ctx = baton.propagation_context()
+        tp = baton.traceparent()
+        forked = baton.fork()
+    assert ctx == {"version": 1, "root_uuid": outer.uuid, "parent_uuid": outer.uuid}
+    assert tp == f"00-{outer.uuid.replace('-', '')}-{outer.uuid.replace('-', '')[16:]}-01"
+    with baton.with_stack(forked):
+        with baton.scope("child") as child:
+            pass
+    remote = baton.stack_from_propagation(ctx)
+    with baton.with_stack(remote):
+        baton.mark("remote")
+    starts = {e["name"]: e for e in rec.flushed()}
+    assert starts["child"]["parent_uuid"] == outer.uuid and child.handle is not None
+    assert starts["remote"]["parent_uuid"] == outer.uuid
+
+
+# ----- the GIL, re-entrancy, delivery ---------------------------------------------------------------
+
+
+def test_flush_releases_the_gil_for_python_subscribers(names: List[str]) -> None:
+    got: List[str] = []
+
+    def slow(event: Dict[str, Any]) -> None:
+        got.append(event["name"])
+
+    names.append("slow-sub")
+    baton.subscribe("slow-sub", slow)
+    for i in range(200):
+        baton.mark(f"m{i}")
+    assert baton.flush(10.0) is True
+    assert len(got) == 200
+
+
+def test_subscriber_may_emit_and_push_but_not_flush(names: List[str], rec: Recorder) -> None:
+    outcome: List[str] = []
+
+    def echo(event: Dict[str, Any]) -> None:
+        if event["name"] == "ping":
+            with baton.scope("from-subscriber"):
+                baton.mark("pong")
+            try:
+                baton.flush(1.0)
+            except baton.InvalidStateError:
+                outcome.append("flush refused")
+
+    names.append("echo-sub")
+    baton.subscribe("echo-sub", echo)
+    baton.mark("ping")
+    assert baton.flush(10.0)
+    assert baton.flush(10.0)
+    assert outcome == ["flush refused"]
+    assert "pong" in rec.names()
+
+
+def test_managed_call_from_middleware_is_invalid_state(names: List[str], rec: Recorder) -> None:
+    seen: List[str] = []
+
+    def guard(info: baton.CallInfo, args: Any) -> bool:
+        if info.name == "outer":
+            try:
+                baton.tool("nested", {}, lambda a: None)
+            except baton.InvalidStateError:
+                seen.append("refused")
+            baton.mark("guard-mark")
+        return True
+
+    names.append("nesting-guard")
+    baton.register("tool_conditional_execution", "nesting-guard", guard)
+    baton.tool("outer", {}, lambda a: None)
+    assert seen == ["refused"]
+    assert "guard-mark" in rec.names()
+
+
+def test_parallel_threads_make_progress_while_calls_run(rec: Recorder) -> None:
+    stop = time.monotonic() + 0.3
+    counts = [0, 0]
+
+    def spin(k: int) -> None:
+        while time.monotonic() < stop:
+            baton.tool("spin", {"k": k}, lambda a: a)
+            counts[k] += 1
+
+    threads = [threading.Thread(target=spin, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5.0)
+    assert not any(t.is_alive() for t in threads)
+    assert counts[0] > 10 and counts[1] > 10
+    assert baton.flush(10.0)
+
+
+# ----- plugins --------------------------------------------------------------------------------------
+
+
+class Tagger:
+    kind = "test_tagger"
+
+    def validate(self, config: Dict[str, Any]) -> List[Dict[str, str]]:
+        if not isinstance(config.get("tag"), str):
+            return [{"level": "error", "code": "missing_field", "field": "tag", "message": "tag is required"}]
+        return []
+
+    def activate(self, config: Dict[str, Any], activation: baton.plugins.Activation) -> None:
+        tag = config["tag"]
+        activation.register("event_metadata_injector", "tag", lambda info: {"test.tag": tag})
+
+
+def test_python_plugin_component(rec: Recorder) -> None:
+    baton.plugins.register_component(Tagger())
+    bad = {"version": 1, "components": [{"kind": "test_tagger", "config": {}}]}
+    diags = baton.plugins.validate(bad)
+    assert [(d["level"], d["code"], d.get("field")) for d in diags] == [
+        ("error", "missing_field", "components[0].config.tag")
+    ]
+    with pytest.raises(baton.InvalidArgumentError) as info:
+        baton.plugins.initialize(bad)
+    assert getattr(info.value, "diagnostics", None) == diags
+    report = baton.plugins.initialize(
+        {"version": 1, "components": [{"kind": "test_tagger", "config": {"tag": "v1"}}]}
+    )
+    assert report["components"] == [
+        {
+            "kind": "test_tagger",
+            "registrations": [{"kind": "event_metadata_injector", "name": "test_tagger.tag"}],
+        }
+    ]
+    baton.mark("tagged")
+    baton.plugins.clear()
+    baton.mark("untagged")
+    assert rec.by_name("tagged")[0]["metadata"] == {"test.tag": "v1"}
+    assert rec.by_name("untagged")[0]["metadata"] == {}
+
+
+def test_plain_intercept_around_an_async_callback_that_really_waits(rec: Recorder, names: List[str]) -> None:
+    def around(ctx: baton.CallContext, args: Any, next: baton.Next) -> Any:
+        return {"wrapped": next(args)}
+
+    names.append("sync-around")
+    baton.register("tool_execution_intercept", "sync-around", around)
+
+    async def slow(args: Any) -> Any:
+        await asyncio.sleep(0.01)
+        baton.mark("slept")
+        return args
+
+    async def main() -> Any:
+        return await baton.tool_async("slow", {"x": 1}, slow)
+
+    assert asyncio.run(main()) == {"wrapped": {"x": 1}}
+    start = [e for e in rec.by_name("slow") if e["scope_category"] == "start"][0]
+    assert rec.by_name("slept")[0]["parent_uuid"] == start["uuid"]
+
+
+def test_managed_call_from_async_middleware_is_invalid_state(names: List[str], rec: Recorder) -> None:
+    seen: List[str] = []
+
+    async def guard(info: baton.CallInfo, args: Any) -> bool:
+        if info.name == "outer":
+            try:
+                await baton.tool_async("nested", {}, lambda a: None)
+            except baton.InvalidStateError:
+                seen.append("refused")
+        return True
+
+    async def nested_ok(args: Any) -> Any:
+        # a callback below every intercept may nest managed calls
+        return await baton.tool_async("inner", {}, lambda a: "ok")
+
+    names.append("async-nesting-guard")
+    baton.register("tool_conditional_execution", "async-nesting-guard", guard)
+
+    async def main() -> Any:
+        return await baton.tool_async("outer", {}, nested_ok)
+
+    assert asyncio.run(main()) == "ok"
+    assert seen == ["refused"]
+    assert "inner:start" in rec.names()
+
+
+def test_subscribers_get_lazy_mapping_events(names: List[str]) -> None:
+    import collections.abc
+    import json
+
+    got: List[baton.Event] = []
+    names.append("lazy-sub")
+    baton.subscribe("lazy-sub", got.append)
+    baton.mark("look", {"a": [1, 2]}, metadata={"k": "v"})
+    assert baton.flush(10.0)
+    (e,) = got
+    assert isinstance(e, collections.abc.Mapping)
+    assert (e.name, e.kind, e.scope_category, e.parent_uuid) == ("look", "mark", None, None)
+    assert e["data"] == {"a": [1, 2]} and e.get("missing", 7) == 7 and "metadata" in e
+    d = e.to_dict()
+    assert d == json.loads(e.to_json()) == dict(e) and e == d
+    assert sorted(d) == sorted(
+        [
+            "kind",
+            "atof_version",
+            "uuid",
+            "parent_uuid",
+            "timestamp",
+            "name",
+            "data",
+            "data_schema",
+            "metadata",
+        ]
+    )
+    assert d["uuid"] == e.uuid and d["metadata"] == {"k": "v"}
