@@ -1,0 +1,792 @@
+//! The functions the addon exports (the facade in `node/` is their only caller).
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use baton::codec::{self, Codec, CodecKind};
+use baton::{
+    CallKind, ChunkStream, DataSchema, EndOptions, Error, Family, LlmOptions, LlmStream, MarkOptions, OverflowPolicy, Registration,
+    Runtime, RuntimeConfig, ScopeOptions, Stack, ToolOptions,
+};
+use futures_core::Stream;
+use napi::sys;
+use serde_json::Value;
+
+use crate::callbacks::{self, guarded, JsFn};
+use crate::convert::{self, opt_json, opt_object, opt_strings};
+use crate::handles::{self, Handle};
+use crate::stream::JsChunks;
+use crate::task::{self, with_js_stack, AssertSend, Finish, PromiseFuture, TaskFuture};
+use crate::util::{self, Env, JsRef, JsResult, JsVal};
+
+fn rt() -> &'static Runtime {
+    Runtime::global()
+}
+
+fn undefined(env: Env) -> JsResult<JsVal> {
+    util::undefined(env)
+}
+
+fn truthy(env: Env, v: JsVal) -> JsResult<bool> {
+    Ok(util::type_of(env, v)? == sys::ValueType::napi_boolean && util::get_bool(env, v)?)
+}
+
+fn opt_bool(env: Env, options: JsVal, key: &str) -> JsResult<Option<bool>> {
+    if util::is_nullish(env, options)? {
+        return Ok(None);
+    }
+    let v = util::get(env, options, key)?;
+    if util::is_nullish(env, v)? {
+        return Ok(None);
+    }
+    Ok(Some(truthy(env, v)?))
+}
+
+fn opt_number(env: Env, options: JsVal, key: &str) -> JsResult<Option<f64>> {
+    if util::is_nullish(env, options)? {
+        return Ok(None);
+    }
+    let v = util::get(env, options, key)?;
+    if util::is_nullish(env, v)? {
+        return Ok(None);
+    }
+    if util::type_of(env, v)? != sys::ValueType::napi_number {
+        return Err(Error::invalid_argument(format!("options.{key}: expected a number")).into());
+    }
+    Ok(Some(util::get_number(env, v)?))
+}
+
+fn finish_json(v: Value) -> Finish {
+    Box::new(move |env| convert::text_out(env, &v))
+}
+
+fn finish_undefined() -> Finish {
+    Box::new(util::undefined)
+}
+
+/// The error of `pop`/`end` options: a thrown value (kept as is) or a message string.
+fn opt_error(env: Env, options: JsVal) -> JsResult<Option<Error>> {
+    if util::is_nullish(env, options)? {
+        return Ok(None);
+    }
+    let v = util::get(env, options, "error")?;
+    if util::type_of(env, v)? == sys::ValueType::napi_undefined {
+        return Ok(None);
+    }
+    if util::type_of(env, v)? == sys::ValueType::napi_string {
+        return Ok(Some(Error::callback_failed(util::get_string(env, v)?)));
+    }
+    Ok(Some(callbacks::host_error(env, v)))
+}
+
+fn end_options(env: Env, options: JsVal, output_key: &str) -> JsResult<EndOptions> {
+    Ok(EndOptions {
+        output: opt_json(env, options, output_key)?,
+        metadata: opt_object(env, options, "metadata")?,
+        error: opt_error(env, options)?,
+    })
+}
+
+fn tool_options(env: Env, o: JsVal) -> JsResult<ToolOptions> {
+    Ok(ToolOptions {
+        tool_call_id: util::opt_string(env, o, "toolCallId")?,
+        metadata: opt_object(env, o, "metadata")?,
+        attributes: opt_strings(env, o, "attributes")?,
+        parent: handles::opt_scope(env, o, "parent")?,
+    })
+}
+
+fn llm_options(env: Env, o: JsVal) -> JsResult<LlmOptions> {
+    Ok(LlmOptions {
+        model_name: util::opt_string(env, o, "modelName")?,
+        metadata: opt_object(env, o, "metadata")?,
+        attributes: opt_strings(env, o, "attributes")?,
+        parent: handles::opt_scope(env, o, "parent")?,
+        chunk_marks: opt_bool(env, o, "chunkMarks")?.unwrap_or(true),
+        codec: opt_codec(env, o, "codec")?,
+        response_codec: opt_codec(env, o, "responseCodec")?,
+    })
+}
+
+fn opt_codec(env: Env, o: JsVal, key: &str) -> JsResult<Option<Codec>> {
+    match util::opt_string(env, o, key)? {
+        None => Ok(None),
+        Some(name) => Ok(Some(Codec::parse(&name)?)),
+    }
+}
+
+/// codec(op, codecName, a, b): the provider codecs. With `auto`, a shape no codec
+/// recognizes gives `null`.
+pub fn codec_op(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let op = util::req_string(env, a[0], "op")?;
+    let c = Codec::parse(&util::req_string(env, a[1], "codec")?)?;
+    let first = convert::to_json(env, a[2], "value")?;
+    let fixed = |kind: Option<CodecKind>, f: &dyn Fn(CodecKind) -> baton::Result<Value>| kind.map_or(Ok(Value::Null), f);
+    let out = match op.as_str() {
+        "decodeRequest" => fixed(c.for_request(&first), &|k| codec::decode_request(k, &first))?,
+        "encodeRequest" => {
+            let original = convert::to_json(env, a[3], "original")?;
+            fixed(c.for_request(&original), &|k| codec::encode_request(k, &first, &original))?
+        }
+        "decodeResponse" => fixed(c.for_response(&first), &|k| codec::decode_response_json(k, &first))?,
+        "aggregateStream" => {
+            let chunks = first.as_array().ok_or_else(|| Error::invalid_argument("chunks: expected an array"))?;
+            let kind = match c {
+                Codec::Kind(k) => Some(k),
+                Codec::Auto => chunks.iter().find_map(codec::detect_chunk),
+            };
+            fixed(kind, &|k| codec::aggregate_stream(k, chunks).map(|r| r.to_json()))?
+        }
+        other => return Err(Error::invalid_argument(format!("unknown codec op '{other}'")).into()),
+    };
+    convert::to_js(env, &out)
+}
+
+fn call_kind(env: Env, v: JsVal) -> JsResult<CallKind> {
+    match util::req_string(env, v, "kind")?.as_str() {
+        "tool" => Ok(CallKind::Tool),
+        "llm" => Ok(CallKind::Llm),
+        other => Err(Error::invalid_argument(format!("kind: expected 'tool' or 'llm', got '{other}'")).into()),
+    }
+}
+
+// ----- init -----
+
+pub fn init(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let h = a[0];
+    let grab = |key: &str| -> JsResult<sys::napi_ref> {
+        let f = util::get(env, h, key)?;
+        util::make_ref(env, f).map_err(|e| match e {
+            util::Thrown::Baton(e) => util::Thrown::Baton(Error::internal(format!("init: {key}: {}", e.message()))),
+            p => p,
+        })
+    };
+    let mut global = std::ptr::null_mut();
+    util::status(env, unsafe { sys::napi_get_global(env, &mut global) })?;
+    let object = util::get(env, global, "Object")?;
+    let proto = util::get(env, object, "prototype")?;
+    util::set_helpers(util::Helpers {
+        make_error: grab("makeError")?,
+        watch: grab("watch")?,
+        invoke: grab("invoke")?,
+        iter_of: grab("iterOf")?,
+        object_proto: util::make_ref(env, proto)?,
+    });
+    let drain = util::get(env, h, "drain")?;
+    crate::deliver::install(env, drain)?;
+    undefined(env)
+}
+
+pub fn settle(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let id = util::get_number(env, a[0])? as usize;
+    let ok = truthy(env, a[1])?;
+    task::settle(env, id, ok, a[2])?;
+    undefined(env)
+}
+
+pub fn configure(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let mut config = RuntimeConfig::default();
+    if let Some(n) = opt_number(env, a[0], "queueCapacity")? {
+        if !(n >= 1.0 && n.fract() == 0.0) {
+            return Err(Error::invalid_argument("options.queueCapacity: expected a positive integer").into());
+        }
+        config.queue_capacity = n as usize;
+    }
+    if let Some(p) = util::opt_string(env, a[0], "overflow")? {
+        config.overflow = OverflowPolicy::parse(&p)?;
+    }
+    Runtime::init_global(config)?;
+    undefined(env)
+}
+
+// ----- stacks -----
+
+pub fn new_stack(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
+    handles::wrap(env, Handle::Stack(rt().new_stack()))
+}
+
+pub fn fork(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    handles::wrap(env, Handle::Stack(s.fork()))
+}
+
+pub fn stack_from_propagation(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let ctx = convert::to_json(env, a[0], "context")?;
+    handles::wrap(env, Handle::Stack(rt().stack_from_propagation(&ctx)?))
+}
+
+pub fn propagation_context(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    convert::to_js(env, &s.propagation_context())
+}
+
+pub fn traceparent(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    util::string(env, &s.traceparent()?)
+}
+
+pub fn current_scope(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    match s.current() {
+        Some(h) => handles::wrap(env, Handle::Scope(h)),
+        None => util::null(env),
+    }
+}
+
+// ----- scopes and marks -----
+
+fn data_schema(env: Env, o: JsVal) -> JsResult<Option<DataSchema>> {
+    match opt_json(env, o, "dataSchema")? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(d)) => Ok(Some(DataSchema {
+            name: d.get("name").and_then(Value::as_str).unwrap_or_default().into(),
+            version: d.get("version").and_then(Value::as_str).unwrap_or_default().into(),
+        })),
+        Some(_) => Err(Error::invalid_argument("options.dataSchema: expected {name, version}").into()),
+    }
+}
+
+pub fn push(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let o = a[2];
+    let mut opts = ScopeOptions::new(name).category(util::opt_string(env, o, "category")?.unwrap_or_else(|| "function".into()).as_str());
+    opts.input = opt_json(env, o, "input")?;
+    opts.metadata = opt_object(env, o, "metadata")?;
+    opts.attributes = opt_strings(env, o, "attributes")?;
+    opts.category_profile = opt_json(env, o, "categoryProfile")?.filter(|v| !v.is_null());
+    opts.data_schema = data_schema(env, o)?;
+    opts.parent = handles::opt_scope(env, o, "parent")?;
+    handles::wrap(env, Handle::Scope(s.push(opts)?))
+}
+
+pub fn pop(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let scope = handles::scope(env, a[1], "scope")?;
+    let end = end_options(env, a[2], "output")?;
+    s.pop(scope, end)?;
+    undefined(env)
+}
+
+pub fn scope_info(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    handles::scope_info(env, handles::scope(env, a[0], "scope")?)
+}
+
+pub fn mark(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let o = a[2];
+    let mut opts = MarkOptions::new(name);
+    opts.data = opt_json(env, o, "data")?;
+    opts.metadata = opt_object(env, o, "metadata")?;
+    opts.parent = handles::opt_scope(env, o, "parent")?;
+    opts.category = util::opt_string(env, o, "category")?.map(|c| c.as_str().into());
+    opts.category_profile = opt_json(env, o, "categoryProfile")?.filter(|v| !v.is_null());
+    opts.data_schema = data_schema(env, o)?;
+    s.mark(opts)?;
+    undefined(env)
+}
+
+pub fn metric(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let m = convert::to_json(env, a[2], "measurements")?;
+    let unit = util::opt_string(env, a[3], "unit")?;
+    s.metric(&name, m, unit.as_deref())?;
+    undefined(env)
+}
+
+// ----- managed calls -----
+//
+// Sync entry points run their callbacks with a null JS stack: the callbacks then run in the
+// caller's own AsyncLocalStorage context (the very stack the call uses), without `als.run`.
+// Async ones run on a fork, which callbacks get through `als.run` (see `callbacks::invoke`).
+
+fn value_later(env: Env, r: JsVal) -> JsResult<Result<Value, PromiseFuture<Value>>> {
+    if util::is_thenable(env, r)? {
+        Ok(Err(PromiseFuture::new(env, r, |env, v| convert::text_in(env, v, "returned value"))?))
+    } else {
+        Ok(Ok(convert::text_in(env, r, "returned value")?))
+    }
+}
+
+/// The async core callback for a JS function (its result may be a promise).
+fn async_callback(f: JsFn) -> impl Fn(Value) -> baton::BoxFuture<baton::Result<Value>> + Send + Sync + 'static {
+    move |input: Value| {
+        let r = guarded(|env| {
+            let a = convert::text_out(env, &input)?;
+            let r = f.call(env, &[a])?;
+            value_later(env, r)
+        });
+        match r {
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+            Ok(Ok(v)) => Box::pin(std::future::ready(Ok(v))),
+            Ok(Err(p)) => Box::pin(AssertSend(p)),
+        }
+    }
+}
+
+/// A sync call's callback: the JS function must return a plain value.
+fn sync_call(env: Env, f: JsVal, input: Value) -> baton::Result<Value> {
+    guarded(|env2| {
+        debug_assert_eq!(env, env2);
+        let a = convert::text_out(env2, &input)?;
+        let r = callbacks::invoke(env2, f, &[a])?;
+        if util::is_thenable(env2, r)? {
+            let _ = PromiseFuture::new(env2, r, |_, _| Ok(()));
+            return Err(Error::invalid_state("the callback of a synchronous call returned a Promise; use the async form").into());
+        }
+        convert::text_in(env2, r, "returned value")
+    })
+}
+
+/// tool(stack, name, args, fn, options, async)
+pub fn tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    managed(env, a, CallKind::Tool)
+}
+
+/// llm(stack, name, request, fn, options, async)
+pub fn llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    managed(env, a, CallKind::Llm)
+}
+
+fn managed(env: Env, a: &[JsVal], kind: CallKind) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let input = convert::text_in(env, a[2], if kind == CallKind::Tool { "args" } else { "request" })?;
+    let is_async = truthy(env, a[5])?;
+    if !is_async {
+        let f = a[3];
+        if !util::is_function(env, f)? {
+            return Err(Error::invalid_argument("callback: expected a function").into());
+        }
+        let out = match kind {
+            CallKind::Tool => {
+                let o = tool_options(env, a[4])?;
+                with_js_stack(std::ptr::null_mut(), || s.tool(&name, input, |v| sync_call(env, f, v), o))?
+            }
+            CallKind::Llm => {
+                let o = llm_options(env, a[4])?;
+                with_js_stack(std::ptr::null_mut(), || s.llm(&name, input, |v| sync_call(env, f, v), o))?
+            }
+        };
+        return convert::text_out(env, &out);
+    }
+    let f = JsFn::new(env, a[3], "callback")?;
+    let fork = s.fork();
+    let fork_js = handles::wrap(env, Handle::Stack(fork.clone()))?;
+    let fut: TaskFuture = match kind {
+        CallKind::Tool => {
+            let o = tool_options(env, a[4])?;
+            let fut = with_js_stack(fork_js, || fork.tool_async(&name, input, async_callback(f), o));
+            Box::pin(async move { fut.await.map(finish_json) })
+        }
+        CallKind::Llm => {
+            let o = llm_options(env, a[4])?;
+            let fut = with_js_stack(fork_js, || fork.llm_async(&name, input, async_callback(f), o));
+            Box::pin(async move { fut.await.map(finish_json) })
+        }
+    };
+    with_js_stack(fork_js, || task::spawn(env, fut))
+}
+
+/// A chunk stream pulled synchronously (for `llmStreamSync`).
+struct PollIter(ChunkStream);
+
+impl Iterator for PollIter {
+    type Item = baton::Result<Value>;
+    fn next(&mut self) -> Option<baton::Result<Value>> {
+        match self.0.as_mut().poll_next(&mut Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(x) => x,
+            Poll::Pending => Some(Err(Error::invalid_state("a synchronous stream met an async chunk source; use the async form"))),
+        }
+    }
+}
+
+fn wrap_stream(env: Env, stream: LlmStream) -> JsResult<JsVal> {
+    handles::wrap(env, Handle::Stream(RefCell::new(Some(stream))))
+}
+
+/// llmStream(stack, name, request, fn, options, async)
+pub fn llm_stream(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let request = convert::text_in(env, a[2], "request")?;
+    let o = llm_options(env, a[4])?;
+    if !truthy(env, a[5])? {
+        let f = a[3];
+        if !util::is_function(env, f)? {
+            return Err(Error::invalid_argument("callback: expected a function").into());
+        }
+        let stream = with_js_stack(std::ptr::null_mut(), || {
+            s.llm_stream(
+                &name,
+                request,
+                |req| {
+                    guarded(|env| {
+                        let r = callbacks::invoke(env, f, &[convert::text_out(env, &req)?])?;
+                        if util::is_thenable(env, r)? {
+                            let _ = PromiseFuture::new(env, r, |_, _| Ok(()));
+                            return Err(Error::invalid_state("the callback of llmStreamSync returned a Promise; use llmStream").into());
+                        }
+                        Ok(PollIter(JsChunks::from_iterable(env, r)?))
+                    })
+                },
+                o,
+            )
+        })?;
+        return wrap_stream(env, stream);
+    }
+    let f = JsFn::new(env, a[3], "callback")?;
+    let fork = s.fork();
+    let fork_js = handles::wrap(env, Handle::Stack(fork.clone()))?;
+    let cb = move |req: Value| {
+        let r = guarded(|env| {
+            let r = f.call(env, &[convert::text_out(env, &req)?])?;
+            if util::is_thenable(env, r)? {
+                Ok(Err(PromiseFuture::new(env, r, JsChunks::from_iterable)?))
+            } else {
+                Ok(Ok(JsChunks::from_iterable(env, r)?))
+            }
+        });
+        let fut: baton::BoxFuture<baton::Result<ChunkStream>> = match r {
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+            Ok(Ok(s)) => Box::pin(std::future::ready(Ok(s))),
+            Ok(Err(p)) => Box::pin(AssertSend(p)),
+        };
+        fut
+    };
+    let fut = with_js_stack(fork_js, || fork.llm_stream_async(&name, request, cb, o));
+    let fut: TaskFuture = Box::pin(async move {
+        let stream = fut.await?;
+        let stream = AssertSend(stream);
+        Ok(Box::new(move |env| wrap_stream(env, stream.0)) as Finish)
+    });
+    with_js_stack(fork_js, || task::spawn(env, fut))
+}
+
+/// streamNext(stream, async) → chunk, or `undefined` at the end (or a promise of either).
+pub fn stream_next(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Handle::Stream(cell) = handles::handle(env, a[0], "stream")? else {
+        return Err(Error::invalid_argument("stream: expected a stream handle").into());
+    };
+    let Some(mut stream) = cell.borrow_mut().take() else {
+        return undefined(env);
+    };
+    if !truthy(env, a[1])? {
+        return match stream.next() {
+            Some(Ok(v)) => {
+                *cell.borrow_mut() = Some(stream);
+                convert::text_out(env, &v)
+            }
+            Some(Err(e)) => Err(e.into()),
+            None => undefined(env),
+        };
+    }
+    let holder = JsRef::new(env, a[0])?;
+    let fut: TaskFuture = Box::pin(async move {
+        let mut stream = AssertSend(stream);
+        let item = std::future::poll_fn(|cx| Pin::new(&mut stream.0).poll_next(cx)).await;
+        match item {
+            None => Ok(finish_undefined()),
+            Some(Err(e)) => Err(e),
+            Some(Ok(v)) => Ok(Box::new(move |env: Env| {
+                if let Ok(h) = holder.get(env) {
+                    if let Ok(Handle::Stream(cell)) = handles::handle(env, h, "stream") {
+                        *cell.borrow_mut() = Some(stream.0);
+                    }
+                }
+                convert::text_out(env, &v)
+            }) as Finish),
+        }
+    });
+    task::spawn(env, fut)
+}
+
+/// streamClose(stream): drops it (an unfinished stream ends as cancelled).
+pub fn stream_close(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    if let Handle::Stream(cell) = handles::handle(env, a[0], "stream")? {
+        let s = cell.borrow_mut().take();
+        drop(s);
+    }
+    undefined(env)
+}
+
+/// chunksNext(chunks, async): the inner stream of a stream intercept.
+pub fn chunks_next(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Handle::Chunks(cell) = handles::handle(env, a[0], "chunks")? else {
+        return Err(Error::invalid_argument("chunks: expected a chunk source").into());
+    };
+    let Some(mut inner) = cell.borrow_mut().take() else {
+        return undefined(env);
+    };
+    if !truthy(env, a[1])? {
+        return match inner.as_mut().poll_next(&mut Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(Some(Ok(v))) => {
+                *cell.borrow_mut() = Some(inner);
+                convert::text_out(env, &v)
+            }
+            Poll::Ready(Some(Err(e))) => Err(e.into()),
+            Poll::Ready(None) => undefined(env),
+            Poll::Pending => {
+                *cell.borrow_mut() = Some(inner);
+                Err(Error::invalid_state("the inner chunks are produced asynchronously; iterate them with `for await`").into())
+            }
+        };
+    }
+    let holder = JsRef::new(env, a[0])?;
+    let fut: TaskFuture = Box::pin(async move {
+        let mut inner = AssertSend(inner);
+        let item = std::future::poll_fn(|cx| inner.0.as_mut().poll_next(cx)).await;
+        match item {
+            None => Ok(finish_undefined()),
+            Some(Err(e)) => Err(e),
+            Some(Ok(v)) => Ok(Box::new(move |env: Env| {
+                if let Ok(h) = holder.get(env) {
+                    if let Ok(Handle::Chunks(cell)) = handles::handle(env, h, "chunks") {
+                        *cell.borrow_mut() = Some(inner.0);
+                    }
+                }
+                convert::text_out(env, &v)
+            }) as Finish),
+        }
+    });
+    task::spawn(env, fut)
+}
+
+/// callNext(next, input): the async `next` of an execution intercept.
+pub fn call_next(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Handle::Next(next) = handles::handle(env, a[0], "next")? else {
+        return Err(Error::invalid_argument("next: expected a next handle").into());
+    };
+    let input = convert::text_in(env, a[1], "input")?;
+    let fut = next.call(input);
+    task::spawn(env, Box::pin(async move { fut.await.map(finish_json) }))
+}
+
+/// callNextSync(token, input): the `next` of a sync execution intercept.
+pub fn call_next_sync(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let token = util::get_number(env, a[0])? as u32;
+    let input = convert::text_in(env, a[1], "input")?;
+    let out = crate::middleware::call_sync_next(token, input)?;
+    convert::text_out(env, &out)
+}
+
+/// queueMark(ctx, name, data, metadata)
+pub fn queue_mark(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Handle::Ctx(ctx) = handles::handle(env, a[0], "ctx")? else {
+        return Err(Error::invalid_argument("ctx: expected a call context").into());
+    };
+    let name = util::req_string(env, a[1], "name")?;
+    let data = convert::to_json(env, a[2], "data")?;
+    let metadata = match convert::to_json(env, a[3], "metadata")? {
+        Value::Object(m) => m,
+        Value::Null => Default::default(),
+        _ => return Err(Error::invalid_argument("metadata: expected an object").into()),
+    };
+    ctx.queue_mark(name, data, metadata);
+    undefined(env)
+}
+
+// ----- manual lifecycle and standalone helpers -----
+
+pub fn tool_start(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let args = convert::to_json(env, a[2], "args")?;
+    let o = tool_options(env, a[3])?;
+    let h = with_js_stack(std::ptr::null_mut(), || s.tool_start(&name, &args, o))?;
+    handles::wrap(env, Handle::Call(h))
+}
+
+pub fn llm_start(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let request = convert::to_json(env, a[2], "request")?;
+    let o = llm_options(env, a[3])?;
+    let h = with_js_stack(std::ptr::null_mut(), || s.llm_start(&name, &request, o))?;
+    handles::wrap(env, Handle::Call(h))
+}
+
+/// callEnd(handle, options{output, metadata, error})
+pub fn call_end(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Handle::Call(h) = handles::handle(env, a[0], "handle")? else {
+        return Err(Error::invalid_argument("handle: expected a call handle").into());
+    };
+    h.end(end_options(env, a[1], "output")?)?;
+    undefined(env)
+}
+
+pub fn call_uuid(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Handle::Call(h) = handles::handle(env, a[0], "handle")? else {
+        return Err(Error::invalid_argument("handle: expected a call handle").into());
+    };
+    util::string(env, &h.uuid().to_string())
+}
+
+/// conditionalExecution(stack, kind, name, input, async)
+pub fn conditional_execution(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let kind = call_kind(env, a[1])?;
+    let name = util::req_string(env, a[2], "name")?;
+    let input = convert::to_json(env, a[3], if kind == CallKind::Tool { "args" } else { "request" })?;
+    if !truthy(env, a[4])? {
+        with_js_stack(std::ptr::null_mut(), || match kind {
+            CallKind::Tool => s.tool_conditional_execution(&name, &input),
+            CallKind::Llm => s.llm_conditional_execution(&name, &input),
+        })?;
+        return undefined(env);
+    }
+    let fork = s.fork();
+    let fork_js = handles::wrap(env, Handle::Stack(fork.clone()))?;
+    let fut: TaskFuture = match kind {
+        CallKind::Tool => {
+            let f = with_js_stack(fork_js, || fork.tool_conditional_execution_async(&name, input));
+            Box::pin(async move { f.await.map(|_| finish_undefined()) })
+        }
+        CallKind::Llm => {
+            let f = with_js_stack(fork_js, || fork.llm_conditional_execution_async(&name, input));
+            Box::pin(async move { f.await.map(|_| finish_undefined()) })
+        }
+    };
+    with_js_stack(fork_js, || task::spawn(env, fut))
+}
+
+/// requestIntercepts(stack, kind, name, input, async)
+pub fn request_intercepts(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let kind = call_kind(env, a[1])?;
+    let name = util::req_string(env, a[2], "name")?;
+    let input = convert::to_json(env, a[3], if kind == CallKind::Tool { "args" } else { "request" })?;
+    if !truthy(env, a[4])? {
+        let out = with_js_stack(std::ptr::null_mut(), || match kind {
+            CallKind::Tool => s.tool_request_intercepts(&name, input),
+            CallKind::Llm => s.llm_request_intercepts(&name, input),
+        })?;
+        return convert::text_out(env, &out);
+    }
+    let fork = s.fork();
+    let fork_js = handles::wrap(env, Handle::Stack(fork.clone()))?;
+    let fut: TaskFuture = match kind {
+        CallKind::Tool => {
+            let f = with_js_stack(fork_js, || fork.tool_request_intercepts_async(&name, input));
+            Box::pin(async move { f.await.map(finish_json) })
+        }
+        CallKind::Llm => {
+            let f = with_js_stack(fork_js, || fork.llm_request_intercepts_async(&name, input));
+            Box::pin(async move { f.await.map(finish_json) })
+        }
+    };
+    with_js_stack(fork_js, || task::spawn(env, fut))
+}
+
+// ----- middleware -----
+
+/// register(kind, name, fn, options{priority, scope, breakChain, sync}, subscriberId)
+pub fn register(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let family = Family::parse(&util::req_string(env, a[0], "kind")?)?;
+    let name = util::req_string(env, a[1], "name")?;
+    let o = a[3];
+    let priority = opt_number(env, o, "priority")?.unwrap_or(0.0);
+    if priority.fract() != 0.0 || priority < i32::MIN as f64 || priority > i32::MAX as f64 {
+        return Err(Error::invalid_argument("options.priority: expected a 32-bit integer").into());
+    }
+    let sync = opt_bool(env, o, "sync")?.unwrap_or(false);
+    let id = if util::type_of(env, a[4])? == sys::ValueType::napi_number { util::get_number(env, a[4])? as u32 } else { 0 };
+    if family != Family::Subscriber && !util::is_function(env, a[2])? {
+        return Err(Error::invalid_argument("middleware: expected a function").into());
+    }
+    let mw = crate::middleware::build(env, family, a[2], sync, id)?;
+    let mut reg = Registration::new(name).priority(priority as i32).break_chain(opt_bool(env, o, "breakChain")?.unwrap_or(false));
+    reg.scope = handles::opt_scope(env, o, "scope")?;
+    rt().register(reg, mw)?;
+    undefined(env)
+}
+
+/// deregister(kind, name, scope?)
+pub fn deregister(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let family = Family::parse(&util::req_string(env, a[0], "kind")?)?;
+    let name = util::req_string(env, a[1], "name")?;
+    let scope = if util::is_nullish(env, a[2])? { None } else { Some(handles::scope(env, a[2], "scope")?.clone()) };
+    util::boolean(env, rt().deregister(family, &name, scope.as_ref())?)
+}
+
+// ----- delivery -----
+
+fn timeout(env: Env, v: JsVal) -> JsResult<Duration> {
+    if util::is_nullish(env, v)? {
+        return Ok(Duration::from_secs(30));
+    }
+    let ms = util::get_number(env, v)?;
+    if !(ms >= 0.0 && ms.is_finite()) {
+        return Err(Error::invalid_argument("timeout: expected a non-negative number of milliseconds").into());
+    }
+    Ok(Duration::from_micros((ms * 1000.0) as u64))
+}
+
+/// Checks that flush/shutdown may run here (not inside middleware, not after shutdown).
+fn check_can_wait() -> JsResult<()> {
+    rt().flush(Duration::ZERO)?;
+    Ok(())
+}
+
+pub fn flush(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let t = timeout(env, a[0])?;
+    check_can_wait()?;
+    crate::deliver::flush_async(env, t, false)
+}
+
+pub fn shutdown(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let t = timeout(env, a[0])?;
+    check_can_wait()?;
+    crate::deliver::flush_async(env, t, true)
+}
+
+pub fn take_events(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
+    crate::deliver::take(env)
+}
+
+pub fn diagnostics(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
+    let d = rt().diagnostics();
+    let o = util::object(env)?;
+    for (k, v) in [
+        ("deliveredEvents", d.delivered_events),
+        ("droppedEvents", d.dropped_events),
+        ("subscriberFailures", d.subscriber_failures),
+        ("middlewareFailures", d.middleware_failures),
+        ("queued", d.queued),
+    ] {
+        let n = util::number(env, v as f64)?;
+        util::set(env, o, k, n)?;
+    }
+    Ok(o)
+}
+
+/// pluginValidate(document) → diagnostics
+pub fn plugin_validate(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let doc = convert::to_json(env, a[0], "config")?;
+    let diagnostics = rt().plugin_validate(&doc);
+    convert::to_js(env, &Value::Array(diagnostics.iter().map(|d| d.to_json()).collect()))
+}
+
+/// pluginInitialize(document) → report
+pub fn plugin_initialize(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let doc = convert::to_json(env, a[0], "config")?;
+    convert::to_js(env, &rt().plugin_initialize(&doc)?.to_json())
+}
+
+pub fn plugin_clear(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
+    rt().plugin_clear()?;
+    undefined(env)
+}
+
+pub fn is_shutdown(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
+    util::boolean(env, rt().is_shutdown())
+}
+
+pub fn stack_depth(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s: &Stack = handles::stack(env, a[0], "stack")?;
+    util::number(env, s.depth() as f64)
+}

@@ -1,0 +1,187 @@
+//! Subscribers on the JS thread.
+//!
+//! The core's dispatcher thread calls `JsSubscriber::on_event`, which serializes the event
+//! (off the JS thread) into a batch and, when the batch was empty, asks the JS thread — through
+//! one thread-safe function call — to drain it. The drain hands the facade one JSON text for
+//! the whole batch plus who receives what, and the facade calls the subscribers in order.
+//! The dispatcher never waits for JS, so nothing can deadlock; `flush` waits for the core on a
+//! worker thread and then drains on the JS thread.
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Mutex;
+
+use baton::{Event, Result, Subscriber};
+use napi::sys;
+
+use crate::util::{self, ck, Env, JsResult, JsVal};
+
+/// A close marker in the delivery list: the facade forgets the subscriber.
+const CLOSED: u32 = u32::MAX;
+
+struct Batch {
+    /// `[event,event,...` (closed with `]` when taken).
+    text: String,
+    events: u32,
+    /// (subscriber id, event index or CLOSED), in delivery order.
+    deliveries: Vec<u32>,
+    /// Identity of the last serialized event (its uuid and kind), to share it between
+    /// subscribers receiving the same event.
+    last: Option<(baton::Uuid, baton::EventKind)>,
+}
+
+static BATCH: Mutex<Batch> = Mutex::new(Batch { text: String::new(), events: 0, deliveries: Vec::new(), last: None });
+static TSFN: AtomicPtr<sys::napi_threadsafe_function__> = AtomicPtr::new(ptr::null_mut());
+
+pub struct JsSubscriber {
+    id: u32,
+}
+
+impl JsSubscriber {
+    pub fn new(id: u32) -> JsSubscriber {
+        JsSubscriber { id }
+    }
+}
+
+fn push(id: u32, event: Option<&Event>) {
+    let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
+    let was_empty = b.deliveries.is_empty();
+    match event {
+        Some(e) => {
+            if b.last != Some((e.uuid, e.kind)) || b.events == 0 {
+                if b.events == 0 {
+                    b.text.clear();
+                    b.text.push('[');
+                } else {
+                    b.text.push(',');
+                }
+                // SAFETY of the write: serde_json writes valid UTF-8.
+                let _ = serde_json::to_writer(unsafe { b.text.as_mut_vec() }, e);
+                b.events += 1;
+                b.last = Some((e.uuid, e.kind));
+            }
+            let index = b.events - 1;
+            b.deliveries.push(id);
+            b.deliveries.push(index);
+        }
+        None => {
+            b.deliveries.push(id);
+            b.deliveries.push(CLOSED);
+        }
+    }
+    drop(b);
+    if was_empty {
+        let f = TSFN.load(Ordering::Acquire);
+        if !f.is_null() {
+            unsafe { sys::napi_call_threadsafe_function(f, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+        }
+    }
+}
+
+impl Subscriber for JsSubscriber {
+    fn on_event(&self, event: &Event) -> Result<()> {
+        push(self.id, Some(event));
+        Ok(())
+    }
+    fn close(&self) -> Result<()> {
+        push(self.id, None);
+        Ok(())
+    }
+}
+
+/// `takeEvents()` → `null` or `[jsonText, Uint32Array deliveries]`.
+pub fn take(env: Env) -> JsResult<JsVal> {
+    let (text, deliveries) = {
+        let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
+        if b.deliveries.is_empty() {
+            return util::null(env);
+        }
+        let mut text = std::mem::take(&mut b.text);
+        if b.events == 0 {
+            text.push('[');
+        }
+        text.push(']');
+        b.events = 0;
+        b.last = None;
+        (text, std::mem::take(&mut b.deliveries))
+    };
+    let out = util::array(env, 2)?;
+    let t = util::string(env, &text)?;
+    util::set_index(env, out, 0, t)?;
+    let mut buf = ptr::null_mut();
+    let mut data: *mut c_void = ptr::null_mut();
+    let bytes = deliveries.len() * 4;
+    ck!(env, sys::napi_create_arraybuffer(env, bytes, &mut data, &mut buf));
+    if bytes > 0 {
+        unsafe { ptr::copy_nonoverlapping(deliveries.as_ptr().cast::<u8>(), data.cast::<u8>(), bytes) };
+    }
+    let mut arr = ptr::null_mut();
+    ck!(env, sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, deliveries.len(), buf, 0, &mut arr));
+    util::set_index(env, out, 1, arr)?;
+    Ok(out)
+}
+
+/// Creates the thread-safe function that wakes the JS thread to drain (`drain` is the
+/// facade's function). It is unref'd: pending deliveries do not keep the process alive.
+pub fn install(env: Env, drain: JsVal) -> JsResult<()> {
+    if !TSFN.load(Ordering::Acquire).is_null() {
+        return Ok(());
+    }
+    let name = util::string(env, "baton.deliver")?;
+    let mut f = ptr::null_mut();
+    ck!(
+        env,
+        sys::napi_create_threadsafe_function(env, drain, ptr::null_mut(), name, 0, 1, ptr::null_mut(), None, ptr::null_mut(), None, &mut f)
+    );
+    ck!(env, sys::napi_unref_threadsafe_function(env, f));
+    TSFN.store(f, Ordering::Release);
+    Ok(())
+}
+
+// ----- flush / shutdown off the JS thread -----
+
+struct Work {
+    shutdown: bool,
+    timeout: std::time::Duration,
+    result: Option<baton::Result<bool>>,
+    deferred: sys::napi_deferred,
+    work: sys::napi_async_work,
+}
+
+unsafe extern "C" fn work_execute(_env: Env, data: *mut c_void) {
+    let w = unsafe { &mut *(data as *mut Work) };
+    let rt = baton::Runtime::global();
+    let r =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| if w.shutdown { rt.shutdown(w.timeout) } else { rt.flush(w.timeout) }));
+    w.result = Some(r.unwrap_or_else(|p| Err(util::panic_error(p))));
+}
+
+unsafe extern "C" fn work_complete(env: Env, _status: sys::napi_status, data: *mut c_void) {
+    let w = unsafe { Box::from_raw(data as *mut Work) };
+    unsafe { sys::napi_delete_async_work(env, w.work) };
+    match w.result.unwrap_or_else(|| Err(baton::Error::internal("flush did not run"))) {
+        Ok(b) => {
+            let v = util::boolean(env, b).unwrap_or(ptr::null_mut());
+            unsafe { sys::napi_resolve_deferred(env, w.deferred, v) };
+        }
+        Err(e) => {
+            let v = util::error_value(env, &e).or_else(|_| util::undefined(env)).unwrap_or(ptr::null_mut());
+            unsafe { sys::napi_reject_deferred(env, w.deferred, v) };
+        }
+    }
+}
+
+/// Runs `flush` or `shutdown` on a worker thread; returns a promise of its boolean.
+pub fn flush_async(env: Env, timeout: std::time::Duration, shutdown: bool) -> JsResult<JsVal> {
+    let mut deferred = ptr::null_mut();
+    let mut promise = ptr::null_mut();
+    ck!(env, sys::napi_create_promise(env, &mut deferred, &mut promise));
+    let w = Box::into_raw(Box::new(Work { shutdown, timeout, result: None, deferred, work: ptr::null_mut() }));
+    let name = util::string(env, if shutdown { "baton.shutdown" } else { "baton.flush" })?;
+    let mut work = ptr::null_mut();
+    ck!(env, sys::napi_create_async_work(env, ptr::null_mut(), name, Some(work_execute), Some(work_complete), w.cast(), &mut work));
+    unsafe { (*w).work = work };
+    ck!(env, sys::napi_queue_async_work(env, work));
+    Ok(promise)
+}

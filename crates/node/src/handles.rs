@@ -1,0 +1,110 @@
+//! Native objects behind JS handles (externals), and the plain JS objects that describe
+//! calls and events to middleware.
+
+use std::cell::RefCell;
+
+use baton::{AsyncNext, CallCtx, CallHandle, CallInfo, CallKind, ChunkStream, EventInfo, EventKind, LlmStream, ScopeHandle, Stack};
+
+use crate::util::{self, Env, JsResult, JsVal};
+
+/// What a JS handle (an external) holds.
+pub enum Handle {
+    Stack(Stack),
+    Scope(ScopeHandle),
+    Call(CallHandle),
+    /// A managed stream; `None` while a `next` is in flight or after it ended.
+    Stream(RefCell<Option<LlmStream>>),
+    /// The inner chunks handed to a stream intercept.
+    Chunks(RefCell<Option<ChunkStream>>),
+    Next(AsyncNext),
+    Ctx(CallCtx),
+}
+
+pub fn wrap(env: Env, h: Handle) -> JsResult<JsVal> {
+    util::external(env, h)
+}
+
+pub fn handle<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a Handle> {
+    util::external_ref::<Handle>(env, v, what)
+}
+
+fn wrong(what: &str, expected: &str) -> util::Thrown {
+    baton::Error::invalid_argument(format!("{what}: expected a {expected} handle")).into()
+}
+
+pub fn stack<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a Stack> {
+    match handle(env, v, what)? {
+        Handle::Stack(s) => Ok(s),
+        _ => Err(wrong(what, "stack")),
+    }
+}
+
+pub fn scope<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a ScopeHandle> {
+    match handle(env, v, what)? {
+        Handle::Scope(s) => Ok(s),
+        _ => Err(wrong(what, "scope")),
+    }
+}
+
+/// An optional scope handle field of an options object (`parent`, `scope`).
+pub fn opt_scope(env: Env, options: JsVal, key: &str) -> JsResult<Option<ScopeHandle>> {
+    if util::is_nullish(env, options)? {
+        return Ok(None);
+    }
+    let v = util::get(env, options, key)?;
+    if util::is_nullish(env, v)? {
+        return Ok(None);
+    }
+    Ok(Some(scope(env, v, &format!("options.{key}"))?.clone()))
+}
+
+fn set_str(env: Env, obj: JsVal, key: &str, v: Option<&str>) -> JsResult<()> {
+    let x = match v {
+        Some(s) => util::string(env, s)?,
+        None => util::null(env)?,
+    };
+    util::set(env, obj, key, x)
+}
+
+/// `{kind, name, toolCallId, modelName, parentUuid, uuid}` as JSON text.
+pub fn call_info(env: Env, info: &CallInfo) -> JsResult<JsVal> {
+    let v = serde_json::json!({
+        "kind": match info.kind { CallKind::Tool => "tool", CallKind::Llm => "llm" },
+        "name": &*info.name,
+        "toolCallId": info.tool_call_id,
+        "modelName": info.model_name,
+        "parentUuid": info.parent_uuid.map(|u| u.to_string()),
+        "uuid": info.uuid.map(|u| u.to_string()),
+    });
+    crate::convert::text_out(env, &v)
+}
+
+/// `{kind, scopeCategory, uuid, parentUuid, name, category}` for event middleware (JSON text).
+pub fn event_info(env: Env, info: &EventInfo) -> JsResult<JsVal> {
+    let (kind, sc) = match info.kind {
+        EventKind::Mark => ("mark", None),
+        EventKind::Scope(c) => ("scope", Some(c.as_str())),
+    };
+    let v = serde_json::json!({
+        "kind": kind,
+        "scopeCategory": sc,
+        "uuid": info.uuid.to_string(),
+        "parentUuid": info.parent_uuid.map(|u| u.to_string()),
+        "name": &*info.name,
+        "category": info.category.as_ref().map(|c| c.as_str()),
+    });
+    crate::convert::text_out(env, &v)
+}
+
+/// `{uuid, name, category, parentUuid, rootUuid}` of a scope.
+pub fn scope_info(env: Env, s: &ScopeHandle) -> JsResult<JsVal> {
+    let o = util::object(env)?;
+    set_str(env, o, "uuid", Some(&s.uuid().to_string()))?;
+    set_str(env, o, "name", Some(s.name()))?;
+    set_str(env, o, "category", Some(s.category().as_str()))?;
+    set_str(env, o, "parentUuid", s.parent_uuid().map(|u| u.to_string()).as_deref())?;
+    set_str(env, o, "rootUuid", Some(&s.root_uuid().to_string()))?;
+    let ended = util::boolean(env, s.is_ended())?;
+    util::set(env, o, "ended", ended)?;
+    Ok(o)
+}

@@ -1,0 +1,80 @@
+//! `baton-node`: the Node.js binding of Baton, a napi-rs addon.
+//!
+//! The addon is thin by design (DESIGN.md §1): it converts values at the boundary, maps
+//! errors, owns handles, and trampolines between the core and JS functions. Every rule lives
+//! in the core. The idiomatic API (AsyncLocalStorage, option objects, classes, types) is the
+//! JS facade in `node/`, the only caller of these functions.
+//!
+//! - [`task`]: the async bridge (core futures polled on the JS thread; promises as futures).
+//! - [`deliver`]: subscribers on the JS thread, flush off it.
+//! - [`convert`]: JSON only, with path-naming errors.
+
+mod api;
+mod callbacks;
+mod convert;
+mod deliver;
+mod handles;
+mod middleware;
+mod stream;
+mod task;
+mod util;
+
+use napi::bindgen_prelude::{Env, Object};
+use napi::JsValue;
+use napi_derive::napi;
+
+const EXPORTS: &[(&str, util::Handler)] = &[
+    ("init", api::init),
+    ("settle", api::settle),
+    ("configure", api::configure),
+    ("newStack", api::new_stack),
+    ("fork", api::fork),
+    ("stackFromPropagation", api::stack_from_propagation),
+    ("propagationContext", api::propagation_context),
+    ("traceparent", api::traceparent),
+    ("currentScope", api::current_scope),
+    ("stackDepth", api::stack_depth),
+    ("push", api::push),
+    ("pop", api::pop),
+    ("scopeInfo", api::scope_info),
+    ("mark", api::mark),
+    ("metric", api::metric),
+    ("tool", api::tool),
+    ("llm", api::llm),
+    ("llmStream", api::llm_stream),
+    ("streamNext", api::stream_next),
+    ("streamClose", api::stream_close),
+    ("chunksNext", api::chunks_next),
+    ("callNext", api::call_next),
+    ("callNextSync", api::call_next_sync),
+    ("queueMark", api::queue_mark),
+    ("toolStart", api::tool_start),
+    ("llmStart", api::llm_start),
+    ("callEnd", api::call_end),
+    ("callUuid", api::call_uuid),
+    ("conditionalExecution", api::conditional_execution),
+    ("requestIntercepts", api::request_intercepts),
+    ("register", api::register),
+    ("deregister", api::deregister),
+    ("flush", api::flush),
+    ("shutdown", api::shutdown),
+    ("takeEvents", api::take_events),
+    ("diagnostics", api::diagnostics),
+    ("isShutdown", api::is_shutdown),
+    ("pluginValidate", api::plugin_validate),
+    ("pluginInitialize", api::plugin_initialize),
+    ("pluginClear", api::plugin_clear),
+    ("codec", api::codec_op),
+];
+
+#[napi(module_exports)]
+pub fn module_init(exports: Object, env: Env) -> napi::Result<()> {
+    let raw_env = env.raw();
+    util::set_env(raw_env);
+    for (name, handler) in EXPORTS {
+        if util::export(raw_env, exports.raw(), name, *handler).is_err() {
+            return Err(napi::Error::from_reason(format!("cannot export {name}")));
+        }
+    }
+    Ok(())
+}

