@@ -1,0 +1,1131 @@
+//! The native layer the JS facade calls. Values cross as JSON text; errors cross as a plain
+//! object `{__batonError: true, code, message, detail}` that the facade turns into a
+//! `BatonError`, or as the very value a JS callback threw.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton::{
+    CallKind, EndOptions, Error, ErrorKind, Family, MarkOptions, Middleware, Registration, Runtime, ScopeHandle, ScopeOptions, ToolOptions,
+};
+use js_sys::{Function, Object, Reflect};
+use serde_json::{Map, Value};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+    #[wasm_bindgen(js_namespace = Date, js_name = now)]
+    fn date_now() -> f64;
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
+    fn get_random_values(buf: &mut [u8]);
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(msg: &str);
+}
+
+thread_local! {
+    /// `Date.now()` minus `performance.now()`, in µs: with `performance.now()`, a µs wall clock.
+    static CLOCK_BASE: Cell<f64> = const { Cell::new(f64::NAN) };
+    static CLOCK_LAST: Cell<i64> = const { Cell::new(0) };
+    /// JS functions the core calls back later (subscribers), by id.
+    static FUNCTIONS: RefCell<HashMap<u32, Function>> = RefCell::new(HashMap::new());
+    static NEXT_ID: Cell<u32> = const { Cell::new(1) };
+    /// Values thrown by JS callbacks, parked while the error crosses the core.
+    static THROWN: RefCell<HashMap<u32, JsValue>> = RefCell::new(HashMap::new());
+    /// The message of the last Rust panic (the trap itself reaches JS as `RuntimeError`).
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The `next` of every execution intercept currently running, by token (innermost last).
+    static NEXTS: RefCell<Vec<(u32, NextPtr)>> = const { RefCell::new(Vec::new()) };
+    /// Chunk iterators returned by JS stream callbacks, by id.
+    static ITERS: RefCell<HashMap<u32, JsValue>> = RefCell::new(HashMap::new());
+    /// Async managed calls in flight, polled from JS (`pollTask`) whenever their waker fires.
+    static TASKS: RefCell<HashMap<u32, Pin<Box<dyn Future<Output = baton::Result<Value>>>>>> = RefCell::new(HashMap::new());
+    /// Outcomes of settled JS Promises, and the wakers waiting for them, by id.
+    static SETTLED: RefCell<HashMap<u32, baton::Result<Value>>> = RefCell::new(HashMap::new());
+    static PENDING_WAKERS: RefCell<HashMap<u32, std::task::Waker>> = RefCell::new(HashMap::new());
+    /// The facade's `schedulePoll(taskId)` (queues a microtask that calls `pollTask`).
+    static SCHEDULER: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
+
+use std::future::Future;
+use std::pin::Pin;
+
+type NextPtr = *const (dyn Fn(Value) -> baton::Result<Value> + 'static);
+
+fn next_id() -> u32 {
+    NEXT_ID.with(|n| {
+        let id = n.get();
+        n.set(id.wrapping_add(1).max(1));
+        id
+    })
+}
+
+fn now_micros() -> i64 {
+    // performance.now() gives µs resolution; Date.now() is the wall clock. Re-anchor whenever
+    // they drift apart by more than 1 ms (sleep, clock adjustments, coarse timers).
+    let perf = performance_now() * 1000.0;
+    let wall = date_now() * 1000.0;
+    let now = CLOCK_BASE.with(|b| {
+        let mut v = b.get() + perf;
+        if b.get().is_nan() || (v - wall).abs() > 1000.0 {
+            b.set(wall - perf);
+            v = wall;
+        }
+        v
+    }) as i64;
+    // Never go backwards (a frozen or coarse clock still keeps ordering).
+    CLOCK_LAST.with(|l| {
+        let v = now.max(l.get());
+        l.set(v);
+        v
+    })
+}
+
+fn fill_random(buf: &mut [u8]) {
+    // getRandomValues refuses more than 65,536 bytes at once.
+    for chunk in buf.chunks_mut(65_536) {
+        get_random_values(chunk);
+    }
+}
+
+/// Runs once when the module is instantiated: JS clock and entropy, and a panic hook that keeps
+/// the message for the facade (a panic aborts: JS sees `RuntimeError: unreachable`).
+#[wasm_bindgen(start)]
+pub fn start() {
+    baton::platform::install(baton::platform::PlatformHooks { now_micros, fill_random });
+    std::panic::set_hook(Box::new(|info| {
+        let text = info.to_string();
+        console_error(&format!("baton (wasm): {text}"));
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
+    }));
+}
+
+/// The message of the last Rust panic, if any (the facade reads it after a trap).
+#[wasm_bindgen(js_name = lastPanic)]
+pub fn last_panic() -> Option<String> {
+    LAST_PANIC.with(|p| p.borrow().clone())
+}
+
+/// Panics on purpose: lets the tests check that a panic surfaces as an `internal` error.
+#[wasm_bindgen(js_name = debugPanic)]
+pub fn debug_panic(message: &str) {
+    panic!("{message}");
+}
+
+// ----- errors -----
+
+/// Marks an error whose origin is a value a JS callback threw (parked in `THROWN`).
+struct Thrown(u32);
+
+fn set(obj: &Object, key: &str, value: &JsValue) {
+    // Setting a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+fn to_js(err: Error) -> JsValue {
+    if let Some(t) = err.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
+        if let Some(v) = THROWN.with(|m| m.borrow_mut().remove(&t.0)) {
+            return v;
+        }
+    }
+    let obj = Object::new();
+    set(&obj, "__batonError", &JsValue::TRUE);
+    set(&obj, "code", &JsValue::from_str(err.kind().as_str()));
+    set(&obj, "message", &JsValue::from_str(err.message()));
+    if let Some(d) = err.detail() {
+        set(&obj, "detail", &JsValue::from_str(&d.to_string()));
+    }
+    obj.into()
+}
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A value thrown by a JS callback, as a core error that carries it back to the caller.
+fn from_thrown(v: JsValue) -> Error {
+    let is_obj = v.is_object();
+    let message = if is_obj { get(&v, "message").as_string() } else { v.as_string() }
+        .unwrap_or_else(|| "a JS callback threw a non-Error value".to_string());
+    let kind = if is_obj && get(&v, "__baton").is_truthy() {
+        get(&v, "code").as_string().and_then(|c| ErrorKind::parse(&c)).unwrap_or(ErrorKind::CallbackFailed)
+    } else {
+        ErrorKind::CallbackFailed
+    };
+    let type_name =
+        if is_obj { get(&get(&v, "constructor"), "name").as_string().unwrap_or_else(|| "Object".into()) } else { "Error".into() };
+    let id = next_id();
+    THROWN.with(|m| m.borrow_mut().insert(id, v));
+    Error::new(kind, message).with_exception_type(type_name).with_payload(Arc::new(Thrown(id)))
+}
+
+fn bad(msg: impl Into<String>) -> JsValue {
+    to_js(Error::invalid_argument(msg))
+}
+
+// ----- JSON helpers -----
+
+fn parse_json(text: &str, what: &str) -> Result<Value, JsValue> {
+    serde_json::from_str(text).map_err(|e| bad(format!("{what}: invalid JSON: {e}")))
+}
+
+fn parse_opts(opts: Option<String>) -> Result<Map<String, Value>, JsValue> {
+    match opts {
+        None => Ok(Map::new()),
+        Some(t) => match parse_json(&t, "options")? {
+            Value::Object(m) => Ok(m),
+            Value::Null => Ok(Map::new()),
+            _ => Err(bad("options: expected an object")),
+        },
+    }
+}
+
+fn opt_string(m: &Map<String, Value>, key: &str) -> Result<Option<String>, JsValue> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(format!("options.{key}: expected a string"))),
+    }
+}
+
+fn opt_metadata(m: &Map<String, Value>) -> Result<Map<String, Value>, JsValue> {
+    match m.get("metadata") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(o)) => Ok(o.clone()),
+        Some(_) => Err(bad("options.metadata: expected an object")),
+    }
+}
+
+fn opt_attributes(m: &Map<String, Value>) -> Result<Vec<String>, JsValue> {
+    match m.get("attributes") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => {
+            a.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad("options.attributes: expected strings"))).collect()
+        }
+        Some(_) => Err(bad("options.attributes: expected an array of strings")),
+    }
+}
+
+fn opt_schema(m: &Map<String, Value>) -> Result<Option<baton::DataSchema>, JsValue> {
+    match m.get("dataSchema") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => match (o.get("name").and_then(Value::as_str), o.get("version").and_then(Value::as_str)) {
+            (Some(n), Some(v)) => Ok(Some(baton::DataSchema { name: n.to_string(), version: v.to_string() })),
+            _ => Err(bad("options.dataSchema: expected {name, version} strings")),
+        },
+        Some(_) => Err(bad("options.dataSchema: expected {name, version}")),
+    }
+}
+
+fn end_options(opts: Option<String>, error: JsValue) -> Result<EndOptions, JsValue> {
+    let m = parse_opts(opts)?;
+    let mut end = EndOptions::default().metadata(opt_metadata(&m)?);
+    if let Some(v) = m.get("output") {
+        end = end.output(v.clone());
+    }
+    if !error.is_undefined() {
+        let e = from_thrown(error);
+        // The thrown value only names the status here; nothing is rethrown.
+        if let Some(t) = e.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
+            THROWN.with(|m| m.borrow_mut().remove(&t.0));
+        }
+        end =
+            end.error(Error::new(e.kind(), e.message().to_string()).with_exception_type(e.exception_type().unwrap_or("Error").to_string()));
+    }
+    Ok(end)
+}
+
+// ----- handles -----
+
+/// A stack of open scopes.
+#[wasm_bindgen]
+pub struct Stack {
+    inner: baton::Stack,
+}
+
+/// A scope handle (cheap; does not keep the stack alive).
+#[wasm_bindgen]
+pub struct Scope {
+    inner: ScopeHandle,
+}
+
+#[wasm_bindgen]
+impl Scope {
+    /// A second handle to the same scope (the facade passes clones where Rust takes ownership).
+    #[wasm_bindgen(js_name = cloneHandle)]
+    pub fn clone_handle(&self) -> Scope {
+        Scope { inner: self.inner.clone() }
+    }
+    /// `{uuid, name, category, parentUuid, rootUuid, ended}` as JSON text.
+    pub fn info(&self) -> String {
+        let h = &self.inner;
+        serde_json::json!({
+            "uuid": h.uuid().to_string(),
+            "name": h.name(),
+            "category": h.category().as_str(),
+            "parentUuid": h.parent_uuid().map(|u| u.to_string()),
+            "rootUuid": h.root_uuid().to_string(),
+            "ended": h.is_ended(),
+        })
+        .to_string()
+    }
+    #[wasm_bindgen(getter)]
+    pub fn ended(&self) -> bool {
+        self.inner.is_ended()
+    }
+}
+
+fn rt() -> &'static Runtime {
+    Runtime::global()
+}
+
+#[wasm_bindgen(js_name = newStack)]
+pub fn new_stack() -> Stack {
+    Stack { inner: rt().new_stack() }
+}
+
+#[wasm_bindgen]
+pub fn fork(stack: &Stack) -> Stack {
+    Stack { inner: stack.inner.fork() }
+}
+
+#[wasm_bindgen(js_name = stackDepth)]
+pub fn stack_depth(stack: &Stack) -> u32 {
+    stack.inner.depth() as u32
+}
+
+#[wasm_bindgen(js_name = currentScope)]
+pub fn current_scope(stack: &Stack) -> Option<Scope> {
+    stack.inner.current().map(|inner| Scope { inner })
+}
+
+#[wasm_bindgen(js_name = propagationContext)]
+pub fn propagation_context(stack: &Stack) -> String {
+    stack.inner.propagation_context().to_string()
+}
+
+#[wasm_bindgen]
+pub fn traceparent(stack: &Stack) -> Result<String, JsValue> {
+    stack.inner.traceparent().map_err(to_js)
+}
+
+#[wasm_bindgen(js_name = stackFromPropagation)]
+pub fn stack_from_propagation(context: &str) -> Result<Stack, JsValue> {
+    let v = parse_json(context, "context")?;
+    rt().stack_from_propagation(&v).map(|inner| Stack { inner }).map_err(to_js)
+}
+
+// ----- scopes and marks -----
+
+/// Opens a scope. `opts`: JSON `{category, input, metadata, attributes, categoryProfile, dataSchema}`.
+#[wasm_bindgen]
+pub fn push(stack: &Stack, name: &str, opts: Option<String>, parent: Option<Scope>) -> Result<Scope, JsValue> {
+    let m = parse_opts(opts)?;
+    let mut o = ScopeOptions::new(name).metadata(opt_metadata(&m)?).attributes(opt_attributes(&m)?);
+    if let Some(c) = opt_string(&m, "category")? {
+        o = o.category(c.as_str());
+    }
+    if let Some(v) = m.get("input") {
+        o = o.input(v.clone());
+    }
+    if let Some(v) = m.get("categoryProfile") {
+        if !v.is_null() {
+            o = o.category_profile(v.clone());
+        }
+    }
+    o.data_schema = opt_schema(&m)?;
+    if let Some(p) = parent {
+        o = o.parent(&p.inner);
+    }
+    stack.inner.push(o).map(|inner| Scope { inner }).map_err(to_js)
+}
+
+/// Ends a scope. `opts`: JSON `{output, metadata}`; `error`: a thrown value or message (ERROR status).
+#[wasm_bindgen]
+pub fn pop(stack: &Stack, scope: &Scope, opts: Option<String>, error: JsValue) -> Result<(), JsValue> {
+    let end = end_options(opts, error)?;
+    stack.inner.pop(&scope.inner, end).map_err(to_js)
+}
+
+/// Emits a mark. `opts`: JSON `{data, metadata, category, categoryProfile, dataSchema}`.
+#[wasm_bindgen]
+pub fn mark(stack: &Stack, name: &str, opts: Option<String>, parent: Option<Scope>) -> Result<(), JsValue> {
+    let m = parse_opts(opts)?;
+    let mut o = MarkOptions::new(name).metadata(opt_metadata(&m)?);
+    if let Some(v) = m.get("data") {
+        o = o.data(v.clone());
+    }
+    o.category = opt_string(&m, "category")?.map(|c| c.as_str().into());
+    o.category_profile = m.get("categoryProfile").filter(|v| !v.is_null()).cloned();
+    o.data_schema = opt_schema(&m)?;
+    o.parent = parent.map(|p| p.inner);
+    stack.inner.mark(o).map_err(to_js)
+}
+
+/// Emits a metric mark. `measurements`: JSON number or array; `unit` optional.
+#[wasm_bindgen]
+pub fn metric(stack: &Stack, name: &str, measurements: &str, unit: Option<String>) -> Result<(), JsValue> {
+    let v = parse_json(measurements, "measurements")?;
+    stack.inner.metric(name, v, unit.as_deref()).map_err(to_js)
+}
+
+// ----- managed calls -----
+
+/// Calls a JS function that takes and returns JSON text; a throw becomes the call's error.
+fn call_json(f: &Function, input: &Value) -> baton::Result<Value> {
+    call_json_with(f, input, None)
+}
+
+/// The `CallInfo` middleware receives, as JSON text (the names of node/'s `CallInfo`).
+fn info_json(info: &baton::CallInfo) -> String {
+    serde_json::json!({
+        "kind": if matches!(info.kind, CallKind::Tool) { "tool" } else { "llm" },
+        "name": &*info.name,
+        "toolCallId": info.tool_call_id,
+        "modelName": info.model_name,
+        "parentUuid": info.parent_uuid.map(|u| u.to_string()),
+        "uuid": info.uuid.map(|u| u.to_string()),
+    })
+    .to_string()
+}
+
+fn call_js(f: &Function, input: &Value, info: Option<&baton::CallInfo>) -> Result<JsValue, JsValue> {
+    let input = JsValue::from_str(&input.to_string());
+    match info {
+        Some(i) => f.call2(&JsValue::NULL, &input, &JsValue::from_str(&info_json(i))),
+        None => f.call1(&JsValue::NULL, &input),
+    }
+}
+
+fn call_json_with(f: &Function, input: &Value, info: Option<&baton::CallInfo>) -> baton::Result<Value> {
+    match call_js(f, input, info) {
+        Ok(r) => match r.as_string() {
+            Some(t) => serde_json::from_str(&t).map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}"))),
+            None if r.is_undefined() => Ok(Value::Null),
+            None => Err(Error::internal("callback result: the facade must return JSON text")),
+        },
+        Err(e) => Err(from_thrown(e)),
+    }
+}
+
+/// Like [`call_json`], but `undefined` (the facade's "omit") is `None`.
+fn call_json_opt(f: &Function, input: &Value, info: &baton::CallInfo) -> baton::Result<Option<Value>> {
+    match call_js(f, input, Some(info)) {
+        Ok(r) if r.is_undefined() => Ok(None),
+        Ok(r) => match r.as_string() {
+            Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}"))),
+            None => Err(Error::internal("callback result: the facade must return JSON text")),
+        },
+        Err(e) => Err(from_thrown(e)),
+    }
+}
+
+/// A managed tool call with a synchronous callback (`(argsJson) => resultJson`).
+/// `opts`: JSON `{toolCallId, metadata, attributes}`. Returns the result as JSON text.
+#[wasm_bindgen]
+pub fn tool(
+    stack: &Stack,
+    name: &str,
+    args: &str,
+    callback: &Function,
+    opts: Option<String>,
+    parent: Option<Scope>,
+) -> Result<String, JsValue> {
+    let args = parse_json(args, "args")?;
+    let m = parse_opts(opts)?;
+    let options = ToolOptions {
+        tool_call_id: opt_string(&m, "toolCallId")?,
+        metadata: opt_metadata(&m)?,
+        attributes: opt_attributes(&m)?,
+        parent: parent.map(|p| p.inner),
+    };
+    stack.inner.tool(name, args, |a| call_json(callback, &a), options).map(|v| v.to_string()).map_err(to_js)
+}
+
+/// A managed LLM call with a synchronous callback. `request`: JSON `{headers, content}`;
+/// `opts`: JSON `{modelName, metadata, attributes}`. Returns the response as JSON text.
+#[wasm_bindgen]
+pub fn llm(
+    stack: &Stack,
+    name: &str,
+    request: &str,
+    callback: &Function,
+    opts: Option<String>,
+    parent: Option<Scope>,
+) -> Result<String, JsValue> {
+    let request = parse_json(request, "request")?;
+    let options = llm_options(opts, parent)?;
+    stack.inner.llm(name, request, |r| call_json(callback, &r), options).map(|v| v.to_string()).map_err(to_js)
+}
+
+fn tool_options(opts: Option<String>, parent: Option<Scope>) -> Result<ToolOptions, JsValue> {
+    let m = parse_opts(opts)?;
+    Ok(ToolOptions {
+        tool_call_id: opt_string(&m, "toolCallId")?,
+        metadata: opt_metadata(&m)?,
+        attributes: opt_attributes(&m)?,
+        parent: parent.map(|p| p.inner),
+    })
+}
+
+fn llm_options(opts: Option<String>, parent: Option<Scope>) -> Result<baton::LlmOptions, JsValue> {
+    let m = parse_opts(opts)?;
+    Ok(baton::LlmOptions {
+        model_name: opt_string(&m, "modelName")?,
+        metadata: opt_metadata(&m)?,
+        attributes: opt_attributes(&m)?,
+        parent: parent.map(|p| p.inner),
+        chunk_marks: m.get("chunkMarks").and_then(Value::as_bool).unwrap_or(true),
+        codec: opt_string(&m, "codec")?.map(|c| baton::codec::Codec::parse(&c)).transpose().map_err(to_js)?,
+        response_codec: opt_string(&m, "responseCodec")?.map(|c| baton::codec::Codec::parse(&c)).transpose().map_err(to_js)?,
+        ..Default::default()
+    })
+}
+
+/// Provider codecs: `op` is `decodeRequest`, `encodeRequest`, `decodeResponse` or
+/// `aggregateStream`; values are JSON text; `original` only for `encodeRequest`.
+#[wasm_bindgen]
+pub fn codec(op: &str, codec: &str, value: &str, original: Option<String>) -> Result<String, JsValue> {
+    use baton::codec::{self as c, Codec};
+    let kind = Codec::parse(codec).map_err(to_js)?;
+    let first = parse_json(value, "value")?;
+    let fixed = |k: Option<c::CodecKind>, f: &dyn Fn(c::CodecKind) -> baton::Result<Value>| k.map_or(Ok(Value::Null), f);
+    let out = match op {
+        "decodeRequest" => fixed(kind.for_request(&first), &|k| c::decode_request(k, &first)),
+        "encodeRequest" => {
+            let original = parse_json(original.as_deref().unwrap_or("null"), "original")?;
+            fixed(kind.for_request(&original), &|k| c::encode_request(k, &first, &original))
+        }
+        "decodeResponse" => fixed(kind.for_response(&first), &|k| c::decode_response_json(k, &first)),
+        "aggregateStream" => {
+            let chunks = first.as_array().ok_or_else(|| bad("chunks: expected an array"))?;
+            let k = match kind {
+                Codec::Kind(k) => Some(k),
+                Codec::Auto => chunks.iter().find_map(c::detect_chunk),
+            };
+            fixed(k, &|k| c::aggregate_stream(k, chunks).map(|r| r.to_json()))
+        }
+        other => return Err(bad(format!("unknown codec op '{other}'"))),
+    };
+    out.map(|v| v.to_string()).map_err(to_js)
+}
+
+/// A tool or LLM call started with `toolStart` / `llmStart` (manual lifecycle).
+#[wasm_bindgen]
+pub struct CallHandle {
+    inner: baton::CallHandle,
+}
+
+#[wasm_bindgen]
+impl CallHandle {
+    pub fn uuid(&self) -> String {
+        self.inner.uuid().to_string()
+    }
+    /// Ends the call. `opts`: JSON `{output, metadata}`; `error`: a thrown value or message.
+    pub fn end(&self, opts: Option<String>, error: JsValue) -> Result<(), JsValue> {
+        let end = end_options(opts, error)?;
+        self.inner.end(end).map_err(to_js)
+    }
+}
+
+#[wasm_bindgen(js_name = toolStart)]
+pub fn tool_start(stack: &Stack, name: &str, args: &str, opts: Option<String>, parent: Option<Scope>) -> Result<CallHandle, JsValue> {
+    let args = parse_json(args, "args")?;
+    stack.inner.tool_start(name, &args, tool_options(opts, parent)?).map(|inner| CallHandle { inner }).map_err(to_js)
+}
+
+#[wasm_bindgen(js_name = llmStart)]
+pub fn llm_start(stack: &Stack, name: &str, request: &str, opts: Option<String>, parent: Option<Scope>) -> Result<CallHandle, JsValue> {
+    let request = parse_json(request, "request")?;
+    stack.inner.llm_start(name, &request, llm_options(opts, parent)?).map(|inner| CallHandle { inner }).map_err(to_js)
+}
+
+/// Standalone helpers: `kind` is `toolConditionalExecution`, `llmConditionalExecution`,
+/// `toolRequestIntercepts` or `llmRequestIntercepts`. Returns JSON text (`null` for guardrails).
+#[wasm_bindgen]
+pub fn standalone(stack: &Stack, kind: &str, name: &str, input: &str) -> Result<String, JsValue> {
+    let v = parse_json(input, "input")?;
+    let s = &stack.inner;
+    match kind {
+        "toolConditionalExecution" => s.tool_conditional_execution(name, &v).map(|()| Value::Null),
+        "llmConditionalExecution" => s.llm_conditional_execution(name, &v).map(|()| Value::Null),
+        "toolRequestIntercepts" => s.tool_request_intercepts(name, v),
+        "llmRequestIntercepts" => s.llm_request_intercepts(name, v),
+        _ => return Err(bad(format!("standalone: unknown helper '{kind}'"))),
+    }
+    .map(|v| v.to_string())
+    .map_err(to_js)
+}
+
+/// The chunks of a JS stream callback: the facade's iterator object, whose `next()` returns a
+/// chunk's JSON text or `undefined` at the end. Only its id crosses the core (which wants a
+/// `Send` iterator); dropping it early calls the iterator's `return()`.
+struct JsChunks(u32);
+
+impl Iterator for JsChunks {
+    type Item = baton::Result<Value>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let it = ITERS.with(|m| m.borrow().get(&self.0).cloned())?;
+        let next = get(&it, "next").dyn_into::<Function>().ok()?;
+        match next.call0(&it) {
+            Ok(v) if v.is_undefined() => {
+                ITERS.with(|m| m.borrow_mut().remove(&self.0));
+                None
+            }
+            Ok(v) => Some(match v.as_string() {
+                Some(t) => serde_json::from_str(&t).map_err(|e| Error::internal(format!("chunk: invalid JSON: {e}"))),
+                None => Err(Error::internal("chunk: the facade must return JSON text")),
+            }),
+            Err(e) => Some(Err(from_thrown(e))),
+        }
+    }
+}
+
+impl Drop for JsChunks {
+    fn drop(&mut self) {
+        if let Some(it) = ITERS.with(|m| m.borrow_mut().remove(&self.0)) {
+            if let Ok(ret) = get(&it, "return").dyn_into::<Function>() {
+                let _ = ret.call0(&it);
+            }
+        }
+    }
+}
+
+/// The inner chunks a stream execution intercept wraps (synchronous sources only so far).
+#[wasm_bindgen]
+pub struct ChunkSource {
+    inner: RefCell<Option<baton::ChunkStream>>,
+}
+
+#[wasm_bindgen]
+impl ChunkSource {
+    /// The next inner chunk as JSON text, or `undefined` at the end.
+    pub fn next(&self) -> Result<Option<String>, JsValue> {
+        let mut slot = self.inner.borrow_mut();
+        let Some(stream) = slot.as_mut() else { return Ok(None) };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match futures_core::Stream::poll_next(stream.as_mut(), &mut cx) {
+            std::task::Poll::Ready(Some(Ok(v))) => Ok(Some(v.to_string())),
+            std::task::Poll::Ready(Some(Err(e))) => Err(to_js(e)),
+            std::task::Poll::Ready(None) => {
+                *slot = None;
+                Ok(None)
+            }
+            std::task::Poll::Pending => {
+                Err(to_js(Error::invalid_state("an asynchronous chunk source cannot be read by the wasm binding yet")))
+            }
+        }
+    }
+}
+
+/// Registers a stream execution intercept: `callback(source, ctx)` returns the facade's chunk
+/// iterator over the chunks it produces (pulled lazily, as the caller consumes).
+#[wasm_bindgen(js_name = registerStreamIntercept)]
+pub fn register_stream_intercept(name: &str, callback: Function, priority: i32, scope: Option<Scope>) -> Result<(), JsValue> {
+    let id = next_id();
+    FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
+    let mw = Middleware::LlmStreamExecutionIntercept(Arc::new(move |ctx: &baton::CallCtx, inner: baton::ChunkStream| {
+        let f = stored(id).ok_or_else(|| Error::not_found("middleware callback was removed"))?;
+        let src: JsValue = ChunkSource { inner: RefCell::new(Some(inner)) }.into();
+        let c: JsValue = CallContext { inner: ctx.clone() }.into();
+        let it = f.call2(&JsValue::NULL, &src, &c).map_err(from_thrown)?;
+        let iter_id = next_id();
+        ITERS.with(|m| m.borrow_mut().insert(iter_id, it));
+        Ok(baton::stream::from_iter(JsChunks(iter_id)))
+    }));
+    rt().register(registration(name, priority, scope, false), mw).map_err(|e| {
+        FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
+        to_js(e)
+    })
+}
+
+/// A managed LLM stream, pulled one chunk at a time.
+#[wasm_bindgen]
+pub struct LlmStreamHandle {
+    inner: RefCell<Option<baton::stream::LlmStream>>,
+}
+
+#[wasm_bindgen]
+impl LlmStreamHandle {
+    /// The next chunk as JSON text, or `undefined` at the end.
+    pub fn next(&self) -> Result<Option<String>, JsValue> {
+        let mut stream = self.inner.borrow_mut().take();
+        let r = stream.as_mut().and_then(Iterator::next);
+        match r {
+            Some(Ok(v)) => {
+                *self.inner.borrow_mut() = stream;
+                Ok(Some(v.to_string()))
+            }
+            // The stream has ended (or failed): dropping it now emits nothing more.
+            Some(Err(e)) => Err(to_js(e)),
+            None => Ok(None),
+        }
+    }
+    /// Stops early: the call ends as cancelled (unless it already ended).
+    pub fn close(&self) {
+        drop(self.inner.borrow_mut().take());
+    }
+}
+
+/// A managed LLM stream: `callback(requestJson)` returns the facade's chunk iterator.
+#[wasm_bindgen(js_name = llmStream)]
+pub fn llm_stream(
+    stack: &Stack,
+    name: &str,
+    request: &str,
+    callback: &Function,
+    opts: Option<String>,
+    parent: Option<Scope>,
+) -> Result<LlmStreamHandle, JsValue> {
+    let request = parse_json(request, "request")?;
+    let options = llm_options(opts, parent)?;
+    let cb = |req: Value| -> baton::Result<JsChunks> {
+        let it = callback.call1(&JsValue::NULL, &JsValue::from_str(&req.to_string())).map_err(from_thrown)?;
+        let id = next_id();
+        ITERS.with(|m| m.borrow_mut().insert(id, it));
+        Ok(JsChunks(id))
+    };
+    stack.inner.llm_stream(name, request, cb, options).map(|s| LlmStreamHandle { inner: RefCell::new(Some(s)) }).map_err(to_js)
+}
+
+// ----- async calls: JS Promises as futures, a task table polled from microtasks -----
+
+/// Sets the facade's `schedulePoll(taskId)`.
+#[wasm_bindgen(js_name = setScheduler)]
+pub fn set_scheduler(f: Function) {
+    SCHEDULER.with(|s| *s.borrow_mut() = Some(f));
+}
+
+struct TaskWaker(u32);
+
+impl std::task::Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        if let Some(f) = SCHEDULER.with(|s| s.borrow().clone()) {
+            let _ = f.call1(&JsValue::NULL, &JsValue::from(self.0));
+        }
+    }
+}
+
+/// A JS Promise the facade watches: it calls `settle(id, ...)` when the Promise settles.
+struct PromiseFuture(u32);
+
+impl Future for PromiseFuture {
+    type Output = baton::Result<Value>;
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match SETTLED.with(|m| m.borrow_mut().remove(&self.0)) {
+            Some(r) => std::task::Poll::Ready(r),
+            None => {
+                PENDING_WAKERS.with(|m| m.borrow_mut().insert(self.0, cx.waker().clone()));
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+/// A fresh id for a Promise the facade is about to watch.
+#[wasm_bindgen(js_name = newPending)]
+pub fn new_pending() -> u32 {
+    next_id()
+}
+
+/// Settles a watched Promise: `ok` with the value's JSON text, or the thrown value.
+#[wasm_bindgen]
+pub fn settle(id: u32, ok: bool, value: JsValue) {
+    let r = if ok {
+        match value.as_string() {
+            Some(t) => serde_json::from_str(&t).map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}"))),
+            None => Ok(Value::Null),
+        }
+    } else {
+        Err(from_thrown(value))
+    };
+    SETTLED.with(|m| m.borrow_mut().insert(id, r));
+    if let Some(w) = PENDING_WAKERS.with(|m| m.borrow_mut().remove(&id)) {
+        w.wake();
+    }
+}
+
+/// Polls an async call. Returns `undefined` while pending; when done, `{ok: true, value}` (JSON
+/// text) or `{ok: false, error}`; the task is then removed.
+#[wasm_bindgen(js_name = pollTask)]
+pub fn poll_task(id: u32) -> JsValue {
+    let Some(mut fut) = TASKS.with(|t| t.borrow_mut().remove(&id)) else { return JsValue::UNDEFINED };
+    let waker = std::task::Waker::from(Arc::new(TaskWaker(id)));
+    let mut cx = std::task::Context::from_waker(&waker);
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Pending => {
+            TASKS.with(|t| t.borrow_mut().insert(id, fut));
+            JsValue::UNDEFINED
+        }
+        std::task::Poll::Ready(r) => {
+            let obj = Object::new();
+            match r {
+                Ok(v) => {
+                    set(&obj, "ok", &JsValue::TRUE);
+                    set(&obj, "value", &JsValue::from_str(&v.to_string()));
+                }
+                Err(e) => {
+                    set(&obj, "ok", &JsValue::FALSE);
+                    set(&obj, "error", &to_js(e));
+                }
+            }
+            obj.into()
+        }
+    }
+}
+
+/// The async callback: the JS function (by id) returns JSON text, or `{pending: id}` for a
+/// Promise the facade watches.
+fn async_callback(fid: u32) -> impl Fn(Value) -> Pin<Box<dyn Future<Output = baton::Result<Value>> + Send>> + Send + Sync + 'static {
+    move |input: Value| {
+        let first: baton::Result<Result<Value, u32>> = (|| {
+            let f = stored(fid).ok_or_else(|| Error::not_found("callback was removed"))?;
+            let r = f.call1(&JsValue::NULL, &JsValue::from_str(&input.to_string())).map_err(from_thrown)?;
+            if let Some(t) = r.as_string() {
+                return serde_json::from_str(&t).map(Ok).map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}")));
+            }
+            match get(&r, "pending").as_f64() {
+                Some(id) => Ok(Err(id as u32)),
+                None => Err(Error::internal("callback result: the facade must return JSON text or {pending}")),
+            }
+        })();
+        Box::pin(async move {
+            match first? {
+                Ok(v) => Ok(v),
+                Err(id) => PromiseFuture(id).await,
+            }
+        })
+    }
+}
+
+/// Starts an async managed tool (`kind` = `tool`) or LLM (`llm`) call whose callback may return
+/// a Promise. Returns a task id; the facade polls it with `pollTask`.
+#[wasm_bindgen(js_name = callAsync)]
+pub fn call_async(
+    stack: &Stack,
+    kind: &str,
+    name: &str,
+    input: &str,
+    callback: Function,
+    opts: Option<String>,
+    parent: Option<Scope>,
+) -> Result<u32, JsValue> {
+    let input = parse_json(input, "input")?;
+    let fid = next_id();
+    FUNCTIONS.with(|m| m.borrow_mut().insert(fid, callback));
+    let fut: Pin<Box<dyn Future<Output = baton::Result<Value>>>> = match kind {
+        "tool" => Box::pin(stack.inner.tool_async(name, input, async_callback(fid), tool_options(opts, parent)?)),
+        "llm" => Box::pin(stack.inner.llm_async(name, input, async_callback(fid), llm_options(opts, parent)?)),
+        _ => return Err(bad(format!("kind: expected 'tool' or 'llm', got '{kind}'"))),
+    };
+    let fut: Pin<Box<dyn Future<Output = baton::Result<Value>>>> = Box::pin(async move {
+        let r = fut.await;
+        FUNCTIONS.with(|m| m.borrow_mut().remove(&fid));
+        r
+    });
+    let id = next_id();
+    TASKS.with(|t| t.borrow_mut().insert(id, fut));
+    Ok(id)
+}
+
+// ----- middleware and subscribers -----
+
+fn registration(name: &str, priority: i32, scope: Option<Scope>, break_chain: bool) -> Registration {
+    let mut r = Registration::new(name).priority(priority).break_chain(break_chain);
+    if let Some(s) = scope {
+        r = r.scope(&s.inner);
+    }
+    r
+}
+
+fn stored(id: u32) -> Option<Function> {
+    FUNCTIONS.with(|m| m.borrow().get(&id).cloned())
+}
+
+/// Registers a subscriber: `callback(eventJson)` runs when events are drained (on flush or on
+/// the microtask the facade schedules), in emission order.
+#[wasm_bindgen]
+pub fn subscribe(name: &str, callback: Function, priority: i32, scope: Option<Scope>) -> Result<(), JsValue> {
+    let id = next_id();
+    FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
+    let mw = Middleware::subscriber(move |event| {
+        let Some(f) = stored(id) else { return Ok(()) };
+        f.call1(&JsValue::NULL, &JsValue::from_str(&event.to_json_string())).map(|_| ()).map_err(|e| {
+            let err = from_thrown(e);
+            if let Some(t) = err.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
+                THROWN.with(|m| m.borrow_mut().remove(&t.0));
+            }
+            Error::callback_failed(err.message().to_string())
+        })
+    });
+    rt().register(registration(name, priority, scope, false), mw).map_err(|e| {
+        FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
+        to_js(e)
+    })
+}
+
+/// `EventInfo` as JSON text (the names of node/'s `EventInfo`).
+fn event_info_json(info: &baton::EventInfo) -> String {
+    let (kind, sc) = match info.kind {
+        baton::EventKind::Mark => ("mark", None),
+        baton::EventKind::Scope(c) => ("scope", Some(if matches!(c, baton::ScopeCategory::Start) { "start" } else { "end" })),
+    };
+    serde_json::json!({
+        "kind": kind,
+        "scopeCategory": sc,
+        "uuid": info.uuid.to_string(),
+        "parentUuid": info.parent_uuid.map(|u| u.to_string()),
+        "name": &*info.name,
+        "category": info.category.as_ref().map(|c| c.as_str()),
+    })
+    .to_string()
+}
+
+/// Calls `f(a?, b)` and parses its JSON text result; `undefined` is `None`.
+fn call_raw(f: &Function, a: Option<String>, b: String) -> baton::Result<Option<Value>> {
+    let r = match a {
+        Some(a) => f.call2(&JsValue::NULL, &JsValue::from_str(&a), &JsValue::from_str(&b)),
+        None => f.call1(&JsValue::NULL, &JsValue::from_str(&b)),
+    };
+    match r {
+        Ok(r) if r.is_undefined() || r.is_null() => Ok(None),
+        Ok(r) => match r.as_string() {
+            Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}"))),
+            None => Err(Error::internal("callback result: the facade must return JSON text")),
+        },
+        Err(e) => Err(from_thrown(e)),
+    }
+}
+
+/// Registers synchronous middleware: guardrails, request intercepts, payload sanitizers (tool
+/// and LLM), event sanitizers and metadata injectors. Callbacks take and return JSON text (plus
+/// the info as JSON text); guardrails return `{allow, reason}`.
+#[wasm_bindgen(js_name = registerMiddleware)]
+pub fn register_middleware(
+    kind: &str,
+    name: &str,
+    callback: Function,
+    priority: i32,
+    scope: Option<Scope>,
+    break_chain: bool,
+) -> Result<(), JsValue> {
+    let family = Family::parse(kind).map_err(to_js)?;
+    let id = next_id();
+    FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
+    let func = move || stored(id).ok_or_else(|| Error::not_found("middleware callback was removed"));
+    let call = move |info: &baton::CallInfo, v: &Value| -> baton::Result<Value> { call_json_with(&func()?, v, Some(info)) };
+    let call_opt = move |info: &baton::CallInfo, v: &Value| -> baton::Result<Option<Value>> { call_json_opt(&func()?, v, info) };
+    let guardrail = move |info: &baton::CallInfo, args: &Value| {
+        let d = call(info, args)?;
+        let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(true);
+        Ok(if allow {
+            baton::Decision::Allow
+        } else {
+            baton::Decision::Reject(d.get("reason").and_then(Value::as_str).unwrap_or("rejected").to_string())
+        })
+    };
+    let event_sanitizer: baton::EventSanitizer = Arc::new(move |info: &baton::EventInfo, fields: baton::EventFields| {
+        let input = serde_json::json!({"data": &fields.data, "metadata": &fields.metadata}).to_string();
+        match call_raw(&func()?, Some(input), event_info_json(info))? {
+            None => Ok(None),
+            Some(Value::Object(mut out)) => {
+                let data = out.remove("data").unwrap_or(Value::Null);
+                let metadata = match out.remove("metadata") {
+                    None | Some(Value::Null) => fields.metadata,
+                    Some(Value::Object(m)) => m,
+                    Some(_) => return Err(Error::callback_failed("an event sanitizer's metadata must be an object")),
+                };
+                Ok(Some(baton::EventFields { data, metadata }))
+            }
+            Some(_) => Err(Error::callback_failed("an event sanitizer must return {data, metadata}")),
+        }
+    });
+    let mw = match family {
+        Family::ToolConditionalExecution => Middleware::guardrail(CallKind::Tool, guardrail),
+        Family::LlmConditionalExecution => Middleware::guardrail(CallKind::Llm, guardrail),
+        Family::ToolRequestIntercept => Middleware::request_intercept(CallKind::Tool, move |info, args| call(info, &args)),
+        Family::LlmRequestIntercept => Middleware::request_intercept(CallKind::Llm, move |info, args| call(info, &args)),
+        Family::ToolSanitizeRequest => Middleware::sanitize_request(CallKind::Tool, move |info, v| call_opt(info, &v)),
+        Family::ToolSanitizeResponse => Middleware::sanitize_response(CallKind::Tool, move |info, v| call_opt(info, &v)),
+        Family::LlmSanitizeRequest => Middleware::sanitize_request(CallKind::Llm, move |info, v| call_opt(info, &v)),
+        Family::LlmSanitizeResponse => Middleware::sanitize_response(CallKind::Llm, move |info, v| call_opt(info, &v)),
+        Family::MarkSanitize => Middleware::MarkSanitize(event_sanitizer),
+        Family::ScopeSanitizeStart => Middleware::ScopeSanitizeStart(event_sanitizer),
+        Family::ScopeSanitizeEnd => Middleware::ScopeSanitizeEnd(event_sanitizer),
+        Family::EventMetadataInjector => Middleware::EventMetadataInjector(Arc::new(move |info: &baton::EventInfo| {
+            match call_raw(&func()?, None, event_info_json(info))? {
+                None => Ok(Map::new()),
+                Some(Value::Object(m)) => Ok(m),
+                Some(_) => Err(Error::callback_failed("a metadata injector must return an object")),
+            }
+        })),
+        _ => {
+            FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
+            return Err(to_js(Error::invalid_argument(format!("{kind}: not supported by the wasm binding yet"))));
+        }
+    };
+    rt().register(registration(name, priority, scope, break_chain), mw).map_err(|e| {
+        FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
+        to_js(e)
+    })
+}
+
+/// What an execution intercept gets besides its input: the call's info and `queueMark`.
+#[wasm_bindgen]
+pub struct CallContext {
+    inner: baton::CallCtx,
+}
+
+#[wasm_bindgen]
+impl CallContext {
+    /// The call's `CallInfo` as JSON text.
+    pub fn info(&self) -> String {
+        info_json(self.inner.info())
+    }
+    /// Queues a mark, emitted right after the call's end event. `data`, `metadata`: JSON text.
+    #[wasm_bindgen(js_name = queueMark)]
+    pub fn queue_mark(&self, name: &str, data: Option<String>, metadata: Option<String>) -> Result<(), JsValue> {
+        let data = match data {
+            Some(t) => parse_json(&t, "data")?,
+            None => Value::Null,
+        };
+        let metadata = match metadata.map(|t| parse_json(&t, "metadata")).transpose()? {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(bad("metadata: expected an object")),
+        };
+        self.inner.queue_mark(name, data, metadata);
+        Ok(())
+    }
+}
+
+/// Calls the `next` of a running execution intercept (`token` from the intercept's arguments).
+/// `input`: JSON text; returns the result as JSON text. After the intercept returned, its
+/// `next` is gone: `invalid_state`.
+#[wasm_bindgen(js_name = callNext)]
+pub fn call_next(token: u32, input: &str) -> Result<String, JsValue> {
+    let input = parse_json(input, "input")?;
+    let Some(ptr) = NEXTS.with(|n| n.borrow().iter().find(|(t, _)| *t == token).map(|(_, p)| *p)) else {
+        return Err(to_js(Error::invalid_state("next() was called after its execution intercept returned")));
+    };
+    // SAFETY: the pointer is in NEXTS only while the intercept that received it is running
+    // (its frame is below us on this very stack), so the `next` it points to is alive.
+    let next = unsafe { &*ptr };
+    next(input).map(|v| v.to_string()).map_err(to_js)
+}
+
+/// Registers a synchronous execution intercept: `callback(inputJson, token, ctx)` returns the
+/// result as JSON text and calls `callNext(token, json)` zero, one or several times.
+#[wasm_bindgen(js_name = registerExecutionIntercept)]
+pub fn register_execution_intercept(
+    kind: &str,
+    name: &str,
+    callback: Function,
+    priority: i32,
+    scope: Option<Scope>,
+) -> Result<(), JsValue> {
+    let call_kind = match Family::parse(kind).map_err(to_js)? {
+        Family::ToolExecutionIntercept => CallKind::Tool,
+        Family::LlmExecutionIntercept => CallKind::Llm,
+        _ => return Err(bad(format!("{kind}: not an execution intercept kind"))),
+    };
+    let id = next_id();
+    FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
+    let mw = Middleware::execution_intercept(call_kind, move |ctx, input, next| {
+        let f = stored(id).ok_or_else(|| Error::not_found("middleware callback was removed"))?;
+        let token = next_id();
+        let short: *const (dyn Fn(Value) -> baton::Result<Value> + '_) = next;
+        // SAFETY: only the lifetime is erased; `Pop` removes the entry before `next` dies
+        // (panics abort on wasm, so there is no unwinding past it).
+        let ptr: NextPtr = unsafe { std::mem::transmute(short) };
+        NEXTS.with(|n| n.borrow_mut().push((token, ptr)));
+        struct Pop(u32);
+        impl Drop for Pop {
+            fn drop(&mut self) {
+                NEXTS.with(|n| n.borrow_mut().retain(|(t, _)| *t != self.0));
+            }
+        }
+        let _pop = Pop(token);
+        let c: JsValue = CallContext { inner: ctx.clone() }.into();
+        let r = f.call3(&JsValue::NULL, &JsValue::from_str(&input.to_string()), &JsValue::from(token), &c);
+        match r {
+            Ok(r) => match r.as_string() {
+                Some(t) => serde_json::from_str(&t).map_err(|e| Error::internal(format!("intercept result: invalid JSON: {e}"))),
+                None => Err(Error::internal("intercept result: the facade must return JSON text")),
+            },
+            Err(e) => Err(from_thrown(e)),
+        }
+    });
+    rt().register(registration(name, priority, scope, false), mw).map_err(|e| {
+        FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
+        to_js(e)
+    })
+}
+
+#[wasm_bindgen]
+pub fn deregister(kind: &str, name: &str, scope: Option<Scope>) -> Result<bool, JsValue> {
+    let family = Family::parse(kind).map_err(to_js)?;
+    rt().deregister(family, name, scope.as_ref().map(|s| &s.inner)).map_err(to_js)
+}
+
+// ----- plugins -----
+
+/// Checks a plugins document (JSON text); returns the diagnostics as JSON text. Pure.
+#[wasm_bindgen(js_name = pluginValidate)]
+pub fn plugin_validate(config: &str) -> Result<String, JsValue> {
+    let doc = parse_json(config, "config")?;
+    Ok(Value::Array(rt().plugin_validate(&doc).iter().map(|d| d.to_json()).collect()).to_string())
+}
+
+/// Validates and installs a plugins document; returns the report as JSON text. Components that
+/// need a file system (file exporters) fail on wasm32, which has none.
+#[wasm_bindgen(js_name = pluginInitialize)]
+pub fn plugin_initialize(config: &str) -> Result<String, JsValue> {
+    let doc = parse_json(config, "config")?;
+    rt().plugin_initialize(&doc).map(|r| r.to_json().to_string()).map_err(to_js)
+}
+
+#[wasm_bindgen(js_name = pluginClear)]
+pub fn plugin_clear() -> Result<(), JsValue> {
+    rt().plugin_clear().map_err(to_js)
+}
+
+// ----- delivery and lifecycle -----
+
+/// Delivers every queued event to subscribers on this thread; returns how many items ran.
+#[wasm_bindgen]
+pub fn drain() -> u32 {
+    rt().drain() as u32
+}
+
+#[wasm_bindgen]
+pub fn flush(timeout_ms: f64) -> Result<bool, JsValue> {
+    rt().flush(Duration::from_secs_f64((timeout_ms / 1000.0).max(0.0))).map_err(to_js)
+}
+
+#[wasm_bindgen]
+pub fn shutdown(timeout_ms: f64) -> Result<bool, JsValue> {
+    rt().shutdown(Duration::from_secs_f64((timeout_ms / 1000.0).max(0.0))).map_err(to_js)
+}
+
+#[wasm_bindgen(js_name = isShutdown)]
+pub fn is_shutdown() -> bool {
+    rt().is_shutdown()
+}
+
+/// `{deliveredEvents, droppedEvents, subscriberFailures, middlewareFailures, queued}` as JSON text.
+#[wasm_bindgen]
+pub fn diagnostics() -> String {
+    let d = rt().diagnostics();
+    serde_json::json!({
+        "deliveredEvents": d.delivered_events,
+        "droppedEvents": d.dropped_events,
+        "subscriberFailures": d.subscriber_failures,
+        "middlewareFailures": d.middleware_failures,
+        "queued": d.queued,
+    })
+    .to_string()
+}

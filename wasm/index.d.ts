@@ -1,0 +1,401 @@
+// Type definitions for Baton for WebAssembly (the same names and shapes as node/index.d.ts;
+// this package implements the subset declared here so far: see docs/wasm.md).
+
+/** A JSON value as Baton returns it. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+/**
+ * A value Baton accepts as JSON: `undefined` object fields are dropped, and objects with a
+ * `toJSON()` (e.g. `Date`) are converted through it. Functions, symbols, BigInt, cycles and
+ * other class instances are rejected at run time with an `invalid_argument` error.
+ */
+export type JsonInput =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly JsonInput[]
+  | { readonly [key: string]: JsonInput | undefined }
+  | { toJSON(): unknown };
+
+export type MaybePromise<T> = T | Promise<T>;
+
+export type ErrorKind =
+  | 'invalid_argument'
+  | 'invalid_state'
+  | 'not_found'
+  | 'already_exists'
+  | 'guardrail_rejected'
+  | 'callback_failed'
+  | 'upstream'
+  | 'timeout'
+  | 'already_shutdown'
+  | 'internal';
+
+export const ERROR_KINDS: readonly ErrorKind[];
+
+/**
+ * A Baton error; `code` is its kind. `invalid_argument` errors are real `TypeError`s that
+ * also pass `instanceof BatonError`. A callback's own thrown value is rethrown unchanged.
+ */
+export class BatonError extends Error {
+  constructor(code: ErrorKind, message: string, detail?: Json);
+  readonly code: ErrorKind;
+  /** Same as `code`. */
+  readonly kind: ErrorKind;
+  /** Structured detail, e.g. `{guardrail, reason}` for `guardrail_rejected`. */
+  readonly detail?: Json;
+}
+
+export type MiddlewareKind =
+  | 'tool_conditional_execution'
+  | 'tool_request_intercept'
+  | 'tool_execution_intercept'
+  | 'tool_sanitize_request'
+  | 'tool_sanitize_response'
+  | 'llm_conditional_execution'
+  | 'llm_request_intercept'
+  | 'llm_execution_intercept'
+  | 'llm_stream_execution_intercept'
+  | 'llm_sanitize_request'
+  | 'llm_sanitize_response'
+  | 'mark_sanitize'
+  | 'scope_sanitize_start'
+  | 'scope_sanitize_end'
+  | 'event_metadata_injector'
+  | 'subscriber';
+
+export const MIDDLEWARE_KINDS: readonly MiddlewareKind[];
+
+/** An ATOF 0.1 event, as subscribers receive it. */
+export interface AtofEvent {
+  kind: 'scope' | 'mark';
+  atof_version: '0.1';
+  uuid: string;
+  parent_uuid: string | null;
+  timestamp: string;
+  name: string;
+  scope_category?: 'start' | 'end';
+  category?: string;
+  attributes?: string[];
+  category_profile?: JsonObject | null;
+  data: Json;
+  data_schema: { name: string; version: string } | null;
+  metadata: JsonObject;
+}
+
+/** A stack of open scopes (one per request or task; AsyncLocalStorage keeps it current). */
+export class Stack {
+  private constructor();
+  /** Runs `fn` with this stack current, also across its awaits. */
+  run<T>(fn: () => T): T;
+  /** A new empty stack whose first scope is parented under this stack's current scope. */
+  fork(): Stack;
+  propagationContext(): PropagationContext;
+  traceparent(): string;
+  readonly depth: number;
+  readonly currentScope: Scope | null;
+}
+
+/** A handle to an open (or ended) scope. */
+export class Scope {
+  private constructor();
+  readonly uuid: string;
+  readonly name: string;
+  readonly category: string;
+  readonly parentUuid: string | null;
+  readonly rootUuid: string;
+  readonly ended: boolean;
+}
+
+/** A tool or LLM call started with `toolStart` / `llmStart`. */
+export class CallHandle {
+  private constructor();
+  readonly kind: 'tool' | 'llm';
+  readonly uuid: string;
+  end(options?: CallEndOptions): void;
+}
+
+/** Given to execution and stream intercepts. */
+export class CallContext {
+  private constructor();
+  readonly info: CallInfo;
+  /** Queues a mark, emitted right after the call's end event and parented under the call. */
+  queueMark(name: string, options?: { data?: JsonInput; metadata?: { readonly [key: string]: JsonInput | undefined } }): void;
+}
+
+/** The inner chunks a stream intercept wraps: `for await` (async streams) or `for` (sync ones). */
+export class ChunkSource implements AsyncIterable<Json>, Iterable<Json> {
+  private constructor();
+  [Symbol.asyncIterator](): AsyncIterator<Json>;
+  [Symbol.iterator](): Iterator<Json>;
+}
+
+/** A managed LLM stream, pulled lazily; leaving early (break, `close()`) ends it as cancelled. */
+export class LlmStream implements AsyncIterableIterator<Json> {
+  private constructor();
+  next(): Promise<IteratorResult<Json, undefined>>;
+  return(): Promise<IteratorResult<Json, undefined>>;
+  close(): void;
+  [Symbol.asyncIterator](): LlmStream;
+}
+
+/** A managed LLM stream read synchronously (`llmStreamSync`). */
+export class LlmStreamSync implements IterableIterator<Json> {
+  private constructor();
+  next(): IteratorResult<Json, undefined>;
+  return(): IteratorResult<Json, undefined>;
+  close(): void;
+  [Symbol.iterator](): LlmStreamSync;
+}
+
+export interface PropagationContext {
+  version: 1;
+  root_uuid?: string;
+  parent_uuid: string | null;
+}
+
+type Metadata = { readonly [key: string]: JsonInput | undefined };
+
+export interface ScopeOptions {
+  /** Default `function`. Any string is kept (agent, llm, tool, retriever, custom, ...). */
+  category?: string;
+  input?: JsonInput;
+  metadata?: Metadata;
+  attributes?: readonly string[];
+  categoryProfile?: JsonInput;
+  dataSchema?: { name: string; version: string } | null;
+  /** Explicit parent (default: the current scope). */
+  parent?: Scope | null;
+}
+
+export interface PopOptions {
+  output?: JsonInput;
+  metadata?: Metadata;
+  /** Ends the scope with ERROR status: a thrown value or a message. */
+  error?: unknown;
+}
+
+export interface MarkOptions {
+  data?: JsonInput;
+  metadata?: Metadata;
+  parent?: Scope | null;
+  category?: string;
+  categoryProfile?: JsonInput;
+  dataSchema?: { name: string; version: string } | null;
+}
+
+export interface ToolOptions {
+  toolCallId?: string;
+  metadata?: Metadata;
+  attributes?: readonly string[];
+  parent?: Scope | null;
+}
+
+export interface LlmOptions {
+  modelName?: string;
+  metadata?: Metadata;
+  attributes?: readonly string[];
+  parent?: Scope | null;
+  /** Streams: emit an `llm.chunk` mark per chunk (default true). */
+  chunkMarks?: boolean;
+  /** Provider codec of `request.content` (or `auto`): events then carry `annotated_request`. */
+  codec?: CodecName;
+  /** Codec of the response when it differs from `codec` (events carry `annotated_response`). */
+  responseCodec?: CodecName;
+}
+
+export interface CallEndOptions {
+  /** The tool's result. */
+  result?: JsonInput;
+  /** The LLM's response. */
+  response?: JsonInput;
+  metadata?: Metadata;
+  /** Ends the call with ERROR status: a thrown value or a message. */
+  error?: unknown;
+}
+
+/** An LLM request: `{headers, content}` (credential headers never reach events). */
+export interface LlmRequest {
+  headers?: { readonly [name: string]: string };
+  content: JsonInput;
+}
+
+export interface RegisterOptions {
+  /** Lower runs first (for execution intercepts: outermost). Default 0. */
+  priority?: number;
+  /** Scope-local: active under this scope until it ends. */
+  scope?: Scope | null;
+  /** Request intercepts: later intercepts do not run. */
+  breakChain?: boolean;
+}
+
+export interface Diagnostics {
+  deliveredEvents: number;
+  droppedEvents: number;
+  subscriberFailures: number;
+  middlewareFailures: number;
+  queued: number;
+}
+
+/** What middleware knows about a managed call. */
+export interface CallInfo {
+  kind: 'tool' | 'llm';
+  name: string;
+  toolCallId: string | null;
+  modelName: string | null;
+  /** The scope the call runs under (null at top level). */
+  parentUuid: string | null;
+  /** The call's own scope (null before its start event: guardrails, request intercepts). */
+  uuid: string | null;
+}
+
+/** What event middleware knows about an event. */
+export interface EventInfo {
+  kind: 'scope' | 'mark';
+  scopeCategory: 'start' | 'end' | null;
+  uuid: string;
+  parentUuid: string | null;
+  name: string;
+  category: string | null;
+}
+
+/** The parts of an event an event sanitizer may rewrite. */
+export interface EventFields {
+  data: Json;
+  metadata: JsonObject;
+}
+
+/** Guardrail decision: `true`/nothing allows, `false` rejects, `{allow: false, reason}` rejects with a reason. */
+export type GuardrailDecision = boolean | void | null | undefined | { allow: boolean; reason?: string };
+
+/** The middleware kinds the wasm binding accepts so far (synchronous callbacks only). */
+export interface MiddlewareFunctions {
+  tool_conditional_execution: (args: Json, info: CallInfo) => GuardrailDecision;
+  /** Returns the rewritten input (`undefined` keeps it). */
+  tool_request_intercept: (args: Json, info: CallInfo) => JsonInput | undefined;
+  /** Returns what the event carries; `undefined` omits the payload. */
+  tool_sanitize_request: (args: Json, info: CallInfo) => JsonInput | undefined;
+  tool_sanitize_response: (result: Json, info: CallInfo) => JsonInput | undefined;
+  llm_conditional_execution: (request: Json, info: CallInfo) => GuardrailDecision;
+  llm_request_intercept: (request: Json, info: CallInfo) => JsonInput | undefined;
+  llm_sanitize_request: (request: Json, info: CallInfo) => JsonInput | undefined;
+  llm_sanitize_response: (response: Json, info: CallInfo) => JsonInput | undefined;
+  mark_sanitize: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
+  scope_sanitize_start: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
+  scope_sanitize_end: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
+  /** Returns flat dotted keys to add to the event metadata (never overwriting). */
+  event_metadata_injector: (info: EventInfo) => Metadata | null | undefined;
+  /** Returns the chunks the caller gets (a synchronous iterable so far). */
+  llm_stream_execution_intercept: (chunks: ChunkSource, ctx: CallContext) => Iterable<JsonInput>;
+  /** Runs when events are drained (a microtask, flush or shutdown), in emission order. */
+  subscriber: (event: AtofEvent) => void | Promise<void>;
+}
+export type SupportedMiddlewareKind = keyof MiddlewareFunctions;
+
+/**
+ * Loads the module. Required (and awaited) before anything else in browsers and edge runtimes
+ * (`baton-wasm/web`); a no-op in Node, where the module loads synchronously.
+ * `input`: a URL, `Response`, `BufferSource` or `WebAssembly.Module` of `baton_wasm_bg.wasm`.
+ */
+export function init(input?: unknown): Promise<void>;
+
+export function push(name: string, options?: ScopeOptions): Scope;
+export function pop(scope: Scope, options?: PopOptions): void;
+/** Runs `fn` in a new scope on a fork of the current stack; a Promise is awaited before the scope ends. */
+export function withScope<T>(name: string, fn: (scope: Scope) => T, options?: ScopeOptions): T;
+export function mark(name: string, options?: MarkOptions): void;
+export function metric(
+  name: string,
+  measurements: number | readonly (number | { value: number; attributes?: Metadata })[],
+  options?: { unit?: string },
+): void;
+
+export function currentStack(): Stack;
+export function currentScope(): Scope | null;
+export function newStack(): Stack;
+export function fork(): Stack;
+export function stackFromPropagation(context: PropagationContext | JsonInput): Stack;
+export function runWithStack<T>(stack: Stack, fn: () => T): T;
+export function propagationContext(): PropagationContext;
+export function traceparent(): string;
+
+/** The callback may return a Promise. */
+export function tool(name: string, args: JsonInput, fn: (args: Json) => MaybePromise<JsonInput>, options?: ToolOptions): Promise<Json>;
+/** The callback must be synchronous (a returned Promise is `invalid_state`). */
+export function toolSync(name: string, args: JsonInput, fn: (args: Json) => JsonInput, options?: ToolOptions): Json;
+
+/** Execution intercepts: synchronous only so far, registered with `{sync: true}` (as in node/). */
+export type SyncExecutionIntercept = (input: Json, next: (input?: JsonInput) => Json, ctx: CallContext) => JsonInput;
+export function register(
+  kind: 'tool_execution_intercept' | 'llm_execution_intercept',
+  name: string,
+  fn: SyncExecutionIntercept,
+  options: RegisterOptions & { sync: true },
+): void;
+/** The callback may return a Promise. */
+export function llm(name: string, request: LlmRequest, fn: (request: Json) => MaybePromise<JsonInput>, options?: LlmOptions): Promise<Json>;
+/** The callback must be synchronous (a returned Promise is `invalid_state`). */
+export function llmSync(name: string, request: LlmRequest, fn: (request: Json) => JsonInput, options?: LlmOptions): Json;
+
+/** The callback returns a synchronous iterable of chunks for now. */
+export function llmStream(name: string, request: LlmRequest, fn: (request: Json) => Iterable<JsonInput>, options?: LlmOptions): Promise<LlmStream>;
+export function llmStreamSync(name: string, request: LlmRequest, fn: (request: Json) => Iterable<JsonInput>, options?: LlmOptions): LlmStreamSync;
+
+export function toolStart(name: string, args: JsonInput, options?: ToolOptions): CallHandle;
+export function toolEnd(handle: CallHandle, options?: CallEndOptions): void;
+export function llmStart(name: string, request: LlmRequest, options?: LlmOptions): CallHandle;
+export function llmEnd(handle: CallHandle, options?: CallEndOptions): void;
+
+/** Runs only the guardrails; rejects with `guardrail_rejected` on a rejection. */
+export function toolConditionalExecution(name: string, args: JsonInput): Promise<void>;
+export function toolConditionalExecutionSync(name: string, args: JsonInput): void;
+export function llmConditionalExecution(name: string, request: LlmRequest): Promise<void>;
+export function llmConditionalExecutionSync(name: string, request: LlmRequest): void;
+/** Runs only the request intercepts; returns the rewritten input. */
+export function toolRequestIntercepts(name: string, args: JsonInput): Promise<Json>;
+export function toolRequestInterceptsSync(name: string, args: JsonInput): Json;
+export function llmRequestIntercepts(name: string, request: LlmRequest): Promise<Json>;
+export function llmRequestInterceptsSync(name: string, request: LlmRequest): Json;
+
+export function register<K extends SupportedMiddlewareKind>(kind: K, name: string, fn: MiddlewareFunctions[K], options?: RegisterOptions): void;
+export function deregister(kind: MiddlewareKind, name: string, options?: { scope?: Scope | null }): boolean;
+export function subscribe(name: string, fn: MiddlewareFunctions['subscriber'], options?: RegisterOptions): void;
+
+/** Delivers every queued event (synchronously, on this thread) and resolves `true`. */
+export function flush(options?: { timeout?: number }): Promise<boolean>;
+/** Flushes and stops delivery; later calls fail with `already_shutdown`. */
+export function shutdown(options?: { timeout?: number }): Promise<boolean>;
+export function diagnostics(): Diagnostics;
+export function isShutdown(): boolean;
+
+export type CodecName = 'openai_chat' | 'openai_responses' | 'anthropic_messages' | 'gemini_generate_content' | 'auto';
+
+/** Provider codecs (normalized shapes as in DESIGN.md §2.8); `auto` detects, `null` when nothing matches. */
+export const codecs: {
+  decodeRequest(codec: CodecName, request: JsonInput): Json;
+  encodeRequest(codec: CodecName, normalized: JsonInput, original: JsonInput): Json;
+  decodeResponse(codec: CodecName, response: JsonInput): Json;
+  aggregateStream(codec: CodecName, chunks: readonly JsonInput[]): Json;
+};
+
+/** A diagnostic of a plugins document. */
+export interface PluginDiagnostic {
+  level: 'warning' | 'error';
+  code: string;
+  component?: string;
+  field?: string;
+  message: string;
+}
+
+/** Plugin configuration: the `plugins.toml` document (version, components, policy) as JSON. */
+export const plugins: {
+  /** Checks a document; pure: nothing is installed. */
+  validate(config: JsonInput): PluginDiagnostic[];
+  /** Validates, replaces the active configuration, and reports what was installed. */
+  initialize(config: JsonInput): JsonObject;
+  /** Removes everything the active configuration installed. */
+  clear(): void;
+};
+

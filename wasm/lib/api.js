@@ -1,0 +1,818 @@
+// Baton for WebAssembly: the facade over the wasm-bindgen module (crates/wasm).
+// This file is a template body: scripts/build.mjs wraps it into dist/index.cjs (Node, CommonJS),
+// dist/index.mjs (Node, ESM) and dist/web.mjs (browsers and edge runtimes, explicit init()).
+// It defines createApi(native), which returns the public API (the same names as node/).
+//
+// Every rule lives in the Rust core. Values cross as JSON text. There are no threads: the core
+// queues events and this facade delivers them with native.drain() on a microtask, on flush()
+// and on shutdown().
+
+function createApi(native) {
+  const ERROR_KINDS = Object.freeze([
+    'invalid_argument', 'invalid_state', 'not_found', 'already_exists', 'guardrail_rejected',
+    'callback_failed', 'upstream', 'timeout', 'already_shutdown', 'internal',
+  ]);
+
+  const MIDDLEWARE_KINDS = Object.freeze([
+    'tool_conditional_execution', 'tool_request_intercept', 'tool_execution_intercept',
+    'tool_sanitize_request', 'tool_sanitize_response', 'llm_conditional_execution',
+    'llm_request_intercept', 'llm_execution_intercept', 'llm_stream_execution_intercept',
+    'llm_sanitize_request', 'llm_sanitize_response', 'mark_sanitize', 'scope_sanitize_start',
+    'scope_sanitize_end', 'event_metadata_injector', 'subscriber',
+  ]);
+
+  /** A Baton error: `code` is one of ERROR_KINDS. `invalid_argument` errors are also TypeErrors. */
+  class BatonError extends Error {
+    constructor(code, message, detail) {
+      super(message);
+      this.name = 'BatonError';
+      this.code = code;
+      if (detail !== undefined) this.detail = detail;
+      Object.defineProperty(this, '__baton', { value: true });
+    }
+    get kind() {
+      return this.code;
+    }
+    static [Symbol.hasInstance](v) {
+      return v !== null && typeof v === 'object' && v.__baton === true;
+    }
+  }
+
+  function makeError(code, message, detail) {
+    if (code === 'invalid_argument') {
+      const e = new TypeError(message);
+      e.code = code;
+      Object.defineProperty(e, '__baton', { value: true });
+      Object.defineProperty(e, 'kind', { get() { return this.code; } });
+      return e;
+    }
+    return new BatonError(code, message, detail);
+  }
+
+  // ----- calling into the module: errors, traps -----
+
+  // A Rust panic aborts the wasm instance's current call (`RuntimeError: unreachable`). Locks
+  // and borrows it held stay held, so the instance is not trusted afterwards: every later call
+  // fails with `internal` too, naming the original panic. Reload the module to recover.
+  let poisoned = null;
+
+  function convert(e) {
+    if (e !== null && typeof e === 'object' && e.__batonError === true) {
+      return makeError(e.code, e.message, e.detail === undefined ? undefined : JSON.parse(e.detail));
+    }
+    if (typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError) {
+      let msg;
+      try {
+        msg = native.lastPanic();
+        if (typeof msg === 'string') msg = msg.replace(/\s*\n\s*/g, ' ');
+      } catch {
+        msg = undefined;
+      }
+      poisoned = `the wasm module trapped (${msg || e.message}); its state is no longer trusted, reload the module`;
+      return new BatonError('internal', `panic: ${msg || e.message}`);
+    }
+    return e;
+  }
+
+  /** Calls a native export, converting its errors; every emitting call schedules a drain. */
+  function call(fn, ...args) {
+    if (poisoned !== null) throw new BatonError('internal', poisoned);
+    try {
+      return fn(...args);
+    } catch (e) {
+      throw convert(e);
+    } finally {
+      scheduleDrain();
+    }
+  }
+
+  // ----- JSON at the boundary -----
+
+  function notJson(path, what) {
+    return makeError('invalid_argument', `${path}: ${what} is not JSON`);
+  }
+
+  function check(v, path, seen) {
+    switch (typeof v) {
+      case 'string':
+      case 'boolean':
+      case 'undefined':
+        return;
+      case 'number':
+        if (!Number.isFinite(v)) throw notJson(path, `the number ${v}`);
+        return;
+      case 'function':
+        throw notJson(path, 'a function');
+      case 'symbol':
+        throw notJson(path, 'a symbol');
+      case 'bigint':
+        throw notJson(path, 'a BigInt');
+      default:
+        break;
+    }
+    if (v === null || typeof v.toJSON === 'function') return;
+    if (seen.includes(v)) throw makeError('invalid_argument', `${path}: a cycle (the value contains itself) is not JSON`);
+    seen.push(v);
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => check(x, `${path}[${i}]`, seen));
+    } else {
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) {
+        const name = v.constructor && v.constructor.name ? `a ${v.constructor.name} instance` : 'an object with a custom prototype';
+        throw notJson(path, name);
+      }
+      for (const k in v) check(v[k], `${path}.${k}`, seen);
+    }
+    seen.pop();
+  }
+
+  /** JSON text of a value (validated; `undefined` is null, `undefined` fields are dropped). */
+  function enc(v, path) {
+    if (v === undefined) return 'null';
+    check(v, path, []);
+    return JSON.stringify(v);
+  }
+
+  function encOpt(v, path) {
+    if (v === undefined || v === null) return undefined;
+    check(v, path, []);
+    return JSON.stringify(v);
+  }
+
+  const parse = JSON.parse;
+
+  function isThenable(r) {
+    return r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function';
+  }
+
+  // ----- delivery (no threads: a microtask drains the queue) -----
+
+  let drainScheduled = false;
+  let delivering = 0;
+
+  function scheduleDrain() {
+    if (drainScheduled || poisoned !== null) return;
+    drainScheduled = true;
+    queueMicrotask(() => {
+      drainScheduled = false;
+      runDrain();
+    });
+  }
+
+  function runDrain() {
+    if (poisoned !== null) return;
+    try {
+      native.drain();
+    } catch (e) {
+      // A trap while delivering: remember it; the next call reports it.
+      convert(e);
+    }
+  }
+
+  function notInSubscriber(what) {
+    if (delivering > 0) {
+      throw new BatonError('invalid_state', `${what} cannot be called from inside a subscriber: it would re-enter the runtime`);
+    }
+  }
+
+  // ----- the current stack -----
+  // In Node, AsyncLocalStorage keeps the current stack across awaits (as in node/). Elsewhere
+  // it is a synchronous variable: runWithStack sets it for the duration of `fn` only.
+
+  let als = null;
+  try {
+    const gbm = typeof process !== 'undefined' && process && process.getBuiltinModule;
+    if (typeof gbm === 'function') {
+      const { AsyncLocalStorage } = gbm('node:async_hooks');
+      als = new AsyncLocalStorage();
+    }
+  } catch {
+    als = null;
+  }
+  let syncCurrent;
+  const defaultStack = native.newStack();
+
+  function current() {
+    if (als !== null) {
+      const s = als.getStore();
+      return s === undefined ? defaultStack : s;
+    }
+    return syncCurrent === undefined ? defaultStack : syncCurrent;
+  }
+
+  function runWith(stack, fn, ...args) {
+    if (als !== null) return als.run(stack, fn, ...args);
+    const prev = syncCurrent;
+    syncCurrent = stack;
+    try {
+      return fn(...args);
+    } finally {
+      syncCurrent = prev;
+    }
+  }
+
+  // ----- handles -----
+
+  const EXT = Symbol('baton.handle');
+
+  class Stack {
+    constructor(ext) {
+      this[EXT] = ext;
+    }
+    run(fn) {
+      return runWith(this[EXT], fn);
+    }
+    fork() {
+      return new Stack(call(native.fork, this[EXT]));
+    }
+    propagationContext() {
+      return parse(call(native.propagationContext, this[EXT]));
+    }
+    traceparent() {
+      return call(native.traceparent, this[EXT]);
+    }
+    get depth() {
+      return call(native.stackDepth, this[EXT]);
+    }
+    get currentScope() {
+      const s = call(native.currentScope, this[EXT]);
+      return s === undefined || s === null ? null : new Scope(s);
+    }
+  }
+
+  class Scope {
+    constructor(ext) {
+      this[EXT] = ext;
+      this._info = undefined;
+    }
+    _get() {
+      if (this._info === undefined) this._info = parse(call(() => this[EXT].info()));
+      return this._info;
+    }
+    get uuid() { return this._get().uuid; }
+    get name() { return this._get().name; }
+    get category() { return this._get().category; }
+    get parentUuid() { return this._get().parentUuid; }
+    get rootUuid() { return this._get().rootUuid; }
+    get ended() { return call(() => this[EXT].ended); }
+  }
+
+  function ext(v, what, cls) {
+    if (!(v instanceof cls)) throw makeError('invalid_argument', `${what}: expected a ${cls.name}`);
+    return v[EXT];
+  }
+
+  /** A fresh native handle for an optional scope option (the native side takes ownership). */
+  function scopeArg(options, key, what) {
+    if (options === undefined || options === null) return undefined;
+    const p = options[key];
+    if (p === undefined || p === null) return undefined;
+    return ext(p, what, Scope).cloneHandle();
+  }
+
+  function optsJson(options, keys, path) {
+    if (options === undefined || options === null) return undefined;
+    if (typeof options !== 'object') throw makeError('invalid_argument', `${path}: expected an object`);
+    const o = {};
+    for (const k of keys) if (options[k] !== undefined) o[k] = options[k];
+    return enc(o, path);
+  }
+
+  const SCOPE_KEYS = ['category', 'input', 'metadata', 'attributes', 'categoryProfile', 'dataSchema'];
+  const MARK_KEYS = ['data', 'metadata', 'category', 'categoryProfile', 'dataSchema'];
+  const TOOL_KEYS = ['toolCallId', 'metadata', 'attributes'];
+
+  // ----- scopes, marks, stacks -----
+
+  function push(name, options) {
+    return new Scope(call(native.push, current(), name, optsJson(options, SCOPE_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
+  }
+
+  function popOn(stack, scope, options) {
+    const opts = options === undefined || options === null ? undefined : { output: options.output, metadata: options.metadata };
+    const error = options && options.error !== undefined ? options.error : undefined;
+    call(native.pop, stack, ext(scope, 'scope', Scope), optsJson(opts, ['output', 'metadata'], 'options'), error);
+  }
+
+  function pop(scope, options) {
+    popOn(current(), scope, options);
+  }
+
+  function withScope(name, fn, options) {
+    const stack = call(native.fork, current());
+    const scope = new Scope(call(native.push, stack, name, optsJson(options, SCOPE_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
+    let r;
+    try {
+      r = runWith(stack, fn, scope);
+    } catch (e) {
+      popOn(stack, scope, { error: e });
+      throw e;
+    }
+    if (isThenable(r)) {
+      return Promise.resolve(r).then(
+        (v) => {
+          popOn(stack, scope);
+          return v;
+        },
+        (e) => {
+          popOn(stack, scope, { error: e });
+          throw e;
+        },
+      );
+    }
+    popOn(stack, scope);
+    return r;
+  }
+
+  function mark(name, options) {
+    call(native.mark, current(), name, optsJson(options, MARK_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+  }
+
+  function metric(name, measurements, options) {
+    const unit = options && options.unit !== undefined ? options.unit : undefined;
+    call(native.metric, current(), name, enc(measurements, 'measurements'), unit);
+  }
+
+  const currentStack = () => new Stack(current());
+  function currentScope() {
+    const s = call(native.currentScope, current());
+    return s === undefined || s === null ? null : new Scope(s);
+  }
+  const newStack = () => new Stack(call(native.newStack));
+  const fork = () => new Stack(call(native.fork, current()));
+  const stackFromPropagation = (context) => new Stack(call(native.stackFromPropagation, enc(context, 'context')));
+  const runWithStack = (stack, fn) => runWith(ext(stack, 'stack', Stack), fn);
+  const propagationContext = () => parse(call(native.propagationContext, current()));
+  const traceparent = () => call(native.traceparent, current());
+
+  // ----- managed calls -----
+
+  function checkFn(fn) {
+    if (typeof fn !== 'function') throw makeError('invalid_argument', 'callback: expected a function');
+  }
+
+  /** The callback the native side calls: JSON text in, JSON text out, synchronously. */
+  function syncCallback(fn, stack, what) {
+    return (text) => {
+      const r = runWith(stack, fn, parse(text));
+      if (isThenable(r)) {
+        throw makeError('invalid_state', `${what}: the callback returned a Promise; Promise callbacks are not supported by the wasm binding yet`);
+      }
+      return enc(r, 'returned value');
+    };
+  }
+
+  function toolSync(name, args, fn, options) {
+    notInSubscriber('toolSync');
+    checkFn(fn);
+    const stack = current();
+    const out = call(native.tool, stack, name, enc(args, 'args'), syncCallback(fn, stack, 'tool'), optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+    return parse(out);
+  }
+
+  // ----- async calls: the native side polls a task; Promises are settled back into it -----
+
+  const tasks = new Map(); // task id -> {resolve, reject}
+  native.setScheduler((id) => queueMicrotask(() => pollTask(id)));
+
+  function pollTask(id) {
+    if (poisoned !== null) return;
+    let r;
+    try {
+      r = native.pollTask(id);
+    } catch (e) {
+      const t = tasks.get(id);
+      tasks.delete(id);
+      if (t) t.reject(convert(e));
+      return;
+    } finally {
+      scheduleDrain();
+    }
+    if (r === undefined) return;
+    const t = tasks.get(id);
+    tasks.delete(id);
+    if (t === undefined) return;
+    if (r.ok) t.resolve(parse(r.value));
+    else t.reject(convert(r.error));
+  }
+
+  /** The callback of an async call: JSON text now, or `{pending: id}` for a Promise. */
+  function asyncCallback(fn, stack) {
+    return (text) => {
+      const r = runWith(stack, fn, parse(text));
+      if (!isThenable(r)) return enc(r, 'returned value');
+      const id = native.newPending();
+      Promise.resolve(r).then(
+        (v) => {
+          let out;
+          try {
+            out = enc(v, 'returned value');
+          } catch (e) {
+            native.settle(id, false, e);
+            return;
+          }
+          native.settle(id, true, out);
+        },
+        (e) => native.settle(id, false, e),
+      );
+      return { pending: id };
+    };
+  }
+
+  function startAsync(kind, name, input, fn, options, keys) {
+    const stack = current();
+    const id = call(native.callAsync, stack, kind, name, input, asyncCallback(fn, stack), optsJson(options, keys, 'options'), scopeArg(options, 'parent', 'options.parent'));
+    const p = new Promise((resolve, reject) => tasks.set(id, { resolve, reject }));
+    pollTask(id);
+    return p;
+  }
+
+  /** A managed tool call whose callback may return a Promise. */
+  async function tool(name, args, fn, options) {
+    notInSubscriber('tool');
+    checkFn(fn);
+    return startAsync('tool', name, enc(args, 'args'), fn, options, TOOL_KEYS);
+  }
+
+  const LLM_KEYS = ['modelName', 'metadata', 'attributes', 'codec', 'responseCodec', 'chunkMarks'];
+
+  function llmSync(name, request, fn, options) {
+    notInSubscriber('llmSync');
+    checkFn(fn);
+    const stack = current();
+    const out = call(native.llm, stack, name, enc(request, 'request'), syncCallback(fn, stack, 'llm'), optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+    return parse(out);
+  }
+
+  /** A managed LLM call whose callback may return a Promise. */
+  async function llm(name, request, fn, options) {
+    notInSubscriber('llm');
+    checkFn(fn);
+    return startAsync('llm', name, enc(request, 'request'), fn, options, LLM_KEYS);
+  }
+
+  // ----- streams (synchronous chunk sources for now) -----
+
+  const DONE = Object.freeze({ value: undefined, done: true });
+
+  /** The iterator the native side pulls: `next()` gives a chunk's JSON text, or undefined at the end. */
+  function chunkIterator(x) {
+    if (isThenable(x)) throw makeError('invalid_state', 'stream callback: Promise results are not supported by the wasm binding yet');
+    let it;
+    if (x !== null && typeof x === 'object' && typeof x[Symbol.iterator] === 'function') it = x[Symbol.iterator]();
+    else if (x !== null && typeof x === 'object' && typeof x[Symbol.asyncIterator] === 'function') {
+      throw makeError('invalid_state', 'stream callback: async iterables are not supported by the wasm binding yet');
+    } else throw new TypeError('a stream callback must return an iterable of chunks');
+    return {
+      next() {
+        const r = it.next();
+        return r.done ? undefined : enc(r.value, 'chunk');
+      },
+      return() {
+        if (typeof it.return === 'function') it.return();
+      },
+    };
+  }
+
+  /** The inner chunks a stream intercept wraps: `for` (or `for await`) over them. */
+  class ChunkSource {
+    constructor(h) {
+      this[EXT] = h;
+    }
+    *[Symbol.iterator]() {
+      for (;;) {
+        const v = call(() => this[EXT].next());
+        if (v === undefined || v === null) return;
+        yield parse(v);
+      }
+    }
+    async *[Symbol.asyncIterator]() {
+      yield* this[Symbol.iterator]();
+    }
+  }
+
+  /** A managed LLM stream read synchronously. */
+  class LlmStreamSync {
+    constructor(h) {
+      this[EXT] = h;
+      this._done = false;
+    }
+    next() {
+      if (this._done) return DONE;
+      let v;
+      try {
+        v = call(() => this[EXT].next());
+      } catch (e) {
+        this._done = true;
+        throw e;
+      }
+      if (v === undefined || v === null) {
+        this._done = true;
+        return DONE;
+      }
+      return { value: parse(v), done: false };
+    }
+    return() {
+      this.close();
+      return DONE;
+    }
+    close() {
+      if (this._done) return;
+      this._done = true;
+      call(() => this[EXT].close());
+    }
+    [Symbol.iterator]() {
+      return this;
+    }
+  }
+
+  /** A managed LLM stream as an async iterator (the chunks are still produced synchronously). */
+  class LlmStream {
+    constructor(h) {
+      this._s = new LlmStreamSync(h);
+    }
+    async next() {
+      return this._s.next();
+    }
+    async return() {
+      return this._s.return();
+    }
+    close() {
+      this._s.close();
+    }
+    [Symbol.asyncIterator]() {
+      return this;
+    }
+  }
+
+  function llmStreamSync(name, request, fn, options) {
+    notInSubscriber('llmStreamSync');
+    checkFn(fn);
+    const stack = current();
+    const cb = (text) => chunkIterator(runWith(stack, fn, parse(text)));
+    return new LlmStreamSync(call(native.llmStream, stack, name, enc(request, 'request'), cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
+  }
+
+  async function llmStream(name, request, fn, options) {
+    notInSubscriber('llmStream');
+    checkFn(fn);
+    const stack = current();
+    const cb = (text) => chunkIterator(runWith(stack, fn, parse(text)));
+    return new LlmStream(call(native.llmStream, stack, name, enc(request, 'request'), cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
+  }
+
+  /** A tool or LLM call started with `toolStart` / `llmStart`. */
+  class CallHandle {
+    constructor(h, kind) {
+      this[EXT] = h;
+      this.kind = kind;
+    }
+    get uuid() {
+      return call(() => this[EXT].uuid());
+    }
+    end(options) {
+      const key = this.kind === 'tool' ? 'result' : 'response';
+      const opts = options === undefined || options === null ? undefined : { output: options[key], metadata: options.metadata };
+      const error = options && options.error !== undefined ? options.error : undefined;
+      call(() => this[EXT].end(optsJson(opts, ['output', 'metadata'], 'options'), error));
+    }
+  }
+
+  function toolStart(name, args, options) {
+    return new CallHandle(call(native.toolStart, current(), name, enc(args, 'args'), optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')), 'tool');
+  }
+  function llmStart(name, request, options) {
+    return new CallHandle(call(native.llmStart, current(), name, enc(request, 'request'), optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')), 'llm');
+  }
+  const toolEnd = (handle, options) => ext(handle, 'handle', CallHandle) && handle.end(options);
+  const llmEnd = (handle, options) => ext(handle, 'handle', CallHandle) && handle.end(options);
+
+  function helper(kind, name, input, what) {
+    notInSubscriber(kind);
+    return parse(call(native.standalone, current(), kind, name, enc(input, what)));
+  }
+  const toolConditionalExecutionSync = (name, args) => { helper('toolConditionalExecution', name, args, 'args'); };
+  const llmConditionalExecutionSync = (name, request) => { helper('llmConditionalExecution', name, request, 'request'); };
+  const toolRequestInterceptsSync = (name, args) => helper('toolRequestIntercepts', name, args, 'args');
+  const llmRequestInterceptsSync = (name, request) => helper('llmRequestIntercepts', name, request, 'request');
+  const toolConditionalExecution = async (name, args) => toolConditionalExecutionSync(name, args);
+  const llmConditionalExecution = async (name, request) => llmConditionalExecutionSync(name, request);
+  const toolRequestIntercepts = async (name, args) => toolRequestInterceptsSync(name, args);
+  const llmRequestIntercepts = async (name, request) => llmRequestInterceptsSync(name, request);
+
+  /** Given to execution intercepts. */
+  class CallContext {
+    constructor(c) {
+      this[EXT] = c;
+      this._info = undefined;
+    }
+    get info() {
+      if (this._info === undefined) this._info = parse(this[EXT].info());
+      return this._info;
+    }
+    /** Queues a mark, emitted right after the call's end event and parented under the call. */
+    queueMark(name, options) {
+      const data = options && options.data !== undefined ? enc(options.data, 'options.data') : undefined;
+      const metadata = options && options.metadata !== undefined ? enc(options.metadata, 'options.metadata') : undefined;
+      call(() => this[EXT].queueMark(name, data, metadata));
+    }
+  }
+
+  // ----- middleware and subscribers -----
+
+  function register(kind, name, fn, options) {
+    if (typeof fn !== 'function') throw makeError('invalid_argument', 'middleware: expected a function');
+    if (!MIDDLEWARE_KINDS.includes(kind)) throw makeError('invalid_argument', `kind: unknown middleware kind '${kind}'`);
+    const priority = options && options.priority !== undefined ? options.priority : 0;
+    if (!Number.isInteger(priority)) throw makeError('invalid_argument', 'options.priority: expected an integer');
+    const scope = scopeArg(options, 'scope', 'options.scope');
+    if (kind === 'subscriber') {
+      const deliver = (text) => {
+        delivering++;
+        try {
+          const r = fn(parse(text));
+          if (isThenable(r)) r.then(undefined, () => {});
+        } finally {
+          delivering--;
+        }
+      };
+      call(native.subscribe, name, deliver, priority, scope);
+      return;
+    }
+    if (kind === 'llm_stream_execution_intercept') {
+      const adaptedStream = (src, c) => chunkIterator(fn(new ChunkSource(src), new CallContext(c)));
+      call(native.registerStreamIntercept, name, adaptedStream, priority, scope);
+      return;
+    }
+    if (kind === 'tool_execution_intercept' || kind === 'llm_execution_intercept') {
+      if (!(options && options.sync === true)) {
+        throw makeError('invalid_argument', `${kind}: the wasm binding supports synchronous execution intercepts only so far; register with {sync: true}`);
+      }
+      const adaptedIntercept = (text, token, c) => {
+        const input = parse(text);
+        const next = (v) => parse(call(native.callNext, token, enc(v === undefined ? input : v, 'input')));
+        const r = fn(input, next, new CallContext(c));
+        if (isThenable(r)) throw makeError('invalid_state', 'execution intercept: Promise results are not supported by the wasm binding yet');
+        return enc(r, 'returned value');
+      };
+      call(native.registerExecutionIntercept, kind, name, adaptedIntercept, priority, scope);
+      return;
+    }
+    let adapted;
+    switch (kind) {
+      case 'tool_conditional_execution':
+      case 'llm_conditional_execution':
+        adapted = (text, info) => {
+          const d = fn(parse(text), parse(info));
+          if (isThenable(d)) throw makeError('invalid_state', 'guardrail: Promise results are not supported by the wasm binding yet');
+          if (d === undefined || d === null || d === true) return '{"allow":true}';
+          if (d === false) return '{"allow":false}';
+          return enc({ allow: d.allow !== false, reason: d.reason }, 'guardrail decision');
+        };
+        break;
+      case 'tool_request_intercept':
+      case 'llm_request_intercept':
+        adapted = (text, info) => {
+          const v = parse(text);
+          const r = fn(v, parse(info));
+          if (isThenable(r)) throw makeError('invalid_state', 'request intercept: Promise results are not supported by the wasm binding yet');
+          return enc(r === undefined ? v : r, 'returned value');
+        };
+        break;
+      case 'tool_sanitize_request':
+      case 'tool_sanitize_response':
+      case 'llm_sanitize_request':
+      case 'llm_sanitize_response':
+        adapted = (text, info) => {
+          const r = fn(parse(text), parse(info));
+          return r === undefined ? undefined : enc(r, 'returned value');
+        };
+        break;
+      case 'mark_sanitize':
+      case 'scope_sanitize_start':
+      case 'scope_sanitize_end':
+        adapted = (text, info) => {
+          const r = fn(parse(text), parse(info));
+          if (r === undefined || r === null) return undefined;
+          return enc({ data: r.data === undefined ? null : r.data, metadata: r.metadata }, 'returned fields');
+        };
+        break;
+      case 'event_metadata_injector':
+        adapted = (info) => {
+          const r = fn(parse(info));
+          return r === undefined || r === null ? undefined : enc(r, 'returned metadata');
+        };
+        break;
+      default:
+        throw makeError('invalid_argument', `${kind}: not supported by the wasm binding yet`);
+    }
+    call(native.registerMiddleware, kind, name, adapted, priority, scope, !!(options && options.breakChain));
+  }
+
+  function deregister(kind, name, options) {
+    return call(native.deregister, kind, name, scopeArg(options, 'scope', 'options.scope'));
+  }
+
+  function subscribe(name, fn, options) {
+    register('subscriber', name, fn, options);
+  }
+
+  // ----- lifecycle -----
+
+  function timeoutOf(options) {
+    if (options === undefined || options === null || options.timeout === undefined) return 30000;
+    return options.timeout;
+  }
+
+  async function flush(options) {
+    notInSubscriber('flush');
+    return call(native.flush, timeoutOf(options));
+  }
+
+  async function shutdown(options) {
+    notInSubscriber('shutdown');
+    return call(native.shutdown, timeoutOf(options));
+  }
+
+  function diagnostics() {
+    return parse(call(native.diagnostics));
+  }
+
+  function isShutdown() {
+    return call(native.isShutdown);
+  }
+
+  /** Plugin configuration: the `plugins.toml` document as JSON (file exporters need a file system). */
+  const plugins = Object.freeze({
+    validate: (config) => parse(call(native.pluginValidate, enc(config, 'config'))),
+    initialize: (config) => parse(call(native.pluginInitialize, enc(config, 'config'))),
+    clear: () => { call(native.pluginClear); },
+  });
+
+  /** Provider codecs (normalized shapes as in DESIGN.md §2.8); `auto` detects, `null` when nothing matches. */
+  const codecs = Object.freeze({
+    decodeRequest: (codec, request) => parse(call(native.codec, 'decodeRequest', codec, enc(request, 'request'), undefined)),
+    encodeRequest: (codec, normalized, original) => parse(call(native.codec, 'encodeRequest', codec, enc(normalized, 'normalized'), enc(original, 'original'))),
+    decodeResponse: (codec, response) => parse(call(native.codec, 'decodeResponse', codec, enc(response, 'response'), undefined)),
+    aggregateStream: (codec, chunks) => parse(call(native.codec, 'aggregateStream', codec, enc(chunks, 'chunks'), undefined)),
+  });
+
+  /** Test hook: makes the Rust side panic (the result is an `internal` error). */
+  function _debugPanic(message) {
+    call(native.debugPanic, String(message));
+  }
+
+  return {
+    BatonError,
+    ERROR_KINDS,
+    MIDDLEWARE_KINDS,
+    Stack,
+    Scope,
+    CallContext,
+    CallHandle,
+    LlmStream,
+    LlmStreamSync,
+    ChunkSource,
+    push,
+    pop,
+    withScope,
+    mark,
+    metric,
+    currentStack,
+    currentScope,
+    newStack,
+    fork,
+    stackFromPropagation,
+    runWithStack,
+    propagationContext,
+    traceparent,
+    tool,
+    toolSync,
+    llm,
+    llmSync,
+    llmStream,
+    llmStreamSync,
+    toolStart,
+    toolEnd,
+    llmStart,
+    llmEnd,
+    toolConditionalExecution,
+    toolConditionalExecutionSync,
+    llmConditionalExecution,
+    llmConditionalExecutionSync,
+    toolRequestIntercepts,
+    toolRequestInterceptsSync,
+    llmRequestIntercepts,
+    llmRequestInterceptsSync,
+    register,
+    deregister,
+    subscribe,
+    flush,
+    shutdown,
+    diagnostics,
+    isShutdown,
+    codecs,
+    plugins,
+    _debugPanic,
+  };
+}
