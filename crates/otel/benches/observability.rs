@@ -82,7 +82,7 @@ fn agent_run(rt: &Runtime, iters: u64, args: &Value) -> Duration {
 fn benches(c: &mut Criterion) {
     baton_otel::install();
     let args = json!({"query": "weather in Paris", "limit": 3});
-    c.bench_function("baseline/plain_call", |b| b.iter(|| plain_tool(black_box(args.clone()))));
+    c.bench_function("observability/plain_call", |b| b.iter(|| plain_tool(black_box(args.clone()))));
     {
         let rt = Runtime::new(RuntimeConfig::default());
         rt.register(
@@ -93,7 +93,7 @@ fn benches(c: &mut Criterion) {
             }),
         )
         .unwrap();
-        c.bench_function("tool/one_subscriber_incl_delivery", |b| b.iter_custom(|iters| agent_run(&rt, iters, &args)));
+        c.bench_function("observability/one_subscriber_incl_delivery", |b| b.iter_custom(|iters| agent_run(&rt, iters, &args)));
     }
     {
         let dir = tempfile::tempdir().unwrap();
@@ -102,7 +102,7 @@ fn benches(c: &mut Criterion) {
         let mut g = c.benchmark_group("observability");
         // Two events per managed call (tool start and end).
         g.throughput(Throughput::Elements(2));
-        g.bench_function("tool_call_atof_atif_otlp_incl_export", |b| b.iter_custom(|iters| agent_run(&rt, iters, &args)));
+        g.bench_function("atof_atif_otlp_incl_export", |b| b.iter_custom(|iters| agent_run(&rt, iters, &args)));
         g.finish();
         rt.shutdown(FLUSH).unwrap();
     }
