@@ -3,7 +3,6 @@
 use serde_json::{json, Value};
 
 use super::normalized::{FinishReason, NormalizedResponse, ToolCall, Usage};
-use super::openai_chat::set_or_remove;
 use super::stream::{ChunkDecoder, StreamEvent};
 use super::*;
 
@@ -66,8 +65,7 @@ fn encode_part(p: &Value, field: &str) -> Result<Value> {
     let mut out = Obj::new();
     match o.get("type").and_then(Value::as_str) {
         Some("text") => {
-            only_keys(o, &["type", "text"], field, NAME)?;
-            out.insert("text".into(), json!(as_str(req(o, "text", field)?, &format!("{field}.text"))?));
+            out.insert("text".into(), edited_text(o, field, NAME)?);
         }
         Some("image_url") => {
             only_keys(o, &["type", "image_url"], field, NAME)?;

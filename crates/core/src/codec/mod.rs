@@ -537,6 +537,29 @@ pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
 }
 
 /// A normalized text part.
+/// The text of an edited `{"type": "text", "text"}` part, which may carry nothing else.
+pub(crate) fn edited_text(o: &Obj, field: &str, codec: &str) -> Result<Value> {
+    only_keys(o, &["type", "text"], field, codec)?;
+    Ok(Value::from(as_str(req(o, "text", field)?, &format!("{field}.text"))?))
+}
+
+/// Sets `key` to `v`, or removes it when `v` is `None`.
+pub(crate) fn set_or_remove(out: &mut Obj, key: &str, v: Option<Value>) {
+    match v {
+        Some(v) => {
+            out.insert(key.into(), v);
+        }
+        None => {
+            out.remove(key);
+        }
+    }
+}
+
+/// An edited `stream` flag: a boolean, or absent.
+pub(crate) fn edited_stream(e: Option<&Value>) -> Result<Option<Value>> {
+    e.map(|s| if s.is_boolean() { Ok(s.clone()) } else { Err(bad("stream", "expected a boolean")) }).transpose()
+}
+
 pub(crate) fn text_part(text: &str, extra: Option<Value>) -> Value {
     let mut p = Obj::new();
     p.insert("type".into(), "text".into());

@@ -48,9 +48,8 @@ fn encode_part(p: &Value, field: &str) -> Result<Value> {
     let mut out = Obj::new();
     match o.get("type").and_then(Value::as_str) {
         Some("text") => {
-            only_keys(o, &["type", "text"], field, NAME)?;
             out.insert("type".into(), "text".into());
-            out.insert("text".into(), json!(as_str(req(o, "text", field)?, &format!("{field}.text"))?));
+            out.insert("text".into(), edited_text(o, field, NAME)?);
         }
         Some("image_url") => {
             only_keys(o, &["type", "image_url"], field, NAME)?;
@@ -341,11 +340,7 @@ impl ProviderCodec for OpenAiChat {
                 };
                 set_or_remove(out, "tool_choice", v);
             }
-            "stream" => set_or_remove(
-                out,
-                "stream",
-                e.map(|s| if s.is_boolean() { Ok(s.clone()) } else { Err(bad("stream", "expected a boolean")) }).transpose()?,
-            ),
+            "stream" => set_or_remove(out, "stream", edited_stream(e)?),
             _ => {}
         }
         Ok(())
@@ -401,17 +396,6 @@ impl ProviderCodec for OpenAiChat {
 
     fn stream_decoder(&self) -> Box<dyn ChunkDecoder> {
         Box::new(ChatStream { started: false })
-    }
-}
-
-pub(crate) fn set_or_remove(out: &mut Obj, key: &str, v: Option<Value>) {
-    match v {
-        Some(v) => {
-            out.insert(key.into(), v);
-        }
-        None => {
-            out.remove(key);
-        }
     }
 }
 

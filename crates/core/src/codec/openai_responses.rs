@@ -3,7 +3,6 @@
 use serde_json::{json, Value};
 
 use super::normalized::{FinishReason, NormalizedResponse, ToolCall, Usage};
-use super::openai_chat::set_or_remove;
 use super::stream::{ChunkDecoder, StreamEvent};
 use super::*;
 
@@ -43,9 +42,8 @@ fn encode_part(p: &Value, role: &str, field: &str) -> Result<Value> {
     let mut out = Obj::new();
     match o.get("type").and_then(Value::as_str) {
         Some("text") => {
-            only_keys(o, &["type", "text"], field, NAME)?;
             out.insert("type".into(), json!(if role == "assistant" { "output_text" } else { "input_text" }));
-            out.insert("text".into(), json!(as_str(req(o, "text", field)?, &format!("{field}.text"))?));
+            out.insert("text".into(), edited_text(o, field, NAME)?);
         }
         Some("image_url") => {
             only_keys(o, &["type", "image_url"], field, NAME)?;
@@ -343,11 +341,7 @@ impl ProviderCodec for OpenAiResponses {
                 };
                 set_or_remove(out, "tool_choice", v);
             }
-            "stream" => set_or_remove(
-                out,
-                "stream",
-                e.map(|s| if s.is_boolean() { Ok(s.clone()) } else { Err(bad("stream", "expected a boolean")) }).transpose()?,
-            ),
+            "stream" => set_or_remove(out, "stream", edited_stream(e)?),
             _ => {}
         }
         Ok(())
