@@ -736,7 +736,12 @@ impl Stack {
     /// would run and no event could be seen. The callback then runs directly, with work it
     /// does parented under the caller's scope (a scope nobody observes would only leave
     /// nested events pointing at a parent no subscriber ever received).
-    fn unobserved(&self) -> Result<bool> {
+    ///
+    /// Public so a binding can take the same shortcut before paying for its own boundary
+    /// conversions (the rule stays here): when this is `Ok(true)`, a managed tool or LLM call
+    /// with a non-empty name is exactly "run the callback with the stack current". Errors as
+    /// a call would give them: `already_shutdown` after shutdown, `invalid_state` from middleware.
+    pub fn unobserved(&self) -> Result<bool> {
         let rt = &self.runtime().0;
         rt.check_open()?;
         if !rt.registry.is_empty() {

@@ -493,6 +493,7 @@ fn an_unobserved_call_opens_no_scope_and_an_observed_one_does() {
     let s2 = stack.clone();
     let seen = move |_: Value| Ok(json!(s2.current().map(|h| h.name().to_string())));
     // Nothing registered: the callback runs on the caller's scope.
+    assert!(stack.unobserved().unwrap(), "nothing registered");
     assert_eq!(stack.tool("t", json!({}), &seen, ToolOptions::default()).unwrap(), json!("outer"));
     assert_eq!(
         exec::block_on(stack.tool_async("t", json!({}), |_| async { Ok(json!(baton::current_stack().depth())) }, ToolOptions::default()))
@@ -501,6 +502,7 @@ fn an_unobserved_call_opens_no_scope_and_an_observed_one_does() {
     );
     // Anything registered (here a guardrail, no subscriber): the call has its own scope.
     rt.register(Registration::new("g"), Middleware::guardrail(CallKind::Tool, |_, _| Ok(Decision::Allow))).unwrap();
+    assert!(!stack.unobserved().unwrap(), "a guardrail is registered");
     assert_eq!(stack.tool("t", json!({}), &seen, ToolOptions::default()).unwrap(), json!("t"));
     assert_eq!(
         exec::block_on(stack.tool_async("t", json!({}), |_| async { Ok(json!(baton::current_stack().depth())) }, ToolOptions::default()))
@@ -508,6 +510,9 @@ fn an_unobserved_call_opens_no_scope_and_an_observed_one_does() {
         json!(2)
     );
     stack.pop(&outer, EndOptions::default()).unwrap();
+    // After shutdown the query fails as a call would.
+    rt.shutdown(T).unwrap();
+    assert_eq!(stack.unobserved().unwrap_err().kind(), ErrorKind::AlreadyShutdown);
 }
 
 #[test]
