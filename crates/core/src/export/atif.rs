@@ -43,6 +43,9 @@ pub struct AtifConfig {
     pub filename_template: String,
     pub tool_definitions: Option<Vec<Value>>,
     pub extra: Option<Map<String, Value>>,
+    /// A registered [`ExportSink`](crate::export::sink::ExportSink) that receives the
+    /// trajectories instead of `output_directory` (hosts without a file system).
+    pub sink: Option<String>,
 }
 
 impl Default for AtifConfig {
@@ -55,6 +58,7 @@ impl Default for AtifConfig {
             filename_template: "trajectory-{session_id}.json".into(),
             tool_definitions: None,
             extra: None,
+            sink: None,
         }
     }
 }
@@ -99,6 +103,7 @@ impl AtifConfig {
             c.tool_definitions = Some(defs.clone());
         }
         c.extra = d.get_object(obj, at, "extra").cloned();
+        c.sink = d.get_str(obj, at, "sink").map(str::to_string);
         (errors_before || !d.has_errors()).then_some(c)
     }
 }

@@ -3,3 +3,4 @@
 pub mod atif;
 pub mod atof;
 pub mod atof_stream;
+pub mod sink;

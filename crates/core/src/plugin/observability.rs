@@ -12,8 +12,12 @@
 //! output_directory = "logs"
 //! filename = "events.jsonl"
 //! mode = "append"                  # or "overwrite"
+//! [[components.config.atof.sinks]]
+//! type = "callback"                # a host sink registered with baton::export::sink::register
+//! sink = "ui"
 //! [components.config.atif]         # enabled, agent_name, agent_version, model_name, output_directory,
-//! enabled = true                   # filename_template (with {session_id}), tool_definitions, extra
+//! enabled = true                   # filename_template (with {session_id}), tool_definitions, extra,
+//!                                  # sink (a registered host sink instead of output_directory)
 //! [components.config.opentelemetry] # needs the baton-otel crate: baton_otel::install()
 //! ```
 
@@ -25,6 +29,7 @@ use super::{join, Activation, Component, Diagnostics};
 use crate::error::{Error, Result};
 use crate::event::{Event, Payload};
 use crate::export::atof::{AtofFileExporter, FileMode};
+use crate::export::{self, sink::ExportSink};
 use crate::middleware::{Middleware, Subscriber};
 
 /// Exported LLM request strings longer than this are cut unless `enable_full_payloads`.
@@ -53,14 +58,23 @@ const ROOT_KEYS: &[&str] = &["version", "enable_full_payloads", "policy", "insec
 const ATOF_KEYS: &[&str] = &["enabled", "sinks", "output_directory", "filename", "mode"];
 const FILE_SINK_KEYS: &[&str] = &["type", "output_directory", "filename", "mode"];
 const STREAM_SINK_KEYS: &[&str] = &["type", "url", "transport", "headers", "header_env", "timeout_millis"];
+const CALLBACK_SINK_KEYS: &[&str] = &["type", "sink"];
 const ATIF_KEYS: &[&str] =
-    &["enabled", "agent_name", "agent_version", "model_name", "output_directory", "filename_template", "tool_definitions", "extra"];
+    &["enabled", "agent_name", "agent_version", "model_name", "output_directory", "filename_template", "tool_definitions", "extra", "sink"];
 
 /// One ATOF sink, as configured.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AtofSink {
-    File { output_directory: String, filename: String, mode: FileMode },
+    File {
+        output_directory: String,
+        filename: String,
+        mode: FileMode,
+    },
     Stream(crate::export::atof_stream::StreamConfig),
+    /// A host sink registered with [`crate::export::sink::register`], by name.
+    Callback {
+        sink: String,
+    },
 }
 
 impl Observability {
@@ -89,11 +103,50 @@ impl Observability {
                         sinks.push(AtofSink::Stream(c));
                     }
                 }
-                Some(other) => d.unsupported_value(&format!("{sat}.type"), format!("'{other}' is not a sink type (file, stream)")),
-                None => d.error("missing_field", &format!("{sat}.type"), "missing; a sink's type is file or stream"),
+                Some("callback") => {
+                    d.check_keys(obj, &sat, CALLBACK_SINK_KEYS);
+                    let field = format!("{sat}.sink");
+                    if let Some(name) = Self::host_sink(obj, &sat, &field, d, |s| s.accepts_atof(), "ATOF lines") {
+                        sinks.push(AtofSink::Callback { sink: name });
+                    }
+                }
+                Some(other) => {
+                    d.unsupported_value(&format!("{sat}.type"), format!("'{other}' is not a sink type (file, stream, callback)"))
+                }
+                None => d.error("missing_field", &format!("{sat}.type"), "missing; a sink's type is file, stream or callback"),
             }
         }
         sinks
+    }
+
+    /// The name of a registered host sink at `obj.sink`, checked to exist and to take `what`.
+    fn host_sink(
+        obj: &Map<String, Value>,
+        at: &str,
+        field: &str,
+        d: &mut Diagnostics,
+        accepts: impl Fn(&dyn ExportSink) -> bool,
+        what: &str,
+    ) -> Option<String> {
+        let Some(name) = d.get_str(obj, at, "sink") else {
+            if !obj.contains_key("sink") {
+                d.error("missing_field", field, "missing; the name of a registered export sink");
+            }
+            return None;
+        };
+        match export::sink::get(name) {
+            None => {
+                let known = export::sink::names();
+                let known = if known.is_empty() { "none is registered".to_string() } else { format!("registered: {}", known.join(", ")) };
+                d.error("invalid_value", field, format!("no export sink named '{name}' ({known})"));
+                None
+            }
+            Some(s) if !accepts(&*s) => {
+                d.error("invalid_value", field, format!("export sink '{name}' does not take {what}"));
+                None
+            }
+            Some(_) => Some(name.to_string()),
+        }
     }
 
     fn file_sink(obj: &Map<String, Value>, at: &str, d: &mut Diagnostics) -> Option<AtofSink> {
@@ -159,6 +212,9 @@ impl Observability {
         if let Some(atif) = d.get_object(root, "", "atif") {
             d.check_keys(atif, "atif", ATIF_KEYS);
             let cfg = crate::export::atif::AtifConfig::parse(atif, "atif", d);
+            if atif.contains_key("sink") {
+                Self::host_sink(atif, "atif", "atif.sink", d, |s| s.accepts_atif(), "ATIF documents");
+            }
             if d.get_bool(atif, "atif", "enabled").unwrap_or(false) {
                 p.atif = cfg;
             }
@@ -216,11 +272,23 @@ impl Component for Observability {
                     Arc::new(AtofFileExporter::open(std::path::Path::new(output_directory).join(filename), *mode)?)
                 }
                 AtofSink::Stream(cfg) => crate::export::atof_stream::open(cfg.clone())?,
+                AtofSink::Callback { sink } => {
+                    Arc::new(export::sink::AtofSinkExporter(registered_sink(sink, &format!("atof.sinks[{i}].sink"))?))
+                }
             };
             activation.register(&format!("atof.{i}"), 0, Middleware::Subscriber(wrap(sub)))?;
         }
         if let Some(cfg) = p.atif {
-            let exporter: Arc<dyn Subscriber> = Arc::new(crate::export::atif::AtifExporter::new(cfg));
+            let exporter: Arc<dyn Subscriber> = match cfg.sink.clone() {
+                None => Arc::new(crate::export::atif::AtifExporter::new(cfg)),
+                Some(name) => {
+                    let sink = registered_sink(&name, "atif.sink")?;
+                    let template = cfg.filename_template.clone();
+                    Arc::new(crate::export::atif::AtifExporter::with_sink(cfg, move |session, doc| {
+                        sink.atif_document(session, &template.replace("{session_id}", session), doc)
+                    }))
+                }
+            };
             activation.register("atif", 0, Middleware::Subscriber(wrap(exporter)))?;
         }
         if let Some(section) = p.otel {
@@ -231,6 +299,11 @@ impl Component for Observability {
         }
         Ok(())
     }
+}
+
+/// The sink a validated document named (it may have been deregistered since validation).
+fn registered_sink(name: &str, field: &str) -> Result<Arc<dyn ExportSink>> {
+    export::sink::get(name).ok_or_else(|| Error::invalid_argument(format!("{field}: no export sink named '{name}' is registered")))
 }
 
 /// Without `enable_full_payloads`, exported LLM start events keep their request with every
