@@ -338,10 +338,10 @@ impl Dispatcher {
     }
 }
 
-fn call_subscribers(shared: &Shared, chain: &Chain, event: &Event) {
+fn call_subscribers(shared: &Shared, chain: &Chain, event: &Arc<Event>) {
     for entry in chain.iter() {
         if let Middleware::Subscriber(sub) = &entry.mw {
-            let ok = catch_unwind(AssertUnwindSafe(|| sub.on_event(event))).map(|r| r.is_ok()).unwrap_or(false);
+            let ok = catch_unwind(AssertUnwindSafe(|| sub.on_shared_event(event))).map(|r| r.is_ok()).unwrap_or(false);
             if !ok {
                 shared.failures.fetch_add(1, Ordering::Relaxed);
             }

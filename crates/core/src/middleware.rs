@@ -279,6 +279,13 @@ pub type MetadataInjector = Arc<dyn Fn(&EventInfo) -> Result<Map<String, Value>>
 /// what lets an exporter promise that nothing delivered to it is lost.
 pub trait Subscriber: Send + Sync {
     fn on_event(&self, event: &Event) -> Result<()>;
+    /// What the dispatcher calls: the event as the queue holds it. A subscriber that keeps
+    /// events beyond the call (a binding handing a lazy view of each event to a host
+    /// function) overrides it to share the event instead of cloning it; the default calls
+    /// [`Subscriber::on_event`].
+    fn on_shared_event(&self, event: &Arc<Event>) -> Result<()> {
+        self.on_event(event)
+    }
     fn flush(&self) -> Result<()> {
         Ok(())
     }

@@ -49,6 +49,15 @@ impl Payload {
         let v: &RawValue = serde_json::from_str(text).map_err(|e| crate::Error::invalid_argument(format!("data: invalid JSON: {e}")))?;
         Ok(if v.get() == "null" { Payload::NULL } else { Payload(Some(v.get().into())) })
     }
+    /// Takes already validated JSON text verbatim.
+    pub(crate) fn from_raw(raw: &RawValue) -> Payload {
+        let text = raw.get();
+        if text == "null" {
+            Payload::NULL
+        } else {
+            Payload(Some(text.into()))
+        }
+    }
     /// The payload as a JSON value (parsed on each call).
     pub fn to_value(&self) -> Value {
         match &self.0 {

@@ -1,0 +1,208 @@
+//! Host-run tool calls: a seam for bindings whose payloads are host-language objects.
+//!
+//! A managed call converts its arguments and result into JSON values because middleware may
+//! read or rewrite them. When no middleware of the call's kind is registered (no guardrail,
+//! request or execution intercept, no payload sanitizer — subscribers and event middleware are
+//! fine), nothing but the events ever sees those values, and only as JSON text. A binding can
+//! then keep its own objects: it enters the call with the arguments' JSON text
+//! ([`Stack::enter_tool`]), runs its callback itself (synchronously or awaiting it), and exits
+//! with the result's JSON text ([`EnteredCall::exit`]). The events are the same as those of
+//! [`Stack::tool`]; the host saves converting each payload into a value and back.
+
+use std::sync::Arc;
+
+use serde_json::Map;
+
+use crate::call::{category_profile, Call, PushedGuard, ToolOptions};
+use crate::error::{Error, Result};
+use crate::event::Attributes;
+use crate::event::Payload;
+use crate::middleware::{CallKind, Family};
+use crate::runtime::Status;
+use crate::scope::ScopeNode;
+use crate::stack::Stack;
+
+/// The families that see or change a tool call's values: while one of them applies, a host
+/// must run the call through [`Stack::tool`].
+const TOOL_VALUE_FAMILIES: [Family; 5] = [
+    Family::ToolConditionalExecution,
+    Family::ToolRequestIntercept,
+    Family::ToolExecutionIntercept,
+    Family::ToolSanitizeRequest,
+    Family::ToolSanitizeResponse,
+];
+
+/// A tool call entered by [`Stack::enter_tool`]: its start event is emitted and its scope is
+/// the top of the stack until [`EnteredCall::exit`]. Dropped without `exit`, it is removed
+/// from the stack and ends as cancelled, so every start still gets an end.
+pub struct EnteredCall {
+    call: Call,
+    node: Arc<ScopeNode>,
+    pushed: Option<PushedGuard>,
+}
+
+impl std::fmt::Debug for EnteredCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnteredCall").field("uuid", &self.node.uuid).field("name", &self.node.name).finish()
+    }
+}
+
+impl Stack {
+    /// True when a managed call made now would skip its scope: nothing is registered anywhere
+    /// (see "Unobserved calls" in docs/runtime.md). A binding can then run its callback on
+    /// its own objects and emit nothing; it still has to check that the payloads are JSON.
+    /// `already_shutdown` after shutdown; `invalid_state` inside middleware.
+    pub fn is_unobserved(&self) -> Result<bool> {
+        self.unobserved()
+    }
+
+    /// Enters a tool call whose callback the host runs itself, when no middleware could see
+    /// its values (see the module docs). `args` is called once, only then and before any
+    /// event, for the arguments' JSON text; its error aborts the call with no event.
+    /// `Ok(None)`: some middleware of the tool families applies, so run the call through
+    /// [`Stack::tool`] instead (`args` was not called).
+    pub fn enter_tool(&self, name: &str, args: impl FnOnce() -> Result<Payload>, options: ToolOptions) -> Result<Option<EnteredCall>> {
+        let mut call = Call::new(self, CallKind::Tool, name, options.into())?;
+        if TOOL_VALUE_FAMILIES.iter().any(|f| call.chain(*f).is_some()) {
+            return Ok(None);
+        }
+        let payload = args()?;
+        let node = ScopeNode::new(
+            call.info.name.clone(),
+            CallKind::Tool.category(),
+            Attributes::new(&call.attributes),
+            category_profile(&call.info),
+            &call.parent,
+            std::mem::take(&mut call.metadata),
+        );
+        call.info.uuid = Some(node.uuid);
+        call.rt().emit_start(&node, || payload, None);
+        let pushed = PushedGuard::new(self, &node).ending(self.runtime().clone());
+        Ok(Some(EnteredCall { call, node, pushed: Some(pushed) }))
+    }
+}
+
+impl EnteredCall {
+    /// The call's scope uuid.
+    pub fn uuid(&self) -> crate::id::Uuid {
+        self.node.uuid
+    }
+
+    /// Ends the call: removes its scope from the stack (ending scopes the callback left open
+    /// above it as unwound) and emits the end event with the result's JSON text, or with
+    /// `ERROR` status for `Err`.
+    pub fn exit(mut self, result: std::result::Result<Payload, &Error>) {
+        if let Some(p) = self.pushed.take() {
+            p.finish();
+        }
+        let rt = self.call.rt();
+        match result {
+            Ok(payload) => rt.end_scope(&self.node, Status::Ok, || payload, Map::new()),
+            Err(e) => rt.end_scope(&self.node, Status::Error(e), || Payload::NULL, Map::new()),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::middleware::{FnSubscriber, Middleware, Registration, RequestIntercept};
+    use crate::runtime::{Runtime, RuntimeConfig};
+    use crate::ScopeOptions;
+
+    fn recorder(rt: &Runtime) -> Arc<Mutex<Vec<serde_json::Value>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        rt.register(
+            Registration::new("rec"),
+            Middleware::Subscriber(Arc::new(FnSubscriber(move |e: &crate::Event| {
+                s.lock().unwrap().push(e.to_json());
+                Ok(())
+            }))),
+        )
+        .unwrap();
+        seen
+    }
+
+    /// The events of an entered call equal those of `Stack::tool` (uuids and times aside),
+    /// and work done while it is entered is parented under it.
+    #[test]
+    fn entered_call_emits_what_a_managed_call_emits() {
+        let rt = Runtime::new(RuntimeConfig::default());
+        let seen = recorder(&rt);
+        let stack = rt.new_stack();
+        let outer = stack.push(ScopeOptions::new("turn")).unwrap();
+        let args = json!({"q": "x", "n": 1});
+        stack.tool("search", args.clone(), Ok, ToolOptions { tool_call_id: Some("c1".into()), ..Default::default() }).unwrap();
+        let opts = ToolOptions { tool_call_id: Some("c1".into()), ..Default::default() };
+        let h = stack.enter_tool("search", || Ok(Payload::from_value(&args)), opts).unwrap().expect("no value middleware");
+        assert_eq!(stack.current().unwrap().uuid(), h.uuid());
+        stack.mark(crate::MarkOptions::new("inside")).unwrap();
+        h.exit(Ok(Payload::from_value(&args)));
+        assert_eq!(stack.current().unwrap().uuid(), outer.uuid());
+        stack.pop(&outer, Default::default()).unwrap();
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        let events = seen.lock().unwrap().clone();
+        let strip = |mut e: serde_json::Value| {
+            for k in ["uuid", "parent_uuid", "timestamp"] {
+                e.as_object_mut().unwrap().remove(k);
+            }
+            e
+        };
+        // turn start, managed start/end, entered start, mark, entered end, turn end
+        assert_eq!(events.len(), 7);
+        assert_eq!(strip(events[1].clone()), strip(events[3].clone()));
+        assert_eq!(strip(events[2].clone()), strip(events[5].clone()));
+        assert_eq!(events[4]["parent_uuid"], events[3]["uuid"]);
+        assert_eq!(events[3]["parent_uuid"], events[0]["uuid"]);
+    }
+
+    /// With value middleware registered, `enter_tool` declines without calling `args`; an
+    /// error from `args` aborts before any event; a dropped call ends as cancelled.
+    #[test]
+    fn declines_aborts_and_cancels() {
+        let rt = Runtime::new(RuntimeConfig::default());
+        let seen = recorder(&rt);
+        let stack = rt.new_stack();
+        assert!(!stack.is_unobserved().unwrap());
+        let err = stack.enter_tool("t", || Err(Error::invalid_argument("args: nope")), ToolOptions::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+        drop(stack.enter_tool("t", || Ok(Payload::NULL), ToolOptions::default()).unwrap());
+        rt.register(Registration::new("ri"), Middleware::ToolRequestIntercept(RequestIntercept::Sync(Arc::new(|_, v| Ok(v))))).unwrap();
+        let declined = stack.enter_tool("t", || panic!("not called"), ToolOptions::default()).unwrap();
+        assert!(declined.is_none());
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        let events = seen.lock().unwrap().clone();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1]["metadata"]["error.type"], "cancelled");
+        assert_eq!(stack.depth(), 0);
+        let quiet = Runtime::new(RuntimeConfig::default()).new_stack();
+        assert!(quiet.is_unobserved().unwrap());
+    }
+
+    /// A subscriber overriding `on_shared_event` gets the queued event itself and may keep it.
+    #[test]
+    fn subscribers_can_share_the_queued_event() {
+        struct Keep(Mutex<Vec<Arc<crate::Event>>>);
+        impl crate::Subscriber for Keep {
+            fn on_event(&self, _: &crate::Event) -> Result<()> {
+                panic!("on_shared_event is what the dispatcher calls")
+            }
+            fn on_shared_event(&self, event: &Arc<crate::Event>) -> Result<()> {
+                self.0.lock().unwrap().push(event.clone());
+                Ok(())
+            }
+        }
+        let rt = Runtime::new(RuntimeConfig::default());
+        let keep = Arc::new(Keep(Mutex::new(Vec::new())));
+        rt.register(Registration::new("keep"), Middleware::Subscriber(keep.clone())).unwrap();
+        rt.new_stack().mark(crate::MarkOptions::new("m")).unwrap();
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(&*keep.0.lock().unwrap()[0].name, "m");
+        assert_eq!(rt.diagnostics().subscriber_failures, 0);
+    }
+}
