@@ -48,14 +48,6 @@ impl std::fmt::Debug for EnteredCall {
 }
 
 impl Stack {
-    /// True when a managed call made now would skip its scope: nothing is registered anywhere
-    /// (see "Unobserved calls" in docs/runtime.md). A binding can then run its callback on
-    /// its own objects and emit nothing; it still has to check that the payloads are JSON.
-    /// `already_shutdown` after shutdown; `invalid_state` inside middleware.
-    pub fn is_unobserved(&self) -> Result<bool> {
-        self.unobserved()
-    }
-
     /// Enters a tool call whose callback the host runs itself, when no middleware could see
     /// its values (see the module docs). `args` is called once, only then and before any
     /// event, for the arguments' JSON text; its error aborts the call with no event.
@@ -168,7 +160,7 @@ mod tests {
         let rt = Runtime::new(RuntimeConfig::default());
         let seen = recorder(&rt);
         let stack = rt.new_stack();
-        assert!(!stack.is_unobserved().unwrap());
+        assert!(!stack.unobserved().unwrap());
         let err = stack.enter_tool("t", || Err(Error::invalid_argument("args: nope")), ToolOptions::default()).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
         drop(stack.enter_tool("t", || Ok(Payload::NULL), ToolOptions::default()).unwrap());
@@ -181,7 +173,7 @@ mod tests {
         assert_eq!(events[1]["metadata"]["error.type"], "cancelled");
         assert_eq!(stack.depth(), 0);
         let quiet = Runtime::new(RuntimeConfig::default()).new_stack();
-        assert!(quiet.is_unobserved().unwrap());
+        assert!(quiet.unobserved().unwrap());
     }
 
     /// A subscriber overriding `on_shared_event` gets the queued event itself and may keep it.

@@ -52,6 +52,7 @@ pub mod codec;
 mod dispatch;
 mod error;
 mod event;
+mod host_call;
 pub mod exec;
 pub mod export;
 mod id;
@@ -72,6 +73,7 @@ pub use call::{strip_credentials, AsyncCallback, AsyncNext, LlmOptions, ToolOpti
 pub use dispatch::{set_batch_hook, BatchHook, Diagnostics, OverflowPolicy};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Attributes, Category, DataSchema, Event, EventKind, EventStatus, Payload, ScopeCategory, ATOF_VERSION};
+pub use host_call::EnteredCall;
 pub use id::Uuid;
 pub use lifecycle::CallHandle;
 pub use middleware::{

@@ -49,13 +49,15 @@ impl Payload {
         let v: &RawValue = serde_json::from_str(text).map_err(|e| crate::Error::invalid_argument(format!("data: invalid JSON: {e}")))?;
         Ok(if v.get() == "null" { Payload::NULL } else { Payload(Some(v.get().into())) })
     }
-    /// Takes already validated JSON text verbatim.
-    pub(crate) fn from_raw(raw: &RawValue) -> Payload {
-        let text = raw.get();
-        if text == "null" {
+    /// Takes JSON text its caller wrote with a JSON serializer, without parsing it again
+    /// (bindings serialize host objects straight to text; [`Payload::from_json`] would check
+    /// that text a second time). Text that is not JSON makes the events that carry it
+    /// invalid for exporters, so anything else must go through `from_json`.
+    pub fn from_json_trusted(text: Box<str>) -> Payload {
+        if &*text == "null" {
             Payload::NULL
         } else {
-            Payload(Some(text.into()))
+            Payload(Some(text))
         }
     }
     /// The payload as a JSON value (parsed on each call).
@@ -111,5 +113,7 @@ mod tests {
         assert_eq!(p.to_value(), json!({"a": [1, 2.5, "x\"y"]}));
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"a":[1,2.5,"x\"y"]}"#);
         assert_eq!(Payload::from_json("not json").unwrap_err().kind(), crate::ErrorKind::InvalidArgument);
+        assert!(Payload::from_json_trusted("null".into()).is_null());
+        assert_eq!(Payload::from_json_trusted(r#"{"a":1}"#.into()).to_value(), json!({"a": 1}));
     }
 }
