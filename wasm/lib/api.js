@@ -148,6 +148,8 @@ function createApi(native) {
   // ----- delivery (no threads: a microtask drains the queue) -----
 
   let drainScheduled = false;
+  // Rejections of subscribers' Promises (the core counts synchronous throws).
+  let asyncSubscriberFailures = 0;
   let delivering = 0;
 
   function scheduleDrain() {
@@ -356,7 +358,8 @@ function createApi(native) {
     return (text) => {
       const r = runWith(stack, fn, parse(text));
       if (isThenable(r)) {
-        throw makeError('invalid_state', `${what}: the callback returned a Promise; Promise callbacks are not supported by the wasm binding yet`);
+        r.then(undefined, () => {});
+        throw makeError('invalid_state', `${what}: the callback of a synchronous call returned a Promise; use the async form`);
       }
       return enc(r, 'returned value');
     };
@@ -392,39 +395,57 @@ function createApi(native) {
     const t = tasks.get(id);
     tasks.delete(id);
     if (t === undefined) return;
-    if (r.ok) t.resolve(parse(r.value));
+    if (r.ok) t.resolve(r.value);
     else t.reject(convert(r.error));
   }
 
+  /** A Promise of a native task's value (polled once right away, then whenever it is woken). */
+  function runTask(id) {
+    const p = new Promise((resolve, reject) => tasks.set(id, { resolve, reject }));
+    pollTask(id);
+    return p;
+  }
+
+  /** A native task whose value is JSON text (or undefined). */
+  async function jsonTask(id) {
+    const v = await runTask(id);
+    return v === undefined ? undefined : parse(v);
+  }
+
+  /**
+   * The result of a callback the native side may wait for: `encode(r)` now, or for a
+   * Promise `{pending: id}`, settled (with `encode(value)` or the thrown value) when it settles.
+   */
+  function later(r, encode) {
+    if (!isThenable(r)) return encode(r);
+    const id = native.newPending();
+    Promise.resolve(r).then(
+      (v) => {
+        let out;
+        try {
+          out = encode(v);
+        } catch (e) {
+          native.settle(id, false, e);
+          return;
+        }
+        native.settle(id, true, out);
+      },
+      (e) => native.settle(id, false, e),
+    );
+    return { pending: id };
+  }
+
+  const encResult = (v) => enc(v, 'returned value');
+
   /** The callback of an async call: JSON text now, or `{pending: id}` for a Promise. */
   function asyncCallback(fn, stack) {
-    return (text) => {
-      const r = runWith(stack, fn, parse(text));
-      if (!isThenable(r)) return enc(r, 'returned value');
-      const id = native.newPending();
-      Promise.resolve(r).then(
-        (v) => {
-          let out;
-          try {
-            out = enc(v, 'returned value');
-          } catch (e) {
-            native.settle(id, false, e);
-            return;
-          }
-          native.settle(id, true, out);
-        },
-        (e) => native.settle(id, false, e),
-      );
-      return { pending: id };
-    };
+    return (text) => later(runWith(stack, fn, parse(text)), encResult);
   }
 
   function startAsync(kind, name, input, fn, options, keys) {
     const stack = current();
     const id = call(native.callAsync, stack, kind, name, input, asyncCallback(fn, stack), optsJson(options, keys, 'options'), scopeArg(options, 'parent', 'options.parent'));
-    const p = new Promise((resolve, reject) => tasks.set(id, { resolve, reject }));
-    pollTask(id);
-    return p;
+    return jsonTask(id);
   }
 
   /** A managed tool call whose callback may return a Promise. */
@@ -451,30 +472,43 @@ function createApi(native) {
     return startAsync('llm', name, enc(request, 'request'), fn, options, LLM_KEYS);
   }
 
-  // ----- streams (synchronous chunk sources for now) -----
+  // ----- streams -----
 
   const DONE = Object.freeze({ value: undefined, done: true });
 
-  /** The iterator the native side pulls: `next()` gives a chunk's JSON text, or undefined at the end. */
-  function chunkIterator(x) {
-    if (isThenable(x)) throw makeError('invalid_state', 'stream callback: Promise results are not supported by the wasm binding yet');
-    let it;
-    if (x !== null && typeof x === 'object' && typeof x[Symbol.iterator] === 'function') it = x[Symbol.iterator]();
-    else if (x !== null && typeof x === 'object' && typeof x[Symbol.asyncIterator] === 'function') {
-      throw makeError('invalid_state', 'stream callback: async iterables are not supported by the wasm binding yet');
-    } else throw new TypeError('a stream callback must return an iterable of chunks');
+  function rawIterator(x, preferAsync) {
+    if (x !== null && typeof x !== 'string' && (typeof x === 'object' || typeof x === 'function')) {
+      const a = typeof x[Symbol.asyncIterator] === 'function';
+      const s = typeof x[Symbol.iterator] === 'function';
+      if (a && (preferAsync || !s)) return x[Symbol.asyncIterator]();
+      if (s) return x[Symbol.iterator]();
+      if (typeof x.next === 'function') return x;
+    }
+    throw new TypeError('a stream callback must return an iterable or async iterable of chunks');
+  }
+
+  const chunkStep = (r) => (r.done ? undefined : enc(r.value, 'chunk'));
+
+  /**
+   * The iterator the native side pulls: `next()` gives a chunk's JSON text, undefined at the
+   * end, or `{pending}` while an async iterator's step is a Promise.
+   */
+  function iterOf(x, preferAsync) {
+    const it = rawIterator(x, preferAsync);
     return {
       next() {
-        const r = it.next();
-        return r.done ? undefined : enc(r.value, 'chunk');
+        return later(it.next(), chunkStep);
       },
       return() {
-        if (typeof it.return === 'function') it.return();
+        if (typeof it.return === 'function') {
+          const r = it.return();
+          if (isThenable(r)) r.then(undefined, () => {});
+        }
       },
     };
   }
 
-  /** The inner chunks a stream intercept wraps: `for` (or `for await`) over them. */
+  /** The inner chunks a stream intercept wraps: `for await` (any stream) or `for` (sync ones). */
   class ChunkSource {
     constructor(h) {
       this[EXT] = h;
@@ -487,7 +521,11 @@ function createApi(native) {
       }
     }
     async *[Symbol.asyncIterator]() {
-      yield* this[Symbol.iterator]();
+      for (;;) {
+        const v = await runTask(call(() => this[EXT].nextAsync()));
+        if (v === undefined) return;
+        yield parse(v);
+      }
     }
   }
 
@@ -526,19 +564,36 @@ function createApi(native) {
     }
   }
 
-  /** A managed LLM stream as an async iterator (the chunks are still produced synchronously). */
+  /** A managed LLM stream: an async iterator of chunks, pulled lazily. */
   class LlmStream {
     constructor(h) {
-      this._s = new LlmStreamSync(h);
+      this[EXT] = h;
+      this._done = false;
     }
     async next() {
-      return this._s.next();
+      if (this._done) return DONE;
+      let v;
+      try {
+        v = await runTask(call(() => this[EXT].nextAsync()));
+      } catch (e) {
+        this._done = true;
+        throw e;
+      }
+      if (v === undefined) {
+        this._done = true;
+        return DONE;
+      }
+      return { value: parse(v), done: false };
     }
     async return() {
-      return this._s.return();
+      this.close();
+      return DONE;
     }
+    /** Stops reading: an unfinished stream ends as cancelled. */
     close() {
-      this._s.close();
+      if (this._done) return;
+      this._done = true;
+      call(() => this[EXT].close());
     }
     [Symbol.asyncIterator]() {
       return this;
@@ -549,7 +604,14 @@ function createApi(native) {
     notInSubscriber('llmStreamSync');
     checkFn(fn);
     const stack = current();
-    const cb = (text) => chunkIterator(runWith(stack, fn, parse(text)));
+    const cb = (text) => {
+      const r = runWith(stack, fn, parse(text));
+      if (isThenable(r)) {
+        r.then(undefined, () => {});
+        throw makeError('invalid_state', 'the callback of llmStreamSync returned a Promise; use llmStream');
+      }
+      return iterOf(r, false);
+    };
     return new LlmStreamSync(call(native.llmStream, stack, name, enc(request, 'request'), cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
   }
 
@@ -557,8 +619,27 @@ function createApi(native) {
     notInSubscriber('llmStream');
     checkFn(fn);
     const stack = current();
-    const cb = (text) => chunkIterator(runWith(stack, fn, parse(text)));
-    return new LlmStream(call(native.llmStream, stack, name, enc(request, 'request'), cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
+    const cb = (text) => {
+      const r = runWith(stack, fn, parse(text));
+      if (!isThenable(r)) return iterOf(r, true);
+      const id = native.newPending();
+      Promise.resolve(r).then(
+        (x) => {
+          let it;
+          try {
+            it = iterOf(x, true);
+          } catch (e) {
+            native.settle(id, false, e);
+            return;
+          }
+          native.settleIter(id, it);
+        },
+        (e) => native.settle(id, false, e),
+      );
+      return { pending: id };
+    };
+    const id = call(native.llmStreamAsync, stack, name, enc(request, 'request'), cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+    return new LlmStream(await runTask(id));
   }
 
   /** A tool or LLM call started with `toolStart` / `llmStart`. */
@@ -595,10 +676,14 @@ function createApi(native) {
   const llmConditionalExecutionSync = (name, request) => { helper('llmConditionalExecution', name, request, 'request'); };
   const toolRequestInterceptsSync = (name, args) => helper('toolRequestIntercepts', name, args, 'args');
   const llmRequestInterceptsSync = (name, request) => helper('llmRequestIntercepts', name, request, 'request');
-  const toolConditionalExecution = async (name, args) => toolConditionalExecutionSync(name, args);
-  const llmConditionalExecution = async (name, request) => llmConditionalExecutionSync(name, request);
-  const toolRequestIntercepts = async (name, args) => toolRequestInterceptsSync(name, args);
-  const llmRequestIntercepts = async (name, request) => llmRequestInterceptsSync(name, request);
+  async function helperAsync(kind, name, input, what) {
+    notInSubscriber(kind);
+    return jsonTask(call(native.standaloneAsync, current(), kind, name, enc(input, what)));
+  }
+  const toolConditionalExecution = async (name, args) => { await helperAsync('toolConditionalExecution', name, args, 'args'); };
+  const llmConditionalExecution = async (name, request) => { await helperAsync('llmConditionalExecution', name, request, 'request'); };
+  const toolRequestIntercepts = (name, args) => helperAsync('toolRequestIntercepts', name, args, 'args');
+  const llmRequestIntercepts = (name, request) => helperAsync('llmRequestIntercepts', name, request, 'request');
 
   /** Given to execution intercepts. */
   class CallContext {
@@ -631,7 +716,7 @@ function createApi(native) {
         delivering++;
         try {
           const r = fn(parse(text));
-          if (isThenable(r)) r.then(undefined, () => {});
+          if (isThenable(r)) r.then(undefined, () => { asyncSubscriberFailures++; });
         } finally {
           delivering--;
         }
@@ -640,43 +725,52 @@ function createApi(native) {
       return;
     }
     if (kind === 'llm_stream_execution_intercept') {
-      const adaptedStream = (src, c) => chunkIterator(fn(new ChunkSource(src), new CallContext(c)));
+      const adaptedStream = (src, c, isAsync) => {
+        const r = fn(new ChunkSource(src), new CallContext(c));
+        if (isThenable(r)) {
+          r.then(undefined, () => {});
+          throw makeError('callback_failed', 'a stream intercept must return an iterable or async iterable, not a Promise');
+        }
+        return iterOf(r, isAsync);
+      };
       call(native.registerStreamIntercept, name, adaptedStream, priority, scope);
       return;
     }
     if (kind === 'tool_execution_intercept' || kind === 'llm_execution_intercept') {
-      if (!(options && options.sync === true)) {
-        throw makeError('invalid_argument', `${kind}: the wasm binding supports synchronous execution intercepts only so far; register with {sync: true}`);
+      const sync = !!(options && options.sync === true);
+      let adaptedIntercept;
+      if (sync) {
+        adaptedIntercept = (text, token, c) => {
+          const input = parse(text);
+          const next = (v) => parse(call(native.callNext, token, enc(v === undefined ? input : v, 'input')));
+          const r = fn(input, next, new CallContext(c));
+          if (isThenable(r)) {
+            r.then(undefined, () => {});
+            throw makeError('invalid_state', 'a sync execution intercept returned a Promise; register it without `sync: true`');
+          }
+          return encResult(r);
+        };
+      } else {
+        adaptedIntercept = (text, token, c) => {
+          const input = parse(text);
+          const next = async (v) => parse(await runTask(call(native.nextAsync, token, enc(v === undefined ? input : v, 'input'))));
+          return later(fn(input, next, new CallContext(c)), encResult);
+        };
       }
-      const adaptedIntercept = (text, token, c) => {
-        const input = parse(text);
-        const next = (v) => parse(call(native.callNext, token, enc(v === undefined ? input : v, 'input')));
-        const r = fn(input, next, new CallContext(c));
-        if (isThenable(r)) throw makeError('invalid_state', 'execution intercept: Promise results are not supported by the wasm binding yet');
-        return enc(r, 'returned value');
-      };
-      call(native.registerExecutionIntercept, kind, name, adaptedIntercept, priority, scope);
+      call(native.registerExecutionIntercept, kind, name, adaptedIntercept, priority, scope, sync);
       return;
     }
     let adapted;
     switch (kind) {
       case 'tool_conditional_execution':
       case 'llm_conditional_execution':
-        adapted = (text, info) => {
-          const d = fn(parse(text), parse(info));
-          if (isThenable(d)) throw makeError('invalid_state', 'guardrail: Promise results are not supported by the wasm binding yet');
-          if (d === undefined || d === null || d === true) return '{"allow":true}';
-          if (d === false) return '{"allow":false}';
-          return enc({ allow: d.allow !== false, reason: d.reason }, 'guardrail decision');
-        };
+        adapted = (text, info) => later(fn(parse(text), parse(info)), decision);
         break;
       case 'tool_request_intercept':
       case 'llm_request_intercept':
         adapted = (text, info) => {
           const v = parse(text);
-          const r = fn(v, parse(info));
-          if (isThenable(r)) throw makeError('invalid_state', 'request intercept: Promise results are not supported by the wasm binding yet');
-          return enc(r === undefined ? v : r, 'returned value');
+          return later(fn(v, parse(info)), (r) => enc(r === undefined ? v : r, 'returned value'));
         };
         break;
       case 'tool_sanitize_request':
@@ -709,6 +803,18 @@ function createApi(native) {
     call(native.registerMiddleware, kind, name, adapted, priority, scope, !!(options && options.breakChain));
   }
 
+  /**
+   * A guardrail's decision as `{allow, reason}` JSON: nothing or `true` allows, `false`
+   * rejects, `{allow: true}` allows, any other object rejects (with its `reason`).
+   */
+  function decision(d) {
+    if (d === undefined || d === null || d === true) return '{"allow":true}';
+    if (d === false) return '{"allow":false}';
+    if (typeof d !== 'object') throw makeError('callback_failed', 'a guardrail must return a boolean, {allow, reason?} or nothing');
+    if (d.allow === true) return '{"allow":true}';
+    return JSON.stringify({ allow: false, reason: typeof d.reason === 'string' ? d.reason : undefined });
+  }
+
   function deregister(kind, name, options) {
     return call(native.deregister, kind, name, scopeArg(options, 'scope', 'options.scope'));
   }
@@ -735,18 +841,51 @@ function createApi(native) {
   }
 
   function diagnostics() {
-    return parse(call(native.diagnostics));
+    const d = parse(call(native.diagnostics));
+    d.subscriberFailures += asyncSubscriberFailures;
+    return d;
+  }
+
+  /** Sets up the global runtime before first use (`already_exists` afterwards). */
+  function configure(options) {
+    const o = options === undefined || options === null ? {} : options;
+    if (typeof o !== 'object') throw makeError('invalid_argument', 'options: expected an object');
+    const cap = o.queueCapacity;
+    if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1)) {
+      throw makeError('invalid_argument', 'options.queueCapacity: expected a positive integer');
+    }
+    if (o.overflow !== undefined && typeof o.overflow !== 'string') throw makeError('invalid_argument', 'options.overflow: expected a string');
+    call(native.configure, cap, o.overflow);
   }
 
   function isShutdown() {
     return call(native.isShutdown);
   }
 
-  /** Plugin configuration: the `plugins.toml` document as JSON (file exporters need a file system). */
+  /**
+   * Registers an export sink for the observability component: a document names it in
+   * `atof.sinks` (`{type: 'callback', sink: name}`) and/or `atif.sink`. `atof(line)` receives
+   * each ATOF event as one JSON line, `atif(document, {sessionId, fileName})` each finished
+   * ATIF trajectory. This is how a browser (no file system) gets the exports.
+   */
+  function registerSink(name, sink) {
+    if (typeof name !== 'string') throw makeError('invalid_argument', 'name: expected a string');
+    if (sink === null || typeof sink !== 'object') throw makeError('invalid_argument', 'sink: expected an object with atof and/or atif functions');
+    for (const k of ['atof', 'atif']) {
+      if (sink[k] !== undefined && typeof sink[k] !== 'function') throw makeError('invalid_argument', `sink.${k}: expected a function`);
+    }
+    const atof = sink.atof && ((line) => { sink.atof(line); });
+    const atif = sink.atif && ((doc, info) => { sink.atif(parse(doc), parse(info)); });
+    call(native.registerExportSink, name, atof, atif);
+  }
+
+  /** Plugin configuration: the `plugins.toml` document as JSON (see registerSink for exports). */
   const plugins = Object.freeze({
     validate: (config) => parse(call(native.pluginValidate, enc(config, 'config'))),
     initialize: (config) => parse(call(native.pluginInitialize, enc(config, 'config'))),
     clear: () => { call(native.pluginClear); },
+    registerSink,
+    deregisterSink: (name) => call(native.deregisterExportSink, String(name)),
   });
 
   /** Provider codecs (normalized shapes as in DESIGN.md §2.8); `auto` detects, `null` when nothing matches. */
@@ -811,6 +950,7 @@ function createApi(native) {
     shutdown,
     diagnostics,
     isShutdown,
+    configure,
     codecs,
     plugins,
     _debugPanic,

@@ -49,6 +49,15 @@ impl Payload {
         let v: &RawValue = serde_json::from_str(text).map_err(|e| crate::Error::invalid_argument(format!("data: invalid JSON: {e}")))?;
         Ok(if v.get() == "null" { Payload::NULL } else { Payload(Some(v.get().into())) })
     }
+    /// Takes already validated JSON text verbatim.
+    pub(crate) fn from_raw(raw: &RawValue) -> Payload {
+        let text = raw.get();
+        if text == "null" {
+            Payload::NULL
+        } else {
+            Payload(Some(text.into()))
+        }
+    }
     /// Takes JSON text its caller wrote with a JSON serializer, without parsing it again
     /// (bindings serialize host objects straight to text; [`Payload::from_json`] would check
     /// that text a second time). Text that is not JSON makes the events that carry it

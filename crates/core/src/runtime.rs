@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::data::Data;
 use crate::dispatch::{close_later, Diagnostics, Dispatcher, OverflowPolicy};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind, EventStatus, Payload, ScopeCategory};
@@ -320,6 +321,15 @@ impl RuntimeInner {
             crate::call::strip_credentials(&mut value);
         }
         Payload::from_value(&value)
+    }
+
+    /// [`RuntimeInner::event_payload`] for call data: text with no sanitizer to run (and no
+    /// credentials to strip: LLM requests are always checked) becomes the payload verbatim.
+    pub fn event_payload_data(&self, family: Family, at: Option<&Arc<ScopeNode>>, info: &CallInfo, data: &Data) -> Payload {
+        if data.is_json() && family != Family::LlmSanitizeRequest && self.registry.chain(family, at).is_none() {
+            return data.payload();
+        }
+        self.event_payload(family, at, info, &data.as_value())
     }
 
     /// Emits a scope start for `node`.

@@ -264,7 +264,7 @@ impl Stack {
         call.resolve_codecs(&request)?;
         call.guardrails_sync(&request)?;
         let request = call.request_intercepts_sync(request)?;
-        let node = call.start(&request);
+        let node = call.start_value(&request);
         let produced = self.with_pushed(&node, || {
             let _flag = reentry::leave(reentry::MIDDLEWARE);
             exec::guard(|| callback(request).map(from_iter))
@@ -290,7 +290,7 @@ impl Stack {
             call.resolve_codecs(&request)?;
             call.guardrails_async(&request).await?;
             let request = call.request_intercepts_async(request).await?;
-            let node = call.start(&request);
+            let node = call.start_value(&request);
             let pushed = PushedGuard::new(&call.stack, &node).ending(call.stack.runtime().clone());
             let produced =
                 reentry::as_callback(exec::catch_panic(async move { callback(request).await })).with_stack(call.stack.clone()).await;

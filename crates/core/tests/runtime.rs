@@ -12,8 +12,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use baton::{
-    exec, CallKind, Decision, EndOptions, Error, ErrorKind, Event, ExecutionIntercept, Family, MarkOptions, Middleware, OverflowPolicy,
-    Registration, Runtime, RuntimeConfig, ScopeOptions, StackFutureExt, ToolOptions, Uuid,
+    exec, CallKind, Data, Decision, EndOptions, Error, ErrorKind, Event, ExecutionIntercept, Family, MarkOptions, Middleware,
+    OverflowPolicy, Registration, Runtime, RuntimeConfig, ScopeOptions, StackFutureExt, ToolOptions, Uuid,
 };
 use common::{names, runtime_with_recorder, T};
 use serde_json::{json, Value};
@@ -528,4 +528,57 @@ fn timestamps_follow_emission_order_on_a_thread() {
     rt.flush(T).unwrap();
     let ev = seen.lock().unwrap();
     assert!(ev.windows(2).all(|w| w[0].timestamp_micros <= w[1].timestamp_micros), "a later event was stamped before an earlier one");
+}
+
+/// Bindings hand the core JSON text (`Data`): with only a subscriber it must reach the
+/// callback and the events as given, and be parsed as soon as middleware needs structure.
+#[test]
+fn call_data_stays_text_until_middleware_needs_it() {
+    let (rt, seen) = runtime_with_recorder();
+    let stack = rt.new_stack();
+    let args = || Data::from_json(r#"{"q":"paris","n":3}"#, "args").unwrap();
+    let echo = |d: Data| {
+        assert!(d.is_json(), "nothing needed the structure: the callback gets the text");
+        assert_eq!(d.json(), r#"{"q":"paris","n":3}"#);
+        Data::from_json(r#"{"temp":21}"#, "returned value")
+    };
+    let out = stack.tool_data("weather", args(), echo, ToolOptions::default()).unwrap();
+    assert!(out.is_json());
+    assert_eq!(out.json(), r#"{"temp":21}"#);
+    let out = exec::block_on(stack.tool_data_async("weather", args(), move |d| async move { echo(d) }, ToolOptions::default())).unwrap();
+    assert_eq!(out.json(), r#"{"temp":21}"#);
+    rt.flush(T).unwrap();
+    {
+        let ev = seen.lock().unwrap();
+        assert_eq!(ev.len(), 4);
+        assert_eq!(ev[0].data.as_json(), r#"{"q":"paris","n":3}"#, "the caller's text is the start payload");
+        assert_eq!(ev[1].data.as_json(), r#"{"temp":21}"#);
+    }
+    // A request intercept and a response sanitizer need the structure: both see values and
+    // what they do shows up in the callback and the events.
+    rt.register(
+        Registration::new("rewrite"),
+        Middleware::request_intercept(CallKind::Tool, |_, mut v| {
+            v["n"] = json!(5);
+            Ok(v)
+        }),
+    )
+    .unwrap();
+    rt.register(
+        Registration::new("hide"),
+        Middleware::sanitize_response(CallKind::Tool, |_, mut v| {
+            v["temp"] = json!("[hidden]");
+            Ok(Some(v))
+        }),
+    )
+    .unwrap();
+    let got =
+        stack.tool_data("weather", args(), |d| Ok(Data::Value(json!({"temp": 21, "saw": d.as_value().into_owned()}))), Default::default());
+    assert_eq!(got.unwrap().as_value().into_owned(), json!({"temp": 21, "saw": {"q": "paris", "n": 5}}), "the caller gets the real result");
+    rt.flush(T).unwrap();
+    let ev = seen.lock().unwrap();
+    assert_eq!(ev[4].data.to_value(), json!({"q": "paris", "n": 5}));
+    assert_eq!(ev[5].data.to_value(), json!({"temp": "[hidden]", "saw": {"q": "paris", "n": 5}}));
+    // Invalid text never gets that far.
+    assert_eq!(Data::from_json("{", "args").unwrap_err().kind(), ErrorKind::InvalidArgument);
 }

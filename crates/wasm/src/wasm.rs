@@ -41,17 +41,14 @@ thread_local! {
     static NEXTS: RefCell<Vec<(u32, NextPtr)>> = const { RefCell::new(Vec::new()) };
     /// Chunk iterators returned by JS stream callbacks, by id.
     static ITERS: RefCell<HashMap<u32, JsValue>> = RefCell::new(HashMap::new());
-    /// Async managed calls in flight, polled from JS (`pollTask`) whenever their waker fires.
-    static TASKS: RefCell<HashMap<u32, Pin<Box<dyn Future<Output = baton::Result<Value>>>>>> = RefCell::new(HashMap::new());
-    /// Outcomes of settled JS Promises, and the wakers waiting for them, by id.
-    static SETTLED: RefCell<HashMap<u32, baton::Result<Value>>> = RefCell::new(HashMap::new());
-    static PENDING_WAKERS: RefCell<HashMap<u32, std::task::Waker>> = RefCell::new(HashMap::new());
     /// The facade's `schedulePoll(taskId)` (queues a microtask that calls `pollTask`).
     static SCHEDULER: RefCell<Option<Function>> = const { RefCell::new(None) };
 }
 
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 type NextPtr = *const (dyn Fn(Value) -> baton::Result<Value> + 'static);
 
@@ -560,138 +557,62 @@ pub fn standalone(stack: &Stack, kind: &str, name: &str, input: &str) -> Result<
     .map_err(to_js)
 }
 
-/// The chunks of a JS stream callback: the facade's iterator object, whose `next()` returns a
-/// chunk's JSON text or `undefined` at the end. Only its id crosses the core (which wants a
-/// `Send` iterator); dropping it early calls the iterator's `return()`.
-struct JsChunks(u32);
+// ----- async plumbing: JS Promises as futures, a task table polled from microtasks -----
+//
+// A core future (an async call, an async `next`, one chunk of an async stream) is a *task*: the
+// facade polls it right away (`pollTask`) and again on a microtask whenever its waker fires.
+// A JS callback that returns a Promise gives the facade a slot id (`newPending`) instead of a
+// value; the facade `settle`s the slot when the Promise settles, which wakes the task.
+//
+// The core drives sync calls (`toolSync`, a sync intercept's `next`, `llmStreamSync`) with its
+// own `block_on`. A Promise can never settle inside that (there is one thread, and it would be
+// waiting for itself), so a `PromiseFuture` polled by any waker but ours fails at once with
+// `invalid_state` instead of hanging.
 
-impl Iterator for JsChunks {
-    type Item = baton::Result<Value>;
-    fn next(&mut self) -> Option<Self::Item> {
-        let it = ITERS.with(|m| m.borrow().get(&self.0).cloned())?;
-        let next = get(&it, "next").dyn_into::<Function>().ok()?;
-        match next.call0(&it) {
-            Ok(v) if v.is_undefined() => {
-                ITERS.with(|m| m.borrow_mut().remove(&self.0));
-                None
-            }
-            Ok(v) => Some(match v.as_string() {
-                Some(t) => serde_json::from_str(&t).map_err(|e| Error::internal(format!("chunk: invalid JSON: {e}"))),
-                None => Err(Error::internal("chunk: the facade must return JSON text")),
-            }),
-            Err(e) => Some(Err(from_thrown(e))),
-        }
+/// A JS value now, or the thrown value / Baton error, as the facade receives it.
+type JsOutcome = Result<JsValue, JsValue>;
+type Task = Pin<Box<dyn Future<Output = JsOutcome>>>;
+
+/// What a watched Promise settled with: JSON (None = `undefined`), or an error.
+type Settled = baton::Result<Option<Value>>;
+
+#[derive(Default)]
+struct Slot {
+    outcome: Option<Settled>,
+    waker: Option<Waker>,
+}
+
+thread_local! {
+    static TASKS: RefCell<HashMap<u32, Task>> = RefCell::new(HashMap::new());
+    static SLOTS: RefCell<HashMap<u32, Slot>> = RefCell::new(HashMap::new());
+    /// The `next` of every async execution intercept now running, by token.
+    static ASYNC_NEXTS: RefCell<HashMap<u32, baton::AsyncNext>> = RefCell::new(HashMap::new());
+    /// True while an async stream call wraps its chunks (stream intercepts then prefer async
+    /// iteration of what they return).
+    static STREAM_ASYNC: Cell<bool> = const { Cell::new(false) };
+}
+
+// Our waker: the data pointer is the task id; waking asks the facade to poll it on a microtask.
+fn vt_clone(data: *const ()) -> RawWaker {
+    RawWaker::new(data, &VTABLE)
+}
+fn vt_wake(data: *const ()) {
+    if let Some(f) = SCHEDULER.with(|s| s.borrow().clone()) {
+        let _ = f.call1(&JsValue::NULL, &JsValue::from(data as usize as u32));
     }
 }
+fn vt_drop(_: *const ()) {}
+static VTABLE: RawWakerVTable = RawWakerVTable::new(vt_clone, vt_wake, vt_wake, vt_drop);
 
-impl Drop for JsChunks {
-    fn drop(&mut self) {
-        if let Some(it) = ITERS.with(|m| m.borrow_mut().remove(&self.0)) {
-            if let Ok(ret) = get(&it, "return").dyn_into::<Function>() {
-                let _ = ret.call0(&it);
-            }
-        }
-    }
+fn task_waker(id: u32) -> Waker {
+    // SAFETY: the vtable functions never dereference the data pointer (it is only an id).
+    unsafe { Waker::from_raw(RawWaker::new(id as usize as *const (), &VTABLE)) }
 }
 
-/// The inner chunks a stream execution intercept wraps (synchronous sources only so far).
-#[wasm_bindgen]
-pub struct ChunkSource {
-    inner: RefCell<Option<baton::ChunkStream>>,
+/// True when the future is polled by our task executor (not by the core's `block_on`).
+fn ours(cx: &Context<'_>) -> bool {
+    std::ptr::eq(cx.waker().vtable(), &VTABLE)
 }
-
-#[wasm_bindgen]
-impl ChunkSource {
-    /// The next inner chunk as JSON text, or `undefined` at the end.
-    pub fn next(&self) -> Result<Option<String>, JsValue> {
-        let mut slot = self.inner.borrow_mut();
-        let Some(stream) = slot.as_mut() else { return Ok(None) };
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match futures_core::Stream::poll_next(stream.as_mut(), &mut cx) {
-            std::task::Poll::Ready(Some(Ok(v))) => Ok(Some(v.to_string())),
-            std::task::Poll::Ready(Some(Err(e))) => Err(to_js(e)),
-            std::task::Poll::Ready(None) => {
-                *slot = None;
-                Ok(None)
-            }
-            std::task::Poll::Pending => {
-                Err(to_js(Error::invalid_state("an asynchronous chunk source cannot be read by the wasm binding yet")))
-            }
-        }
-    }
-}
-
-/// Registers a stream execution intercept: `callback(source, ctx)` returns the facade's chunk
-/// iterator over the chunks it produces (pulled lazily, as the caller consumes).
-#[wasm_bindgen(js_name = registerStreamIntercept)]
-pub fn register_stream_intercept(name: &str, callback: Function, priority: i32, scope: Option<Scope>) -> Result<(), JsValue> {
-    let id = next_id();
-    FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
-    let mw = Middleware::LlmStreamExecutionIntercept(Arc::new(move |ctx: &baton::CallCtx, inner: baton::ChunkStream| {
-        let f = stored(id).ok_or_else(|| Error::not_found("middleware callback was removed"))?;
-        let src: JsValue = ChunkSource { inner: RefCell::new(Some(inner)) }.into();
-        let c: JsValue = CallContext { inner: ctx.clone() }.into();
-        let it = f.call2(&JsValue::NULL, &src, &c).map_err(from_thrown)?;
-        let iter_id = next_id();
-        ITERS.with(|m| m.borrow_mut().insert(iter_id, it));
-        Ok(baton::stream::from_iter(JsChunks(iter_id)))
-    }));
-    rt().register(registration(name, priority, scope, false), mw).map_err(|e| {
-        FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
-        to_js(e)
-    })
-}
-
-/// A managed LLM stream, pulled one chunk at a time.
-#[wasm_bindgen]
-pub struct LlmStreamHandle {
-    inner: RefCell<Option<baton::stream::LlmStream>>,
-}
-
-#[wasm_bindgen]
-impl LlmStreamHandle {
-    /// The next chunk as JSON text, or `undefined` at the end.
-    pub fn next(&self) -> Result<Option<String>, JsValue> {
-        let mut stream = self.inner.borrow_mut().take();
-        let r = stream.as_mut().and_then(Iterator::next);
-        match r {
-            Some(Ok(v)) => {
-                *self.inner.borrow_mut() = stream;
-                Ok(Some(v.to_string()))
-            }
-            // The stream has ended (or failed): dropping it now emits nothing more.
-            Some(Err(e)) => Err(to_js(e)),
-            None => Ok(None),
-        }
-    }
-    /// Stops early: the call ends as cancelled (unless it already ended).
-    pub fn close(&self) {
-        drop(self.inner.borrow_mut().take());
-    }
-}
-
-/// A managed LLM stream: `callback(requestJson)` returns the facade's chunk iterator.
-#[wasm_bindgen(js_name = llmStream)]
-pub fn llm_stream(
-    stack: &Stack,
-    name: &str,
-    request: &str,
-    callback: &Function,
-    opts: Option<String>,
-    parent: Option<Scope>,
-) -> Result<LlmStreamHandle, JsValue> {
-    let request = parse_json(request, "request")?;
-    let options = llm_options(opts, parent)?;
-    let cb = |req: Value| -> baton::Result<JsChunks> {
-        let it = callback.call1(&JsValue::NULL, &JsValue::from_str(&req.to_string())).map_err(from_thrown)?;
-        let id = next_id();
-        ITERS.with(|m| m.borrow_mut().insert(id, it));
-        Ok(JsChunks(id))
-    };
-    stack.inner.llm_stream(name, request, cb, options).map(|s| LlmStreamHandle { inner: RefCell::new(Some(s)) }).map_err(to_js)
-}
-
-// ----- async calls: JS Promises as futures, a task table polled from microtasks -----
 
 /// Sets the facade's `schedulePoll(taskId)`.
 #[wasm_bindgen(js_name = setScheduler)]
@@ -699,77 +620,33 @@ pub fn set_scheduler(f: Function) {
     SCHEDULER.with(|s| *s.borrow_mut() = Some(f));
 }
 
-struct TaskWaker(u32);
-
-impl std::task::Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        if let Some(f) = SCHEDULER.with(|s| s.borrow().clone()) {
-            let _ = f.call1(&JsValue::NULL, &JsValue::from(self.0));
-        }
-    }
+fn spawn(fut: impl Future<Output = JsOutcome> + 'static) -> u32 {
+    let id = next_id();
+    TASKS.with(|t| t.borrow_mut().insert(id, Box::pin(fut)));
+    id
 }
 
-/// A JS Promise the facade watches: it calls `settle(id, ...)` when the Promise settles.
-struct PromiseFuture(u32);
-
-impl Future for PromiseFuture {
-    type Output = baton::Result<Value>;
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        match SETTLED.with(|m| m.borrow_mut().remove(&self.0)) {
-            Some(r) => std::task::Poll::Ready(r),
-            None => {
-                PENDING_WAKERS.with(|m| m.borrow_mut().insert(self.0, cx.waker().clone()));
-                std::task::Poll::Pending
-            }
-        }
-    }
-}
-
-/// A fresh id for a Promise the facade is about to watch.
-#[wasm_bindgen(js_name = newPending)]
-pub fn new_pending() -> u32 {
-    next_id()
-}
-
-/// Settles a watched Promise: `ok` with the value's JSON text, or the thrown value.
-#[wasm_bindgen]
-pub fn settle(id: u32, ok: bool, value: JsValue) {
-    let r = if ok {
-        match value.as_string() {
-            Some(t) => serde_json::from_str(&t).map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}"))),
-            None => Ok(Value::Null),
-        }
-    } else {
-        Err(from_thrown(value))
-    };
-    SETTLED.with(|m| m.borrow_mut().insert(id, r));
-    if let Some(w) = PENDING_WAKERS.with(|m| m.borrow_mut().remove(&id)) {
-        w.wake();
-    }
-}
-
-/// Polls an async call. Returns `undefined` while pending; when done, `{ok: true, value}` (JSON
-/// text) or `{ok: false, error}`; the task is then removed.
+/// Polls a task. Returns `undefined` while pending; when done, `{ok: true, value}` or
+/// `{ok: false, error}`, and the task is removed.
 #[wasm_bindgen(js_name = pollTask)]
 pub fn poll_task(id: u32) -> JsValue {
     let Some(mut fut) = TASKS.with(|t| t.borrow_mut().remove(&id)) else { return JsValue::UNDEFINED };
-    let waker = std::task::Waker::from(Arc::new(TaskWaker(id)));
-    let mut cx = std::task::Context::from_waker(&waker);
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Pending => {
+    let waker = task_waker(id);
+    match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+        Poll::Pending => {
             TASKS.with(|t| t.borrow_mut().insert(id, fut));
             JsValue::UNDEFINED
         }
-        std::task::Poll::Ready(r) => {
+        Poll::Ready(r) => {
             let obj = Object::new();
             match r {
                 Ok(v) => {
                     set(&obj, "ok", &JsValue::TRUE);
-                    set(&obj, "value", &JsValue::from_str(&v.to_string()));
+                    set(&obj, "value", &v);
                 }
                 Err(e) => {
                     set(&obj, "ok", &JsValue::FALSE);
-                    set(&obj, "error", &to_js(e));
+                    set(&obj, "error", &e);
                 }
             }
             obj.into()
@@ -777,27 +654,138 @@ pub fn poll_task(id: u32) -> JsValue {
     }
 }
 
-/// The async callback: the JS function (by id) returns JSON text, or `{pending: id}` for a
-/// Promise the facade watches.
-fn async_callback(fid: u32) -> impl Fn(Value) -> Pin<Box<dyn Future<Output = baton::Result<Value>> + Send>> + Send + Sync + 'static {
+/// A fresh slot for a Promise the facade is about to watch.
+#[wasm_bindgen(js_name = newPending)]
+pub fn new_pending() -> u32 {
+    let id = next_id();
+    SLOTS.with(|s| s.borrow_mut().insert(id, Slot::default()));
+    id
+}
+
+fn fill_slot(id: u32, outcome: Settled) {
+    let waker = SLOTS.with(|s| {
+        let mut s = s.borrow_mut();
+        // No slot: its future was dropped (or gave up in a sync call); nobody waits.
+        let slot = s.get_mut(&id)?;
+        slot.outcome = Some(outcome);
+        slot.waker.take()
+    });
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// Settles a watched Promise: `ok` with JSON text (or `undefined`), or the thrown value.
+#[wasm_bindgen]
+pub fn settle(id: u32, ok: bool, value: JsValue) {
+    let outcome = if !ok {
+        Err(from_thrown(value))
+    } else if value.is_undefined() {
+        Ok(None)
+    } else {
+        match value.as_string() {
+            Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}"))),
+            None => Err(Error::internal("callback result: the facade must settle with JSON text")),
+        }
+    };
+    fill_slot(id, outcome);
+}
+
+/// Settles a watched Promise of a stream callback with the chunk iterator it resolved to.
+#[wasm_bindgen(js_name = settleIter)]
+pub fn settle_iter(id: u32, iter: JsValue) {
+    let iter_id = next_id();
+    ITERS.with(|m| m.borrow_mut().insert(iter_id, iter));
+    fill_slot(id, Ok(Some(Value::from(iter_id))));
+}
+
+/// A JS Promise the facade watches (slot id from `newPending`).
+struct PromiseFuture(u32);
+
+impl Future for PromiseFuture {
+    type Output = Settled;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Settled> {
+        let id = self.0;
+        let mine = ours(cx);
+        let r = SLOTS.with(|s| {
+            let mut s = s.borrow_mut();
+            let Some(slot) = s.get_mut(&id) else {
+                return Some(Err(Error::internal("a watched Promise lost its slot")));
+            };
+            if let Some(o) = slot.outcome.take() {
+                s.remove(&id);
+                return Some(o);
+            }
+            if mine {
+                slot.waker = Some(cx.waker().clone());
+                return None;
+            }
+            s.remove(&id);
+            Some(Err(Error::invalid_state(
+                "a callback returned a Promise inside a synchronous call (a *Sync call, the `next` of a sync execution intercept, or a sync read of a stream); use the async form",
+            )))
+        });
+        match r {
+            Some(o) => Poll::Ready(o),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for PromiseFuture {
+    fn drop(&mut self) {
+        let _ = SLOTS.try_with(|s| s.try_borrow_mut().map(|mut s| s.remove(&self.0)));
+    }
+}
+
+/// What a JS callback gave back: a value now (None = `undefined`), or a watched Promise.
+enum Later {
+    Now(Option<Value>),
+    Pending(u32),
+}
+
+/// Reads a facade callback result: JSON text, `undefined`, or `{pending: slotId}`.
+fn later_of(r: JsValue) -> baton::Result<Later> {
+    if let Some(t) = r.as_string() {
+        return serde_json::from_str(&t)
+            .map(|v| Later::Now(Some(v)))
+            .map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}")));
+    }
+    if r.is_undefined() {
+        return Ok(Later::Now(None));
+    }
+    match get(&r, "pending").as_f64() {
+        Some(id) => Ok(Later::Pending(id as u32)),
+        None => Err(Error::internal("callback result: the facade must return JSON text, undefined or {pending}")),
+    }
+}
+
+/// The outcome of a JS callback as a `Send` future (only ids cross the await).
+fn later_future(l: baton::Result<Later>) -> baton::BoxFuture<Settled> {
+    match l {
+        Err(e) => Box::pin(std::future::ready(Err(e))),
+        Ok(Later::Now(v)) => Box::pin(std::future::ready(Ok(v))),
+        Ok(Later::Pending(id)) => Box::pin(PromiseFuture(id)),
+    }
+}
+
+/// Calls `f(input, info?)` and returns its (possibly later) outcome.
+fn call_later(f: &Function, input: &Value, info: Option<&baton::CallInfo>) -> baton::BoxFuture<Settled> {
+    later_future(call_js(f, input, info).map_err(from_thrown).and_then(later_of))
+}
+
+fn json_out(r: baton::Result<Value>) -> JsOutcome {
+    r.map(|v| JsValue::from_str(&v.to_string())).map_err(to_js)
+}
+
+/// The callback of an async call: the JS function (by id) returns JSON text, or `{pending}`.
+fn async_callback(fid: u32) -> impl Fn(Value) -> baton::BoxFuture<baton::Result<Value>> + Send + Sync + 'static {
     move |input: Value| {
-        let first: baton::Result<Result<Value, u32>> = (|| {
-            let f = stored(fid).ok_or_else(|| Error::not_found("callback was removed"))?;
-            let r = f.call1(&JsValue::NULL, &JsValue::from_str(&input.to_string())).map_err(from_thrown)?;
-            if let Some(t) = r.as_string() {
-                return serde_json::from_str(&t).map(Ok).map_err(|e| Error::internal(format!("callback result: invalid JSON: {e}")));
-            }
-            match get(&r, "pending").as_f64() {
-                Some(id) => Ok(Err(id as u32)),
-                None => Err(Error::internal("callback result: the facade must return JSON text or {pending}")),
-            }
-        })();
-        Box::pin(async move {
-            match first? {
-                Ok(v) => Ok(v),
-                Err(id) => PromiseFuture(id).await,
-            }
-        })
+        let fut = match stored(fid) {
+            Some(f) => call_later(&f, &input, None),
+            None => Box::pin(std::future::ready(Err(Error::not_found("callback was removed")))),
+        };
+        Box::pin(async move { Ok(fut.await?.unwrap_or(Value::Null)) })
     }
 }
 
@@ -815,20 +803,367 @@ pub fn call_async(
 ) -> Result<u32, JsValue> {
     let input = parse_json(input, "input")?;
     let fid = next_id();
-    FUNCTIONS.with(|m| m.borrow_mut().insert(fid, callback));
-    let fut: Pin<Box<dyn Future<Output = baton::Result<Value>>>> = match kind {
-        "tool" => Box::pin(stack.inner.tool_async(name, input, async_callback(fid), tool_options(opts, parent)?)),
-        "llm" => Box::pin(stack.inner.llm_async(name, input, async_callback(fid), llm_options(opts, parent)?)),
+    // The callback runs only when the future is polled, so it is stored after the options
+    // are known to be valid (nothing to clean up on an early error).
+    let fut: baton::BoxFuture<baton::Result<Value>> = match kind {
+        "tool" => {
+            let o = tool_options(opts, parent)?;
+            Box::pin(stack.inner.tool_async(name, input, async_callback(fid), o))
+        }
+        "llm" => {
+            let o = llm_options(opts, parent)?;
+            Box::pin(stack.inner.llm_async(name, input, async_callback(fid), o))
+        }
         _ => return Err(bad(format!("kind: expected 'tool' or 'llm', got '{kind}'"))),
     };
-    let fut: Pin<Box<dyn Future<Output = baton::Result<Value>>>> = Box::pin(async move {
-        let r = fut.await;
-        FUNCTIONS.with(|m| m.borrow_mut().remove(&fid));
-        r
-    });
+    FUNCTIONS.with(|m| m.borrow_mut().insert(fid, callback));
+    Ok(spawn(async move {
+        let _forget = Forget(fid);
+        json_out(fut.await)
+    }))
+}
+
+/// Removes a JS function from the table when dropped.
+struct Forget(u32);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        let _ = FUNCTIONS.try_with(|m| m.try_borrow_mut().map(|mut m| m.remove(&self.0)));
+    }
+}
+
+/// The async standalone helpers (`kind` as in [`standalone`]); returns a task id.
+#[wasm_bindgen(js_name = standaloneAsync)]
+pub fn standalone_async(stack: &Stack, kind: &str, name: &str, input: &str) -> Result<u32, JsValue> {
+    let v = parse_json(input, "input")?;
+    let s = &stack.inner;
+    let fut: baton::BoxFuture<baton::Result<Value>> = match kind {
+        "toolConditionalExecution" => {
+            let f = s.tool_conditional_execution_async(name, v);
+            Box::pin(async move { f.await.map(|()| Value::Null) })
+        }
+        "llmConditionalExecution" => {
+            let f = s.llm_conditional_execution_async(name, v);
+            Box::pin(async move { f.await.map(|()| Value::Null) })
+        }
+        "toolRequestIntercepts" => Box::pin(s.tool_request_intercepts_async(name, v)),
+        "llmRequestIntercepts" => Box::pin(s.llm_request_intercepts_async(name, v)),
+        _ => return Err(bad(format!("standalone: unknown helper '{kind}'"))),
+    };
+    Ok(spawn(async move { json_out(fut.await) }))
+}
+
+/// Calls the `next` of a running async execution intercept (`token` from its arguments).
+/// Returns a task id whose value is the result's JSON text. After the intercept finished,
+/// its `next` is gone: `invalid_state`.
+#[wasm_bindgen(js_name = nextAsync)]
+pub fn next_async(token: u32, input: &str) -> Result<u32, JsValue> {
+    let input = parse_json(input, "input")?;
+    let Some(next) = ASYNC_NEXTS.with(|n| n.borrow().get(&token).cloned()) else {
+        return Err(to_js(Error::invalid_state("next() was called after its execution intercept returned")));
+    };
+    let fut = next.call(input);
+    Ok(spawn(async move { json_out(fut.await) }))
+}
+
+/// Forgets an async intercept's `next` when the intercept's future finishes or is dropped.
+struct ForgetNext(u32);
+
+impl Drop for ForgetNext {
+    fn drop(&mut self) {
+        let _ = ASYNC_NEXTS.try_with(|n| n.try_borrow_mut().map(|mut n| n.remove(&self.0)));
+    }
+}
+
+// ----- streams -----
+
+/// The chunks of a JS stream callback or stream intercept: the facade's iterator object, whose
+/// `next()` returns a chunk's JSON text, `undefined` at the end, or `{pending}` for a Promise
+/// of either (async iterables). Only ids cross the core (which wants `Send`); dropping it early
+/// calls the iterator's `return()`.
+struct JsChunks {
+    iter: u32,
+    pending: Option<PromiseFuture>,
+}
+
+impl JsChunks {
+    fn new(iter: JsValue) -> JsChunks {
+        let id = next_id();
+        ITERS.with(|m| m.borrow_mut().insert(id, iter));
+        JsChunks { iter: id, pending: None }
+    }
+    fn end(&self) {
+        ITERS.with(|m| m.borrow_mut().remove(&self.iter));
+    }
+}
+
+impl futures_core::Stream for JsChunks {
+    type Item = baton::Result<Value>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.pending.is_none() {
+            let Some(it) = ITERS.with(|m| m.borrow().get(&self.iter).cloned()) else { return Poll::Ready(None) };
+            let Ok(next) = get(&it, "next").dyn_into::<Function>() else {
+                return Poll::Ready(Some(Err(Error::internal("chunk iterator: no next()"))));
+            };
+            match next.call0(&it).map_err(from_thrown).and_then(later_of) {
+                Err(e) => return Poll::Ready(Some(Err(e))),
+                Ok(Later::Now(None)) => {
+                    self.end();
+                    return Poll::Ready(None);
+                }
+                Ok(Later::Now(Some(v))) => return Poll::Ready(Some(Ok(v))),
+                Ok(Later::Pending(id)) => self.pending = Some(PromiseFuture(id)),
+            }
+        }
+        let Some(p) = self.pending.as_mut() else { return Poll::Ready(None) };
+        match Pin::new(p).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                self.pending = None;
+                match r {
+                    Ok(None) => {
+                        self.end();
+                        Poll::Ready(None)
+                    }
+                    Ok(Some(v)) => Poll::Ready(Some(Ok(v))),
+                    Err(e) => Poll::Ready(Some(Err(e))),
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for JsChunks {
+    type Item = baton::Result<Value>;
+    /// The sync read: an async source (a Promise step) fails with `invalid_state`.
+    fn next(&mut self) -> Option<Self::Item> {
+        match futures_core::Stream::poll_next(Pin::new(self), &mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Some(Err(Error::invalid_state("an asynchronous chunk source cannot be read synchronously"))),
+        }
+    }
+}
+
+impl Drop for JsChunks {
+    fn drop(&mut self) {
+        if let Some(it) = ITERS.with(|m| m.borrow_mut().remove(&self.iter)) {
+            if let Ok(ret) = get(&it, "return").dyn_into::<Function>() {
+                let _ = ret.call0(&it);
+            }
+        }
+    }
+}
+
+/// A stream (the caller's, or the inner one of a stream intercept) read one chunk at a time,
+/// synchronously or as a task. The stream is taken out of the slot while a read is in flight.
+struct StreamSlot<S> {
+    stream: Option<S>,
+    busy: bool,
+    closed: bool,
+}
+
+type SharedSlot<S> = Rc<RefCell<StreamSlot<S>>>;
+
+fn shared<S>(s: S) -> SharedSlot<S> {
+    Rc::new(RefCell::new(StreamSlot { stream: Some(s), busy: false, closed: false }))
+}
+
+/// The next chunk, read synchronously (JSON text, or `undefined` at the end).
+fn read_sync<S: futures_core::Stream<Item = baton::Result<Value>> + Unpin>(slot: &SharedSlot<S>) -> Result<Option<String>, JsValue> {
+    if slot.borrow().busy {
+        return Err(to_js(Error::invalid_state("a chunk is already being read asynchronously")));
+    }
+    let mut s = slot.borrow_mut().stream.take();
+    let Some(stream) = s.as_mut() else { return Ok(None) };
+    let r = match futures_core::Stream::poll_next(Pin::new(stream), &mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => r,
+        Poll::Pending => Some(Err(Error::invalid_state("an asynchronous chunk source cannot be read synchronously; use the async form"))),
+    };
+    match r {
+        Some(Ok(v)) => {
+            slot.borrow_mut().stream = s;
+            Ok(Some(v.to_string()))
+        }
+        // Ended or failed: dropping the stream now emits nothing more.
+        Some(Err(e)) => Err(to_js(e)),
+        None => Ok(None),
+    }
+}
+
+/// The next chunk as a task (value: JSON text, or `undefined` at the end).
+fn read_async<S: futures_core::Stream<Item = baton::Result<Value>> + Unpin + 'static>(slot: &SharedSlot<S>) -> Result<u32, JsValue> {
+    let taken = {
+        let mut sl = slot.borrow_mut();
+        if sl.busy {
+            return Err(to_js(Error::invalid_state("a chunk is already being read; await the previous next() first")));
+        }
+        let taken = sl.stream.take();
+        sl.busy = taken.is_some();
+        taken
+    };
+    let slot = slot.clone();
+    Ok(spawn(async move {
+        let Some(mut s) = taken else { return Ok(JsValue::UNDEFINED) };
+        let r = std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut s), cx)).await;
+        let mut sl = slot.borrow_mut();
+        sl.busy = false;
+        match r {
+            Some(Ok(v)) => {
+                if !sl.closed {
+                    sl.stream = Some(s);
+                }
+                Ok(JsValue::from_str(&v.to_string()))
+            }
+            Some(Err(e)) => Err(to_js(e)),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }))
+}
+
+fn close_slot<S>(slot: &SharedSlot<S>) {
+    let s = {
+        let mut sl = slot.borrow_mut();
+        sl.closed = true;
+        sl.stream.take()
+    };
+    drop(s);
+}
+
+/// The inner chunks a stream execution intercept wraps.
+#[wasm_bindgen]
+pub struct ChunkSource {
+    inner: SharedSlot<baton::ChunkStream>,
+}
+
+#[wasm_bindgen]
+impl ChunkSource {
+    /// The next inner chunk as JSON text, or `undefined` at the end (sync sources only).
+    pub fn next(&self) -> Result<Option<String>, JsValue> {
+        read_sync(&self.inner)
+    }
+    /// The next inner chunk as a task (async sources too).
+    #[wasm_bindgen(js_name = nextAsync)]
+    pub fn next_async(&self) -> Result<u32, JsValue> {
+        read_async(&self.inner)
+    }
+}
+
+/// Registers a stream execution intercept: `callback(source, ctx, isAsync)` returns the facade's
+/// chunk iterator over the chunks it produces (pulled lazily, as the caller consumes).
+#[wasm_bindgen(js_name = registerStreamIntercept)]
+pub fn register_stream_intercept(name: &str, callback: Function, priority: i32, scope: Option<Scope>) -> Result<(), JsValue> {
     let id = next_id();
-    TASKS.with(|t| t.borrow_mut().insert(id, fut));
-    Ok(id)
+    FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
+    let mw = Middleware::LlmStreamExecutionIntercept(Arc::new(move |ctx: &baton::CallCtx, inner: baton::ChunkStream| {
+        let f = stored(id).ok_or_else(|| Error::not_found("middleware callback was removed"))?;
+        let src: JsValue = ChunkSource { inner: shared(inner) }.into();
+        let c: JsValue = CallContext { inner: ctx.clone() }.into();
+        let is_async = JsValue::from_bool(STREAM_ASYNC.with(Cell::get));
+        let it = f.call3(&JsValue::NULL, &src, &c, &is_async).map_err(from_thrown)?;
+        Ok(Box::pin(JsChunks::new(it)) as baton::ChunkStream)
+    }));
+    rt().register(registration(name, priority, scope, false), mw).map_err(|e| {
+        FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
+        to_js(e)
+    })
+}
+
+/// Runs `f` with [`STREAM_ASYNC`] set to `value` (restored afterwards).
+fn with_stream_mode<R>(value: bool, f: impl FnOnce() -> R) -> R {
+    let prev = STREAM_ASYNC.with(|m| m.replace(value));
+    let r = f();
+    STREAM_ASYNC.with(|m| m.set(prev));
+    r
+}
+
+/// A managed LLM stream, pulled one chunk at a time.
+#[wasm_bindgen]
+pub struct LlmStreamHandle {
+    inner: SharedSlot<baton::stream::LlmStream>,
+}
+
+#[wasm_bindgen]
+impl LlmStreamHandle {
+    /// The next chunk as JSON text, or `undefined` at the end (sync read).
+    pub fn next(&self) -> Result<Option<String>, JsValue> {
+        read_sync(&self.inner)
+    }
+    /// The next chunk as a task (async read).
+    #[wasm_bindgen(js_name = nextAsync)]
+    pub fn next_async(&self) -> Result<u32, JsValue> {
+        read_async(&self.inner)
+    }
+    /// Stops early: the call ends as cancelled (unless it already ended).
+    pub fn close(&self) {
+        close_slot(&self.inner);
+    }
+}
+
+/// A managed LLM stream read synchronously: `callback(requestJson)` returns the facade's chunk
+/// iterator (sync iterables only).
+#[wasm_bindgen(js_name = llmStream)]
+pub fn llm_stream(
+    stack: &Stack,
+    name: &str,
+    request: &str,
+    callback: &Function,
+    opts: Option<String>,
+    parent: Option<Scope>,
+) -> Result<LlmStreamHandle, JsValue> {
+    let request = parse_json(request, "request")?;
+    let options = llm_options(opts, parent)?;
+    let cb = |req: Value| -> baton::Result<JsChunks> {
+        let it = callback.call1(&JsValue::NULL, &JsValue::from_str(&req.to_string())).map_err(from_thrown)?;
+        Ok(JsChunks::new(it))
+    };
+    with_stream_mode(false, || stack.inner.llm_stream(name, request, cb, options))
+        .map(|s| LlmStreamHandle { inner: shared(s) })
+        .map_err(to_js)
+}
+
+/// The async form: `callback(requestJson)` returns a chunk iterator (sync or async) or
+/// `{pending}` for a Promise of one (settled with `settleIter`). Returns a task id whose value
+/// is the `LlmStreamHandle`.
+#[wasm_bindgen(js_name = llmStreamAsync)]
+pub fn llm_stream_async(
+    stack: &Stack,
+    name: &str,
+    request: &str,
+    callback: Function,
+    opts: Option<String>,
+    parent: Option<Scope>,
+) -> Result<u32, JsValue> {
+    let request = parse_json(request, "request")?;
+    let options = llm_options(opts, parent)?;
+    let fid = next_id();
+    FUNCTIONS.with(|m| m.borrow_mut().insert(fid, callback));
+    let cb = move |req: Value| {
+        let first = (|| -> baton::Result<Result<JsChunks, u32>> {
+            let f = stored(fid).ok_or_else(|| Error::not_found("callback was removed"))?;
+            let r = f.call1(&JsValue::NULL, &JsValue::from_str(&req.to_string())).map_err(from_thrown)?;
+            match get(&r, "pending").as_f64() {
+                Some(id) => Ok(Err(id as u32)),
+                None => Ok(Ok(JsChunks::new(r))),
+            }
+        })();
+        async move {
+            let chunks = match first? {
+                Ok(c) => c,
+                Err(id) => {
+                    let iter =
+                        PromiseFuture(id).await?.and_then(|v| v.as_u64()).ok_or_else(|| Error::internal("stream callback: no iterator"))?;
+                    JsChunks { iter: iter as u32, pending: None }
+                }
+            };
+            Ok(Box::pin(chunks) as baton::ChunkStream)
+        }
+    };
+    let mut fut = Box::pin(stack.inner.llm_stream_async(name, request, cb, options));
+    Ok(spawn(async move {
+        let _forget = Forget(fid);
+        let r = std::future::poll_fn(|cx| with_stream_mode(true, || fut.as_mut().poll(cx))).await;
+        r.map(|s| JsValue::from(LlmStreamHandle { inner: shared(s) })).map_err(to_js)
+    }))
 }
 
 // ----- middleware and subscribers -----
@@ -916,17 +1251,32 @@ pub fn register_middleware(
     let id = next_id();
     FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
     let func = move || stored(id).ok_or_else(|| Error::not_found("middleware callback was removed"));
-    let call = move |info: &baton::CallInfo, v: &Value| -> baton::Result<Value> { call_json_with(&func()?, v, Some(info)) };
     let call_opt = move |info: &baton::CallInfo, v: &Value| -> baton::Result<Option<Value>> { call_json_opt(&func()?, v, info) };
-    let guardrail = move |info: &baton::CallInfo, args: &Value| {
-        let d = call(info, args)?;
-        let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(true);
-        Ok(if allow {
-            baton::Decision::Allow
-        } else {
-            baton::Decision::Reject(d.get("reason").and_then(Value::as_str).unwrap_or("rejected").to_string())
-        })
+    // Guardrails and request intercepts are registered in their async form: a JS function
+    // may return a value or a Promise, and only the call tells which. In a sync call the core
+    // polls them once (a plain value is ready at once; a Promise fails with invalid_state).
+    let later = move |info: baton::CallInfo, v: Value| -> baton::BoxFuture<Settled> {
+        match func() {
+            Ok(f) => call_later(&f, &v, Some(&info)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     };
+    let guardrail = baton::Guardrail::Async(Arc::new(move |info: baton::CallInfo, args: Value| {
+        let fut = later(info, args);
+        Box::pin(async move {
+            // The facade encodes the decision as {allow, reason}.
+            let d = fut.await?.unwrap_or(Value::Null);
+            Ok(if d.get("allow").and_then(Value::as_bool) == Some(true) {
+                baton::Decision::Allow
+            } else {
+                baton::Decision::Reject(d.get("reason").and_then(Value::as_str).unwrap_or("rejected by guardrail").to_string())
+            })
+        }) as baton::BoxFuture<baton::Result<baton::Decision>>
+    }));
+    let intercept = baton::RequestIntercept::Async(Arc::new(move |info: baton::CallInfo, args: Value| {
+        let fut = later(info, args);
+        Box::pin(async move { Ok(fut.await?.unwrap_or(Value::Null)) }) as baton::BoxFuture<baton::Result<Value>>
+    }));
     let event_sanitizer: baton::EventSanitizer = Arc::new(move |info: &baton::EventInfo, fields: baton::EventFields| {
         let input = serde_json::json!({"data": &fields.data, "metadata": &fields.metadata}).to_string();
         match call_raw(&func()?, Some(input), event_info_json(info))? {
@@ -944,10 +1294,10 @@ pub fn register_middleware(
         }
     });
     let mw = match family {
-        Family::ToolConditionalExecution => Middleware::guardrail(CallKind::Tool, guardrail),
-        Family::LlmConditionalExecution => Middleware::guardrail(CallKind::Llm, guardrail),
-        Family::ToolRequestIntercept => Middleware::request_intercept(CallKind::Tool, move |info, args| call(info, &args)),
-        Family::LlmRequestIntercept => Middleware::request_intercept(CallKind::Llm, move |info, args| call(info, &args)),
+        Family::ToolConditionalExecution => Middleware::ToolConditionalExecution(guardrail),
+        Family::LlmConditionalExecution => Middleware::LlmConditionalExecution(guardrail),
+        Family::ToolRequestIntercept => Middleware::ToolRequestIntercept(intercept),
+        Family::LlmRequestIntercept => Middleware::LlmRequestIntercept(intercept),
         Family::ToolSanitizeRequest => Middleware::sanitize_request(CallKind::Tool, move |info, v| call_opt(info, &v)),
         Family::ToolSanitizeResponse => Middleware::sanitize_response(CallKind::Tool, move |info, v| call_opt(info, &v)),
         Family::LlmSanitizeRequest => Middleware::sanitize_request(CallKind::Llm, move |info, v| call_opt(info, &v)),
@@ -1017,8 +1367,10 @@ pub fn call_next(token: u32, input: &str) -> Result<String, JsValue> {
     next(input).map(|v| v.to_string()).map_err(to_js)
 }
 
-/// Registers a synchronous execution intercept: `callback(inputJson, token, ctx)` returns the
-/// result as JSON text and calls `callNext(token, json)` zero, one or several times.
+/// Registers an execution intercept: `callback(inputJson, token, ctx)` calls `next` zero, one
+/// or several times. Sync (`sync`): it returns the result's JSON text and calls
+/// `callNext(token, json)`; works in every call form. Async: it returns JSON text or
+/// `{pending}` and calls `nextAsync(token, json)` (a task); only async calls can run it.
 #[wasm_bindgen(js_name = registerExecutionIntercept)]
 pub fn register_execution_intercept(
     kind: &str,
@@ -1026,6 +1378,7 @@ pub fn register_execution_intercept(
     callback: Function,
     priority: i32,
     scope: Option<Scope>,
+    sync: bool,
 ) -> Result<(), JsValue> {
     let call_kind = match Family::parse(kind).map_err(to_js)? {
         Family::ToolExecutionIntercept => CallKind::Tool,
@@ -1034,6 +1387,36 @@ pub fn register_execution_intercept(
     };
     let id = next_id();
     FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
+    if !sync {
+        let x = baton::ExecutionIntercept::Async(Arc::new(move |ctx: baton::CallCtx, input: Value, next: baton::AsyncNext| {
+            let token = next_id();
+            ASYNC_NEXTS.with(|n| n.borrow_mut().insert(token, next));
+            let forget = ForgetNext(token);
+            let fut = match stored(id) {
+                None => later_future(Err(Error::not_found("middleware callback was removed"))),
+                Some(f) => {
+                    let c: JsValue = CallContext { inner: ctx }.into();
+                    later_future(
+                        f.call3(&JsValue::NULL, &JsValue::from_str(&input.to_string()), &JsValue::from(token), &c)
+                            .map_err(from_thrown)
+                            .and_then(later_of),
+                    )
+                }
+            };
+            Box::pin(async move {
+                let _forget = forget;
+                Ok(fut.await?.unwrap_or(Value::Null))
+            }) as baton::BoxFuture<baton::Result<Value>>
+        }));
+        let mw = match call_kind {
+            CallKind::Tool => Middleware::ToolExecutionIntercept(x),
+            CallKind::Llm => Middleware::LlmExecutionIntercept(x),
+        };
+        return rt().register(registration(name, priority, scope, false), mw).map_err(|e| {
+            FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
+            to_js(e)
+        });
+    }
     let mw = Middleware::execution_intercept(call_kind, move |ctx, input, next| {
         let f = stored(id).ok_or_else(|| Error::not_found("middleware callback was removed"))?;
         let token = next_id();
@@ -1073,6 +1456,80 @@ pub fn deregister(kind: &str, name: &str, scope: Option<Scope>) -> Result<bool, 
 
 // ----- plugins -----
 
+/// An export sink whose ATOF lines and ATIF documents go to JS functions (by id).
+struct JsExportSink {
+    atof: Option<u32>,
+    atif: Option<u32>,
+}
+
+impl JsExportSink {
+    fn call(id: u32, args: &[JsValue]) -> baton::Result<()> {
+        let f = stored(id).ok_or_else(|| Error::not_found("export sink function was removed"))?;
+        let r = match args {
+            [a] => f.call1(&JsValue::NULL, a),
+            [a, b] => f.call2(&JsValue::NULL, a, b),
+            _ => return Err(Error::internal("export sink: unexpected arity")),
+        };
+        r.map(|_| ()).map_err(|e| {
+            let err = from_thrown(e);
+            if let Some(t) = err.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
+                THROWN.with(|m| m.borrow_mut().remove(&t.0));
+            }
+            Error::callback_failed(err.message().to_string())
+        })
+    }
+}
+
+impl baton::export::sink::ExportSink for JsExportSink {
+    fn accepts_atof(&self) -> bool {
+        self.atof.is_some()
+    }
+    fn accepts_atif(&self) -> bool {
+        self.atif.is_some()
+    }
+    fn atof_line(&self, line: &str) -> baton::Result<()> {
+        let id = self.atof.ok_or_else(|| Error::invalid_state("this export sink takes no ATOF lines"))?;
+        Self::call(id, &[JsValue::from_str(line)])
+    }
+    fn atif_document(&self, session_id: &str, file_name: &str, document: &Value) -> baton::Result<()> {
+        let id = self.atif.ok_or_else(|| Error::invalid_state("this export sink takes no ATIF documents"))?;
+        let info = serde_json::json!({"sessionId": session_id, "fileName": file_name}).to_string();
+        Self::call(id, &[JsValue::from_str(&document.to_string()), JsValue::from_str(&info)])
+    }
+}
+
+impl Drop for JsExportSink {
+    fn drop(&mut self) {
+        for id in [self.atof, self.atif].into_iter().flatten() {
+            let _ = FUNCTIONS.try_with(|m| m.try_borrow_mut().map(|mut m| m.remove(&id)));
+        }
+    }
+}
+
+/// Registers an export sink named `name` for the observability component: `atof(line)` gets
+/// each ATOF line, `atif(documentJson, infoJson)` each finished trajectory (either may be absent).
+#[wasm_bindgen(js_name = registerExportSink)]
+pub fn register_export_sink(name: &str, atof: Option<Function>, atif: Option<Function>) -> Result<(), JsValue> {
+    if atof.is_none() && atif.is_none() {
+        return Err(bad("sink: give an atof and/or an atif function"));
+    }
+    let put = |f: Option<Function>| {
+        f.map(|f| {
+            let id = next_id();
+            FUNCTIONS.with(|m| m.borrow_mut().insert(id, f));
+            id
+        })
+    };
+    let sink = JsExportSink { atof: put(atof), atif: put(atif) };
+    baton::export::sink::register(name, Arc::new(sink)).map_err(to_js)
+}
+
+/// Removes an export sink; false when none had that name.
+#[wasm_bindgen(js_name = deregisterExportSink)]
+pub fn deregister_export_sink(name: &str) -> bool {
+    baton::export::sink::deregister(name)
+}
+
 /// Checks a plugins document (JSON text); returns the diagnostics as JSON text. Pure.
 #[wasm_bindgen(js_name = pluginValidate)]
 pub fn plugin_validate(config: &str) -> Result<String, JsValue> {
@@ -1109,6 +1566,22 @@ pub fn flush(timeout_ms: f64) -> Result<bool, JsValue> {
 #[wasm_bindgen]
 pub fn shutdown(timeout_ms: f64) -> Result<bool, JsValue> {
     rt().shutdown(Duration::from_secs_f64((timeout_ms / 1000.0).max(0.0))).map_err(to_js)
+}
+
+/// Sets up the global runtime before its first use (`already_exists` afterwards).
+#[wasm_bindgen]
+pub fn configure(queue_capacity: Option<f64>, overflow: Option<String>) -> Result<(), JsValue> {
+    let mut config = baton::RuntimeConfig::default();
+    if let Some(n) = queue_capacity {
+        if !(n >= 1.0 && n.fract() == 0.0) {
+            return Err(bad("options.queueCapacity: expected a positive integer"));
+        }
+        config.queue_capacity = n as usize;
+    }
+    if let Some(p) = overflow {
+        config.overflow = baton::OverflowPolicy::parse(&p).map_err(to_js)?;
+    }
+    Runtime::init_global(config).map(|_| ()).map_err(to_js)
 }
 
 #[wasm_bindgen(js_name = isShutdown)]
