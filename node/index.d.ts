@@ -358,11 +358,18 @@ export function register(
   fn: SyncExecutionIntercept,
   options: RegisterOptions & { sync: true },
 ): void;
-export function register<K extends MiddlewareKind>(kind: K, name: string, fn: MiddlewareFunctions[K], options?: RegisterOptions & { sync?: false }): void;
+export function register(kind: 'subscriber', name: string, fn: (event: string) => void | Promise<void>, options: SubscribeOptions & { format: 'json' }): void;
+export function register<K extends MiddlewareKind>(kind: K, name: string, fn: MiddlewareFunctions[K], options?: (K extends 'subscriber' ? SubscribeOptions : RegisterOptions) & { sync?: false }): void;
 /** Removes a registration; `false` when nothing of that name was registered there. */
 export function deregister(kind: MiddlewareKind, name: string, options?: { scope?: Scope | null }): boolean;
+/** Subscribers only: `'json'` hands each event as its ATOF JSON text (no parse: for forwarding). */
+export interface SubscribeOptions extends RegisterOptions {
+  format?: 'object' | 'json';
+}
 /** Same as `register('subscriber', name, fn, options)`. */
-export function subscribe(name: string, fn: MiddlewareFunctions['subscriber'], options?: RegisterOptions): void;
+export function subscribe(name: string, fn: MiddlewareFunctions['subscriber'], options?: SubscribeOptions & { format?: 'object' }): void;
+/** With `format: 'json'`, the subscriber gets each event's JSON text. */
+export function subscribe(name: string, fn: (event: string) => void | Promise<void>, options: SubscribeOptions & { format: 'json' }): void;
 
 /** Resolves when every event emitted before it was delivered (`false` on timeout). */
 export function flush(options?: { timeout?: number }): Promise<boolean>;

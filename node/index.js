@@ -177,12 +177,29 @@ let delivering = 0;
 let subscriberFailures = 0;
 const CLOSED = 0xffffffff;
 
+/**
+ * Events batched for delivery, published by the addon (a Uint32Array over its counter). Past
+ * HIGH_WATER, calls that emit drain inline before returning: a JS thread that never yields
+ * would otherwise let the batch grow without bound (docs/node.md, "Delivery").
+ */
+const pending = new Uint32Array(native.pendingCounter());
+const HIGH_WATER = 8192;
+
+function relieve() {
+  if (pending[0] > HIGH_WATER && delivering === 0) drain();
+}
+
 function drain() {
   for (;;) {
     const batch = native.takeEvents();
     if (batch === null) return;
-    const events = JSON.parse(batch[0]);
+    const text = batch[0];
     const d = batch[1];
+    const ends = batch[2];
+    // An event is sliced out of the batch text (cheap) and parsed only for a subscriber
+    // that wants objects, once, shared by all of them.
+    const texts = new Array(ends.length);
+    const objects = new Array(ends.length);
     delivering++;
     try {
       for (let i = 0; i < d.length; i += 2) {
@@ -192,10 +209,16 @@ function drain() {
           subscribers.delete(id);
           continue;
         }
-        const fn = subscribers.get(id);
-        if (fn === undefined) continue;
+        const sub = subscribers.get(id);
+        if (sub === undefined) continue;
         try {
-          const r = fn(events[idx]);
+          let ev = texts[idx];
+          if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : ends[idx - 1], ends[idx]);
+          if (!sub.json) {
+            const o = objects[idx];
+            ev = o === undefined ? (objects[idx] = JSON.parse(ev)) : o;
+          }
+          const r = sub.fn(ev);
           if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
             r.then(undefined, () => { subscriberFailures++; });
           }
@@ -340,6 +363,7 @@ function push(name, options) {
 
 function pop(scope, options) {
   native.pop(current(), ext(scope, 'scope', Scope), endOptions(options, 'output'));
+  relieve();
 }
 
 function isThenable(r) {
@@ -374,10 +398,12 @@ function withScope(name, fn, options) {
 
 function mark(name, options) {
   native.mark(current(), name, parentOpt(options));
+  relieve();
 }
 
 function metric(name, measurements, options) {
   native.metric(current(), name, measurements, options);
+  relieve();
 }
 
 function currentStack() {
@@ -419,28 +445,63 @@ function checkFn(fn) {
   if (typeof fn !== 'function') throw makeError('invalid_argument', 'callback: expected a function');
 }
 
+/**
+ * Whether a tool call on `stack` is just its callback: nothing is registered anywhere (the
+ * core's rule, `Stack::unobserved`; it throws what the call would after shutdown). The
+ * facade then skips the round trips through the addon. Calls with options take the managed
+ * path, which validates them.
+ */
+function bare(stack, name, options) {
+  return (options === undefined || options === null) && typeof name === 'string' && name !== '' && native.unobserved(stack);
+}
+
+/** The result of a callback of a synchronous call: a Promise is refused, as the addon does. */
+function syncResult(r) {
+  if (isThenable(r)) {
+    r.then(undefined, () => {});
+    throw makeError('invalid_state', 'the callback of a synchronous call returned a Promise; use the async form');
+  }
+  return parse(encResult(r));
+}
+
 async function tool(name, args, fn, options) {
   notInSubscriber('tool');
   checkFn(fn);
-  return parse(await native.tool(current(), name, enc(args, 'args'), wrapCallback(fn), parentOpt(options), true));
+  const stack = current();
+  if (bare(stack, name, options)) {
+    // As on the managed path: a JSON copy in, a JSON copy out, on a fork of the stack.
+    const input = parse(enc(args, 'args'));
+    return als.run(native.fork(stack), async () => parse(encResult(await fn(input))));
+  }
+  const r = parse(await native.tool(stack, name, enc(args, 'args'), wrapCallback(fn), parentOpt(options), true));
+  relieve();
+  return r;
 }
 
 function toolSync(name, args, fn, options) {
   notInSubscriber('toolSync');
   checkFn(fn);
-  return parse(native.tool(current(), name, enc(args, 'args'), wrapCallback(fn), parentOpt(options), false));
+  const stack = current();
+  if (bare(stack, name, options)) return syncResult(fn(parse(enc(args, 'args'))));
+  const r = parse(native.tool(stack, name, enc(args, 'args'), wrapCallback(fn), parentOpt(options), false));
+  relieve();
+  return r;
 }
 
 async function llm(name, request, fn, options) {
   notInSubscriber('llm');
   checkFn(fn);
-  return parse(await native.llm(current(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), true));
+  const r = parse(await native.llm(current(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), true));
+  relieve();
+  return r;
 }
 
 function llmSync(name, request, fn, options) {
   notInSubscriber('llmSync');
   checkFn(fn);
-  return parse(native.llm(current(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), false));
+  const r = parse(native.llm(current(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), false));
+  relieve();
+  return r;
 }
 
 const DONE = Object.freeze({ value: undefined, done: true });
@@ -722,10 +783,11 @@ function adapt(kind, fn, options) {
 function register(kind, name, fn, options) {
   if (typeof fn !== 'function') throw makeError('invalid_argument', 'middleware: expected a function');
   if (kind === 'subscriber') {
+    const json = subscriberFormat(options);
     const id = nextSubscriberId++;
-    subscribers.set(id, fn);
+    subscribers.set(id, { fn, json });
     try {
-      native.register(kind, name, null, registerOptions(options), id);
+      native.register(kind, name, null, registerOptions(withoutFormat(options)), id);
     } catch (e) {
       subscribers.delete(id);
       throw e;
@@ -738,6 +800,20 @@ function register(kind, name, fn, options) {
 function deregister(kind, name, options) {
   const scope = options && options.scope ? ext(options.scope, 'options.scope', Scope) : null;
   return native.deregister(kind, name, scope);
+}
+
+/** `format: 'json'` hands a subscriber each event's JSON text instead of an object. */
+function subscriberFormat(options) {
+  const f = options === undefined || options === null ? undefined : options.format;
+  if (f === undefined || f === 'object') return false;
+  if (f === 'json') return true;
+  throw makeError('invalid_argument', `options.format: expected 'object' or 'json', got ${JSON.stringify(f) ?? String(f)}`);
+}
+
+function withoutFormat(options) {
+  if (options === undefined || options === null || !('format' in options)) return options;
+  const { format: _format, ...rest } = options;
+  return rest;
 }
 
 function subscribe(name, fn, options) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use baton::codec::{self, Codec, CodecKind};
 use baton::{
-    CallKind, ChunkStream, DataSchema, EndOptions, Error, Family, LlmOptions, LlmStream, MarkOptions, OverflowPolicy, Registration,
+    CallKind, ChunkStream, Data, DataSchema, EndOptions, Error, Family, LlmOptions, LlmStream, MarkOptions, OverflowPolicy, Registration,
     Runtime, RuntimeConfig, ScopeOptions, Stack, ToolOptions,
 };
 use futures_core::Stream;
@@ -60,6 +60,10 @@ fn opt_number(env: Env, options: JsVal, key: &str) -> JsResult<Option<f64>> {
 
 fn finish_json(v: Value) -> Finish {
     Box::new(move |env| convert::text_out(env, &v))
+}
+
+fn finish_data(d: baton::Data) -> Finish {
+    Box::new(move |env| convert::data_out(env, &d))
 }
 
 fn finish_undefined() -> Finish {
@@ -304,19 +308,19 @@ pub fn metric(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 // caller's own AsyncLocalStorage context (the very stack the call uses), without `als.run`.
 // Async ones run on a fork, which callbacks get through `als.run` (see `callbacks::invoke`).
 
-fn value_later(env: Env, r: JsVal) -> JsResult<Result<Value, PromiseFuture<Value>>> {
+fn value_later(env: Env, r: JsVal) -> JsResult<Result<Data, PromiseFuture<Data>>> {
     if util::is_thenable(env, r)? {
-        Ok(Err(PromiseFuture::new(env, r, |env, v| convert::text_in(env, v, "returned value"))?))
+        Ok(Err(PromiseFuture::new(env, r, |env, v| convert::data_in(env, v, "returned value"))?))
     } else {
-        Ok(Ok(convert::text_in(env, r, "returned value")?))
+        Ok(Ok(convert::data_in(env, r, "returned value")?))
     }
 }
 
 /// The async core callback for a JS function (its result may be a promise).
-fn async_callback(f: JsFn) -> impl Fn(Value) -> baton::BoxFuture<baton::Result<Value>> + Send + Sync + 'static {
-    move |input: Value| {
+fn async_callback(f: JsFn) -> impl Fn(Data) -> baton::BoxFuture<baton::Result<Data>> + Send + Sync + 'static {
+    move |input: Data| {
         let r = guarded(|env| {
-            let a = convert::text_out(env, &input)?;
+            let a = convert::data_out(env, &input)?;
             let r = f.call(env, &[a])?;
             value_later(env, r)
         });
@@ -329,16 +333,16 @@ fn async_callback(f: JsFn) -> impl Fn(Value) -> baton::BoxFuture<baton::Result<V
 }
 
 /// A sync call's callback: the JS function must return a plain value.
-fn sync_call(env: Env, f: JsVal, input: Value) -> baton::Result<Value> {
+fn sync_call(env: Env, f: JsVal, input: Data) -> baton::Result<Data> {
     guarded(|env2| {
         debug_assert_eq!(env, env2);
-        let a = convert::text_out(env2, &input)?;
+        let a = convert::data_out(env2, &input)?;
         let r = callbacks::invoke(env2, f, &[a])?;
         if util::is_thenable(env2, r)? {
             let _ = PromiseFuture::new(env2, r, |_, _| Ok(()));
             return Err(Error::invalid_state("the callback of a synchronous call returned a Promise; use the async form").into());
         }
-        convert::text_in(env2, r, "returned value")
+        convert::data_in(env2, r, "returned value")
     })
 }
 
@@ -355,7 +359,7 @@ pub fn llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 fn managed(env: Env, a: &[JsVal], kind: CallKind) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
     let name = util::req_string(env, a[1], "name")?;
-    let input = convert::text_in(env, a[2], if kind == CallKind::Tool { "args" } else { "request" })?;
+    let input = convert::data_in(env, a[2], if kind == CallKind::Tool { "args" } else { "request" })?;
     let is_async = truthy(env, a[5])?;
     if !is_async {
         let f = a[3];
@@ -365,14 +369,14 @@ fn managed(env: Env, a: &[JsVal], kind: CallKind) -> JsResult<JsVal> {
         let out = match kind {
             CallKind::Tool => {
                 let o = tool_options(env, a[4])?;
-                with_js_stack(std::ptr::null_mut(), || s.tool(&name, input, |v| sync_call(env, f, v), o))?
+                with_js_stack(std::ptr::null_mut(), || s.tool_data(&name, input, |v| sync_call(env, f, v), o))?
             }
             CallKind::Llm => {
                 let o = llm_options(env, a[4])?;
-                with_js_stack(std::ptr::null_mut(), || s.llm(&name, input, |v| sync_call(env, f, v), o))?
+                with_js_stack(std::ptr::null_mut(), || s.llm_data(&name, input, |v| sync_call(env, f, v), o))?
             }
         };
-        return convert::text_out(env, &out);
+        return convert::data_out(env, &out);
     }
     let f = JsFn::new(env, a[3], "callback")?;
     let fork = s.fork();
@@ -380,13 +384,13 @@ fn managed(env: Env, a: &[JsVal], kind: CallKind) -> JsResult<JsVal> {
     let fut: TaskFuture = match kind {
         CallKind::Tool => {
             let o = tool_options(env, a[4])?;
-            let fut = with_js_stack(fork_js, || fork.tool_async(&name, input, async_callback(f), o));
-            Box::pin(async move { fut.await.map(finish_json) })
+            let fut = with_js_stack(fork_js, || fork.tool_data_async(&name, input, async_callback(f), o));
+            Box::pin(async move { fut.await.map(finish_data) })
         }
         CallKind::Llm => {
             let o = llm_options(env, a[4])?;
-            let fut = with_js_stack(fork_js, || fork.llm_async(&name, input, async_callback(f), o));
-            Box::pin(async move { fut.await.map(finish_json) })
+            let fut = with_js_stack(fork_js, || fork.llm_data_async(&name, input, async_callback(f), o));
+            Box::pin(async move { fut.await.map(finish_data) })
         }
     };
     with_js_stack(fork_js, || task::spawn(env, fut))
@@ -748,6 +752,10 @@ pub fn take_events(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
     crate::deliver::take(env)
 }
 
+pub fn pending_counter(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
+    crate::deliver::pending_counter(env)
+}
+
 pub fn diagnostics(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
     let d = rt().diagnostics();
     let o = util::object(env)?;
@@ -789,4 +797,12 @@ pub fn is_shutdown(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
 pub fn stack_depth(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s: &Stack = handles::stack(env, a[0], "stack")?;
     util::number(env, s.depth() as f64)
+}
+
+/// unobserved(stack) → true when nothing is registered, so a managed tool call is just its
+/// callback (the core's rule, `Stack::unobserved`); the facade then skips the boundary
+/// conversions. Throws what a call would (`already_shutdown`, `invalid_state`).
+pub fn unobserved(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s: &Stack = handles::stack(env, a[0], "stack")?;
+    util::boolean(env, s.unobserved()?)
 }

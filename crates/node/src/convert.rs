@@ -268,3 +268,17 @@ pub fn text_out(env: Env, v: &Value) -> JsResult<JsVal> {
     let text = serde_json::to_string(v).map_err(|e| Error::internal(format!("cannot serialize: {e}")))?;
     util::string(env, &text)
 }
+
+/// JSON text from the facade as call data, kept as text (the core parses it only if
+/// middleware needs its structure).
+pub fn data_in(env: Env, v: JsVal, what: &str) -> JsResult<baton::Data> {
+    if util::type_of(env, v)? != sys::ValueType::napi_string {
+        return Err(Error::internal(format!("{what}: expected JSON text from the facade")).into());
+    }
+    Ok(baton::Data::from_json(util::get_string(env, v)?, what)?)
+}
+
+/// Call data as JSON text for the facade (text the facade gave is handed back as it is).
+pub fn data_out(env: Env, d: &baton::Data) -> JsResult<JsVal> {
+    util::string(env, &d.json())
+}

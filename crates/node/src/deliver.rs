@@ -2,14 +2,22 @@
 //!
 //! The core's dispatcher thread calls `JsSubscriber::on_event`, which serializes the event
 //! (off the JS thread) into a batch and, when the batch was empty, asks the JS thread — through
-//! one thread-safe function call — to drain it. The drain hands the facade one JSON text for
-//! the whole batch plus who receives what, and the facade calls the subscribers in order.
-//! The dispatcher never waits for JS, so nothing can deadlock; `flush` waits for the core on a
-//! worker thread and then drains on the JS thread.
+//! one thread-safe function call — to drain it. The drain hands the facade one text holding
+//! the batch's events back to back, where each event ends (in UTF-16 units, so the facade
+//! slices without decoding) and who receives what; the facade parses an event only for a
+//! subscriber that wants objects, and calls the subscribers in order. The dispatcher never
+//! waits for JS, so nothing can deadlock; `flush` waits for the core on a worker thread and
+//! then drains on the JS thread.
+//!
+//! Memory: the core's queue is bounded, but this batch is filled by the dispatcher as fast as
+//! it can serialize, and a JS thread that keeps producing never yields to the drain. So the
+//! number of batched events is published in [`PENDING`], which the facade reads (a typed
+//! array over it, no call) after each call that emits, and past a high-water mark it drains
+//! inline, on the caller's path: back-pressure instead of unbounded growth.
 
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use baton::{Event, Result, Subscriber};
@@ -21,8 +29,12 @@ use crate::util::{self, ck, Env, JsResult, JsVal};
 const CLOSED: u32 = u32::MAX;
 
 struct Batch {
-    /// `[event,event,...` (closed with `]` when taken).
+    /// The events' JSON, back to back.
     text: String,
+    /// Where each event ends in `text`, counted in UTF-16 units (as JS strings index).
+    ends: Vec<u32>,
+    /// UTF-16 length of `text`.
+    units: u32,
     events: u32,
     /// (subscriber id, event index or CLOSED), in delivery order.
     deliveries: Vec<u32>,
@@ -31,7 +43,12 @@ struct Batch {
     last: Option<(baton::Uuid, baton::EventKind)>,
 }
 
-static BATCH: Mutex<Batch> = Mutex::new(Batch { text: String::new(), events: 0, deliveries: Vec::new(), last: None });
+static BATCH: Mutex<Batch> =
+    Mutex::new(Batch { text: String::new(), ends: Vec::new(), units: 0, events: 0, deliveries: Vec::new(), last: None });
+
+/// Events waiting in the batch. Read by the facade through an external `Uint32Array` (see
+/// [`pending_counter`]); a plain aligned `u32` underneath.
+static PENDING: AtomicU32 = AtomicU32::new(0);
 static TSFN: AtomicPtr<sys::napi_threadsafe_function__> = AtomicPtr::new(ptr::null_mut());
 
 pub struct JsSubscriber {
@@ -50,15 +67,17 @@ fn push(id: u32, event: Option<&Event>) {
     match event {
         Some(e) => {
             if b.last != Some((e.uuid, e.kind)) || b.events == 0 {
-                if b.events == 0 {
-                    b.text.clear();
-                    b.text.push('[');
-                } else {
-                    b.text.push(',');
-                }
+                let start = b.text.len();
                 // SAFETY of the write: serde_json writes valid UTF-8.
                 let _ = serde_json::to_writer(unsafe { b.text.as_mut_vec() }, e);
+                let written = &b.text[start..];
+                // ASCII (the usual case) has one UTF-16 unit per byte; count only otherwise.
+                let units = if written.is_ascii() { written.len() } else { written.encode_utf16().count() };
+                b.units += units as u32;
+                let end = b.units;
+                b.ends.push(end);
                 b.events += 1;
+                PENDING.store(b.events, Ordering::Relaxed);
                 b.last = Some((e.uuid, e.kind));
             }
             let index = b.events - 1;
@@ -90,36 +109,49 @@ impl Subscriber for JsSubscriber {
     }
 }
 
-/// `takeEvents()` → `null` or `[jsonText, Uint32Array deliveries]`.
+/// `takeEvents()` → `null` or `[text, Uint32Array deliveries, Uint32Array ends]`.
 pub fn take(env: Env) -> JsResult<JsVal> {
-    let (text, deliveries) = {
+    let (text, deliveries, ends) = {
         let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
         if b.deliveries.is_empty() {
             return util::null(env);
         }
-        let mut text = std::mem::take(&mut b.text);
-        if b.events == 0 {
-            text.push('[');
-        }
-        text.push(']');
         b.events = 0;
+        b.units = 0;
         b.last = None;
-        (text, std::mem::take(&mut b.deliveries))
+        PENDING.store(0, Ordering::Relaxed);
+        (std::mem::take(&mut b.text), std::mem::take(&mut b.deliveries), std::mem::take(&mut b.ends))
     };
-    let out = util::array(env, 2)?;
+    let out = util::array(env, 3)?;
     let t = util::string(env, &text)?;
     util::set_index(env, out, 0, t)?;
+    let d = u32_array(env, &deliveries)?;
+    util::set_index(env, out, 1, d)?;
+    let e = u32_array(env, &ends)?;
+    util::set_index(env, out, 2, e)?;
+    Ok(out)
+}
+
+fn u32_array(env: Env, items: &[u32]) -> JsResult<JsVal> {
     let mut buf = ptr::null_mut();
     let mut data: *mut c_void = ptr::null_mut();
-    let bytes = deliveries.len() * 4;
+    let bytes = std::mem::size_of_val(items);
     ck!(env, sys::napi_create_arraybuffer(env, bytes, &mut data, &mut buf));
     if bytes > 0 {
-        unsafe { ptr::copy_nonoverlapping(deliveries.as_ptr().cast::<u8>(), data.cast::<u8>(), bytes) };
+        unsafe { ptr::copy_nonoverlapping(items.as_ptr().cast::<u8>(), data.cast::<u8>(), bytes) };
     }
     let mut arr = ptr::null_mut();
-    ck!(env, sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, deliveries.len(), buf, 0, &mut arr));
-    util::set_index(env, out, 1, arr)?;
-    Ok(out)
+    ck!(env, sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, items.len(), buf, 0, &mut arr));
+    Ok(arr)
+}
+
+/// `pendingCounter()` → an `ArrayBuffer` of 4 bytes over [`PENDING`], for the facade to read
+/// the batch's size without a call. The memory is static, so there is nothing to free.
+pub fn pending_counter(env: Env) -> JsResult<JsVal> {
+    let mut buf = ptr::null_mut();
+    let data = PENDING.as_ptr().cast::<c_void>();
+    ck!(env, sys::napi_create_external_arraybuffer(env, data, 4, None, ptr::null_mut(), &mut buf));
+    Ok(buf)
 }
 
 /// Creates the thread-safe function that wakes the JS thread to drain (`drain` is the

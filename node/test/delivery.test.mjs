@@ -1,0 +1,101 @@
+// Delivery to JS subscribers (text form, back-pressure) and the nothing-registered shortcut.
+// Its own process: the first test needs a runtime with nothing registered.
+// @ts-check
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as baton from '../index.mjs';
+
+test('nothing registered: a tool call is its callback, with the managed call semantics', async () => {
+  const args = { q: 'paris', when: { day: 1 }, skip: undefined };
+  /** @type {any} */
+  let seen = null;
+  const out = baton.toolSync('weather', args, (/** @type {any} */ a) => {
+    seen = a;
+    a.when.day = 2; // a copy: the caller's object is not touched
+    return { temp: 21, date: new Date(0) };
+  });
+  assert.deepEqual(seen, { q: 'paris', when: { day: 2 } }, 'undefined fields dropped, as on the managed path');
+  assert.equal(args.when.day, 1);
+  assert.deepEqual(out, { temp: 21, date: '1970-01-01T00:00:00.000Z' }, 'the result is its JSON form');
+  const sent = { n: 1 };
+  const got = await baton.tool('t', sent, async (a) => a);
+  assert.deepEqual(got, sent);
+  assert.notEqual(got, sent);
+  // What the managed path refuses is refused here too.
+  /** @type {any} */
+  const notJson = { f: () => 1 };
+  assert.throws(() => baton.toolSync('t', notJson, (a) => a), { code: 'invalid_argument', message: /args\.f: a function is not JSON/ });
+  assert.throws(() => baton.toolSync('t', {}, () => /** @type {any} */ ({ big: 1n })), { code: 'invalid_argument', message: /returned value\.big/ });
+  assert.throws(() => baton.toolSync('t', {}, /** @type {any} */ (async () => 1)), { code: 'invalid_state', message: /returned a Promise/ });
+  assert.throws(() => baton.toolSync('', {}, (a) => a), { code: 'invalid_argument' });
+  const boom = new RangeError('boom');
+  assert.throws(() => baton.toolSync('t', {}, () => { throw boom; }), (e) => e === boom);
+  await assert.rejects(baton.tool('t', {}, async () => { throw boom; }), (e) => e === boom);
+  // The callback runs under the caller's scope (no scope of its own); the async one on a fork
+  // of the caller's stack, so what it opens is still parented under the caller's scope.
+  const outer = baton.push('outer');
+  assert.equal(baton.toolSync('t', {}, () => baton.currentScope()?.name ?? null), 'outer');
+  const inner = await baton.tool('t', {}, async () => {
+    const s = baton.push('inner');
+    baton.pop(s);
+    return s.parentUuid;
+  });
+  assert.equal(inner, outer.uuid);
+  baton.pop(outer);
+});
+
+test("format 'json' hands each event's text; objects are parsed once and shared", async () => {
+  /** @type {string[]} */
+  const texts = [];
+  /** @type {baton.AtofEvent[]} */
+  const a = [];
+  /** @type {baton.AtofEvent[]} */
+  const b = [];
+  baton.subscribe('text', (t) => { texts.push(t); }, { format: 'json' });
+  baton.subscribe('a', (e) => { a.push(e); });
+  baton.subscribe('b', (e) => { b.push(e); });
+  // Non-ASCII text (2-byte, 3-byte and astral characters) must not shift the event bounds.
+  const args = { city: 'Zürich → 東京 🚀', n: 3 };
+  baton.toolSync('weather', args, () => ({ ok: '✓' }));
+  baton.mark('after', { data: { note: 'ünïcödé' } });
+  assert.ok(await baton.flush());
+  assert.equal(texts.length, 3);
+  assert.ok(texts.every((t) => typeof t === 'string'));
+  assert.deepEqual(texts.map((t) => JSON.parse(t)), a, 'the text is the event the object subscriber got');
+  assert.deepEqual(a[0].data, args);
+  assert.deepEqual(a[1].data, { ok: '✓' });
+  assert.deepEqual(a[2].data, { note: 'ünïcödé' });
+  a.forEach((e, i) => assert.equal(e, b[i], 'one object per event, shared'));
+  assert.throws(() => baton.subscribe('bad', () => {}, /** @type {any} */ ({ format: 'xml' })), {
+    code: 'invalid_argument',
+    message: /options\.format: expected 'object' or 'json', got "xml"/,
+  });
+  for (const n of ['text', 'a', 'b']) baton.deregister('subscriber', n);
+});
+
+test('a JS thread that never yields drains inline past the high-water mark (bounded memory)', async () => {
+  let delivered = 0;
+  let last = -1;
+  let ordered = true;
+  baton.subscribe('count', (t) => {
+    const e = JSON.parse(t);
+    if (e.kind === 'mark') {
+      if (e.data.i !== last + 1) ordered = false;
+      last = e.data.i;
+    }
+    delivered++;
+  }, { format: 'json' });
+  const n = 60_000;
+  let deliveredDuringLoop = 0;
+  for (let i = 0; i < n; i++) {
+    baton.mark('m', { data: { i } });
+    if (i === n - 1) deliveredDuringLoop = delivered;
+  }
+  // Without back-pressure nothing could be delivered before the loop yields.
+  assert.ok(deliveredDuringLoop > n / 2, `only ${deliveredDuringLoop} of ${n} delivered while the loop ran`);
+  assert.ok(await baton.flush());
+  assert.equal(delivered, n);
+  assert.ok(ordered, 'emission order kept across inline and scheduled drains');
+  assert.equal(baton.diagnostics().droppedEvents, 0);
+  baton.deregister('subscriber', 'count');
+});
