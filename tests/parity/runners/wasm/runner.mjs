@@ -1,8 +1,8 @@
-// Parity runner for the wasm binding (work in progress; see docs/wasm.md).
-// The wasm package offers the same API as node/, so for now this runs the Node runner's own
-// code with its `import * as baton from '../../../../node/index.mjs'` pointed at wasm/dist.
-// That both measures coverage and checks the "same TypeScript surface" claim; it will become
-// a dedicated runner once the wasm binding covers the whole contract.
+// Parity runner for the wasm binding. The wasm package offers the same API as node/, so this
+// runs the Node runner's own code with its `import * as baton from '../../../../node/index.mjs'`
+// pointed at the wasm package (through baton_fs.mjs, which gives the observability component's
+// file sinks to node:fs: wasm32 has no file system). That also checks, on every scenario, the
+// "same TypeScript surface" claim.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const nodeRunner = path.join(here, '..', 'node', 'runner.mjs');
-const wasmPkg = pathToFileURL(path.join(here, '..', '..', '..', '..', 'wasm', 'dist', 'index.mjs')).href;
+const wasmPkg = pathToFileURL(path.join(here, 'baton_fs.mjs')).href;
 const src = fs.readFileSync(nodeRunner, 'utf8');
 const IMPORT = "import * as baton from '../../../../node/index.mjs';";
 if (!src.includes(IMPORT)) {
