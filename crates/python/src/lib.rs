@@ -23,6 +23,8 @@ mod bridge;
 mod codec;
 mod convert;
 mod errors;
+mod host;
+mod json;
 mod mw;
 mod plugins;
 mod stream;
@@ -334,13 +336,26 @@ impl PyStack {
         attributes: Option<&Bound<'_, PyAny>>,
         parent: Option<PyRef<'_, PyScope>>,
     ) -> PyResult<Py<PyAny>> {
-        let args = convert::to_value(args, "args")?;
+        // Nothing registered: no event, no middleware; the callback gets the caller's own
+        // object and the caller the callback's (both checked to be JSON).
+        if !name.is_empty() && errors::check(py, self.s.unobserved())? {
+            json::check(args).map_err(|e| e.into_py(py, "args"))?;
+            let r = callback.bind(py).call1((args,)).and_then(bridge::resolve_sync)?;
+            json::check(&r).map_err(|e| e.into_py(py, "result"))?;
+            return Ok(r.unbind());
+        }
         let o = ToolOptions {
             tool_call_id,
             metadata: convert::to_map(metadata, "metadata")?,
             attributes: convert::strings(attributes, "attributes")?,
             parent: scope_of(parent),
         };
+        // Only subscribers and event middleware: the core emits the events from JSON text
+        // written straight from the Python objects, and the objects themselves pass through.
+        if let Some(h) = host::enter_tool(py, &self.s, name, args, o.clone())? {
+            return host::run_sync(py, h, args, &callback);
+        }
+        let args = convert::to_value(args, "args")?;
         let (s, name) = (self.s.clone(), name.to_string());
         let r = py.detach(move || s.tool(&name, args, |v| call_sync(&callback, v), o));
         convert::to_py(py, &errors::check(py, r)?)

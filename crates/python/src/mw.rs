@@ -500,7 +500,7 @@ fn event_to_py<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, pyo3::typ
 /// `parent_uuid` and `scope_category` are also attributes that build nothing.
 #[pyclass(frozen, name = "Event", module = "baton._native")]
 pub struct PyEvent {
-    e: Event,
+    e: Arc<Event>,
     dict: pyo3::sync::PyOnceLock<Py<pyo3::types::PyDict>>,
 }
 
@@ -597,6 +597,10 @@ struct PySubscriber(Py<PyAny>);
 
 impl Subscriber for PySubscriber {
     fn on_event(&self, event: &Event) -> baton::Result<()> {
+        self.on_shared_event(&Arc::new(event.clone()))
+    }
+    /// The `baton.Event` shares the queued event (no copy of it per delivery).
+    fn on_shared_event(&self, event: &Arc<Event>) -> baton::Result<()> {
         hold_gil();
         let out = Python::attach(|py| {
             let d = Py::new(py, PyEvent { e: event.clone(), dict: pyo3::sync::PyOnceLock::new() }).map_err(|e| errors::from_py(py, e))?;
