@@ -349,14 +349,33 @@ fn call_subscribers(shared: &Shared, chain: &Chain, event: &Arc<Event>) {
     }
 }
 
+/// Tells every subscriber that may have received events in this batch that it ended.
+fn end_batch(shared: &Shared, chains: &[&Chain]) {
+    for chain in chains {
+        for entry in chain.iter() {
+            if let Middleware::Subscriber(sub) = &entry.mw {
+                let failed = catch_unwind(AssertUnwindSafe(|| sub.end_batch())).unwrap_or(1);
+                if failed > 0 {
+                    shared.failures.fetch_add(failed as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
 fn deliver_batch(shared: &Shared, batch: &VecDeque<Item>) {
     let mut global = shared.global.lock().unwrap_or_else(|p| p.into_inner());
+    // Scope-local chains met in this batch (consecutive events usually share one).
+    let mut locals_seen: Vec<&Chain> = Vec::new();
     for item in batch {
         match item {
             Item::Event(event, locals) => {
                 call_subscribers(shared, &global, event);
                 if let Some(l) = locals {
                     call_subscribers(shared, l, event);
+                    if !locals_seen.iter().any(|c| Arc::ptr_eq(c, l)) {
+                        locals_seen.push(l);
+                    }
                 }
                 shared.delivered.fetch_add(1, Ordering::Relaxed);
             }
@@ -375,6 +394,9 @@ fn deliver_batch(shared: &Shared, batch: &VecDeque<Item>) {
             }
         }
     }
+    let global: &Chain = &global;
+    locals_seen.insert(0, global);
+    end_batch(shared, &locals_seen);
 }
 
 fn run(shared: Arc<Shared>) {

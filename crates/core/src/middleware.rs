@@ -286,6 +286,14 @@ pub trait Subscriber: Send + Sync {
     fn on_shared_event(&self, event: &Arc<Event>) -> Result<()> {
         self.on_event(event)
     }
+    /// Called on the delivering thread after each batch of events, before a `flush` waiting
+    /// on that batch returns. A subscriber that crosses an expensive boundary (a C or Go
+    /// callback from the dispatcher thread) can gather a batch's events in `on_event` and
+    /// hand them over here in one crossing. Returns how many of the gathered events it failed
+    /// to deliver (counted as subscriber failures).
+    fn end_batch(&self) -> usize {
+        0
+    }
     fn flush(&self) -> Result<()> {
         Ok(())
     }

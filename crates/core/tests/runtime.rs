@@ -582,3 +582,47 @@ fn call_data_stays_text_until_middleware_needs_it() {
     // Invalid text never gets that far.
     assert_eq!(Data::from_json("{", "args").unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
+
+/// A subscriber may gather a batch's events and hand them on in `end_batch`, which runs
+/// before a `flush` covering them returns; the failures it reports are counted.
+#[test]
+fn end_batch_hands_a_gathered_batch_over_before_flush_returns() {
+    #[derive(Default)]
+    struct Gather {
+        pending: Mutex<Vec<String>>,
+        handed: Mutex<Vec<String>>,
+        batches: AtomicUsize,
+    }
+    impl baton::Subscriber for Gather {
+        fn on_event(&self, e: &Event) -> baton::Result<()> {
+            self.pending.lock().unwrap().push(e.name.to_string());
+            Ok(())
+        }
+        fn end_batch(&self) -> usize {
+            let batch = std::mem::take(&mut *self.pending.lock().unwrap());
+            if !batch.is_empty() {
+                self.batches.fetch_add(1, Ordering::SeqCst);
+            }
+            let failed = batch.iter().filter(|n| n.as_str() == "bad").count();
+            self.handed.lock().unwrap().extend(batch);
+            failed
+        }
+    }
+    let rt = Runtime::new(RuntimeConfig::default());
+    let global = Arc::new(Gather::default());
+    rt.register(Registration::new("g"), Middleware::Subscriber(global.clone())).unwrap();
+    let stack = rt.new_stack();
+    let scope = stack.push(ScopeOptions::new("s")).unwrap();
+    let local = Arc::new(Gather::default());
+    rt.register(Registration::new("l").scope(&scope), Middleware::Subscriber(local.clone())).unwrap();
+    for i in 0..5_000 {
+        stack.mark(MarkOptions::new(if i % 1000 == 999 { "bad" } else { "m" })).unwrap();
+    }
+    assert!(rt.flush(T).unwrap());
+    assert_eq!(global.handed.lock().unwrap().len(), 5_001, "scope start + 5,000 marks, all handed over by flush");
+    assert_eq!(local.handed.lock().unwrap().len(), 5_000, "the scope-local subscriber's batches end too");
+    assert!(global.pending.lock().unwrap().is_empty() && local.pending.lock().unwrap().is_empty());
+    assert!(global.batches.load(Ordering::SeqCst) < 5_001, "events were handed over in batches");
+    assert_eq!(rt.diagnostics().subscriber_failures, 10, "5 failed events for each subscriber");
+    stack.pop(&scope, EndOptions::default()).unwrap();
+}
