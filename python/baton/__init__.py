@@ -22,6 +22,7 @@ import inspect
 import threading
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     AsyncIterable,
     Awaitable,
@@ -437,7 +438,7 @@ ToolCallback = Callable[[Any], Any]
 """A tool callback: receives the (intercepted) args, returns the result; may be ``async def``."""
 
 
-def tool(
+def tool(  # noqa: F811 - replaced by the native entry point below (same signature)
     name: str,
     args: Any,
     fn: ToolCallback,
@@ -460,6 +461,12 @@ def tool(
         attributes=attributes,
         parent=_handle(parent) if parent is not None else None,
     )
+
+
+if not TYPE_CHECKING:
+    # The same function in Rust (crates/python/src/facade.rs): the current-stack lookup and
+    # the middleware check cost more in Python than the managed call itself.
+    tool = _native.tool  # noqa: F811
 
 
 async def tool_async(
@@ -879,3 +886,5 @@ def _flush_at_exit() -> None:
 
 
 atexit.register(_flush_at_exit)
+
+_native.install_facade(_CURRENT, _in_middleware, current_stack, _handle, _get_running_loop, _current_task)

@@ -5,7 +5,10 @@ the parity suite (tests/parity)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
+import enum
+import json
 import threading
 import time
 from typing import Any, AsyncIterator, Dict, Iterator, List, Optional
@@ -67,6 +70,69 @@ def test_non_json_result_and_metadata_are_rejected(rec: Recorder) -> None:
     end = [e for e in rec.by_name("t") if e.get("scope_category") == "end"][0]
     assert end["metadata"]["otel.status_code"] == "ERROR"
     assert end["metadata"]["error.type"] == "invalid_argument"
+
+
+class Color(str, enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+AWKWARD = {
+    "z": 'q"\\ \n\t\r\b\f \x01\x1f\x7f é ✓ 😀',
+    "ints": [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, Level.HIGH, True, False],
+    "floats": [0.1, 1e16, 1e-7, -0.0, 2.5, 1.0, 1e300],
+    "b": None,
+    "a": {"y": [], "x": {}, "é": "", "E": "", "aa": {"b": 1, "a": 2}},
+    "o": collections.OrderedDict([("k2", 2), ("k1", 1)]),
+    Color.RED: Color.RED,
+}
+
+
+def test_host_path_writes_the_payload_text_of_the_value_path(rec: Recorder, names: List[str]) -> None:
+    # Subscribers only: the events' JSON text is written straight from the Python objects.
+    # With a request intercept the args go through JSON values: the text must be the same.
+    assert baton.tool("direct", AWKWARD, lambda a: a) is AWKWARD
+    names.append("test.identity")
+    baton.register("tool_request_intercept", "test.identity", lambda info, a: a)
+    baton.tool("via_values", AWKWARD, lambda a: a)
+    direct, via = rec.by_name("direct"), rec.by_name("via_values")
+    for i in (0, 1):
+        assert json.loads(direct[i].to_json())["data"] == json.loads(via[i].to_json())["data"]
+        assert direct[i].to_json().split('"data":')[1] == via[i].to_json().split('"data":')[1]
+    assert direct[0]["data"]["z"] == AWKWARD["z"]
+
+
+@pytest.mark.parametrize("path", ["unobserved", "host", "values"])
+def test_every_path_rejects_non_json_with_the_path(path: str) -> None:
+    # nothing registered / subscribers only (objects pass through) / middleware (JSON values)
+    observed = path != "unobserved"
+    r = Recorder()
+    if observed:
+        baton.subscribe(r.name, r)
+    if path == "values":
+        baton.register("tool_request_intercept", "test.values", lambda info, a: a)
+    try:
+        with pytest.raises(baton.InvalidArgumentError, match=r'^args\["a"\]\[1\]\["k"\]: bytes is not JSON$'):
+            baton.tool("t", {"a": [1, {"k": b"x"}]}, lambda a: a)
+        with pytest.raises(baton.InvalidArgumentError, match=r"^result\[0\]: float inf is not JSON$"):
+            baton.tool("t", {}, lambda a: [float("inf")])
+        loop: List[Any] = []
+        loop.append(loop)
+        with pytest.raises(
+            baton.InvalidArgumentError, match=r"^args(\[0\]){201}: nesting deeper than 200 levels"
+        ):
+            baton.tool("t", loop, lambda a: a)
+    finally:
+        if observed:
+            baton.flush(10.0)
+            baton.deregister("subscriber", r.name)
+        baton.deregister("tool_request_intercept", "test.values")
+    if observed:
+        ends = [e for e in r.events if e["name"] == "t" and e.get("scope_category") == "end"]
+        assert len(ends) == 1 and ends[0]["metadata"]["error.type"] == "invalid_argument"
 
 
 # ----- errors ----------------------------------------------------------------------------------

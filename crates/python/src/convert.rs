@@ -17,6 +17,13 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 
 /// Converts plain JSON data; the error message names the offending path.
 pub fn to_value_at(obj: &Bound<'_, PyAny>, path: &mut String) -> Result<Value, String> {
+    value_at(obj, path, 0)
+}
+
+fn value_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: u32) -> Result<Value, String> {
+    if depth > crate::json::MAX_DEPTH {
+        return Err(format!("{path}: nesting deeper than {} levels is not JSON", crate::json::MAX_DEPTH));
+    }
     if obj.is_none() {
         return Ok(Value::Null);
     }
@@ -54,7 +61,7 @@ pub fn to_value_at(obj: &Bound<'_, PyAny>, path: &mut String) -> Result<Value, S
             path.push_str("[\"");
             path.push_str(&key);
             path.push_str("\"]");
-            let value = to_value_at(&v, path)?;
+            let value = value_at(&v, path, depth + 1)?;
             path.truncate(saved);
             map.insert(key, value);
         }
@@ -67,7 +74,7 @@ pub fn to_value_at(obj: &Bound<'_, PyAny>, path: &mut String) -> Result<Value, S
             path.push('[');
             path.push_str(&i.to_string());
             path.push(']');
-            out.push(to_value_at(&item, path)?);
+            out.push(value_at(&item, path, depth + 1)?);
             path.truncate(saved);
         }
         return Ok(Value::Array(out));

@@ -26,7 +26,7 @@ extern "C" {
 }
 
 /// Deeper nesting than this is refused (a self-containing list would never end).
-const MAX_DEPTH: u32 = 200;
+pub const MAX_DEPTH: u32 = 200;
 
 /// Where a value failed: path segments from the failing value outwards, and the reason.
 pub struct NotJson {
@@ -77,6 +77,37 @@ unsafe fn utf8<'a>(py: Python<'_>, s: *mut ffi::PyObject) -> Result<&'a str, Not
     Ok(std::str::from_utf8_unchecked(std::slice::from_raw_parts(p as *const u8, len as usize)))
 }
 
+/// Writes a JSON string exactly as serde_json escapes it (`\"`, `\\`, the short escapes
+/// `\b \t \n \f \r`, other control bytes as `\u00xx`; everything else verbatim).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0A => out.extend_from_slice(b"\\n"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            0x0D => out.extend_from_slice(b"\\r"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xF) as usize]]);
+            }
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
 #[inline]
 unsafe fn is_type(obj: *mut ffi::PyObject, t: *mut ffi::PyTypeObject) -> bool {
     ffi::Py_TYPE(obj) == t
@@ -88,7 +119,13 @@ unsafe fn is_str(obj: *mut ffi::PyObject) -> bool {
 }
 
 /// Writes (`W = true`) or checks (`W = false`) one value.
-unsafe fn walk<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut Vec<u8>, depth: u32) -> Result<(), NotJson> {
+unsafe fn walk<const W: bool>(
+    py: Python<'_>,
+    obj: *mut ffi::PyObject,
+    out: &mut Vec<u8>,
+    keys: &mut Keys,
+    depth: u32,
+) -> Result<(), NotJson> {
     if depth > MAX_DEPTH {
         return Err(NotJson::new(format!("nesting deeper than {MAX_DEPTH} levels is not JSON")));
     }
@@ -101,7 +138,7 @@ unsafe fn walk<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut
     if is_type(obj, &raw mut ffi::PyUnicode_Type) {
         let s = utf8(py, obj)?;
         if W {
-            let _ = serde_json::to_writer(&mut *out, s);
+            write_str(out, s);
         }
         return Ok(());
     }
@@ -115,10 +152,10 @@ unsafe fn walk<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut
         return int::<W>(py, obj, out);
     }
     if is_type(obj, &raw mut ffi::PyDict_Type) {
-        return dict::<W>(py, obj, out, depth);
+        return dict::<W>(py, obj, out, keys, depth);
     }
     if is_type(obj, &raw mut ffi::PyList_Type) {
-        return list::<W>(py, obj, out, depth);
+        return list::<W>(py, obj, out, keys, depth);
     }
     if is_type(obj, &raw mut ffi::PyFloat_Type) {
         return float::<W>(obj, out);
@@ -128,7 +165,7 @@ unsafe fn walk<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut
     if flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
         let s = utf8(py, obj)?;
         if W {
-            let _ = serde_json::to_writer(&mut *out, s);
+            write_str(out, s);
         }
         return Ok(());
     }
@@ -136,10 +173,10 @@ unsafe fn walk<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut
         return int::<W>(py, obj, out);
     }
     if flags & ffi::Py_TPFLAGS_DICT_SUBCLASS != 0 {
-        return dict::<W>(py, obj, out, depth);
+        return dict::<W>(py, obj, out, keys, depth);
     }
     if flags & ffi::Py_TPFLAGS_LIST_SUBCLASS != 0 {
-        return list::<W>(py, obj, out, depth);
+        return list::<W>(py, obj, out, keys, depth);
     }
     if ffi::PyFloat_Check(obj) != 0 {
         return float::<W>(obj, out);
@@ -155,7 +192,7 @@ unsafe fn int<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut 
             return Err(NotJson::new(PyErr::fetch(py).to_string()));
         }
         if W {
-            let _ = serde_json::to_writer(&mut *out, &i);
+            write_int(out, i < 0, i.unsigned_abs());
         }
         return Ok(());
     }
@@ -163,13 +200,31 @@ unsafe fn int<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut 
         let u = ffi::PyLong_AsUnsignedLongLong(obj);
         if u != u64::MAX || ffi::PyErr_Occurred().is_null() {
             if W {
-                let _ = serde_json::to_writer(&mut *out, &u);
+                write_int(out, false, u);
             }
             return Ok(());
         }
         ffi::PyErr_Clear();
     }
     Err(NotJson::new("int out of the 64-bit range is not JSON".into()))
+}
+
+/// Plain decimal, as serde_json writes integers.
+fn write_int(out: &mut Vec<u8>, negative: bool, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 unsafe fn float<const W: bool>(obj: *mut ffi::PyObject, out: &mut Vec<u8>) -> Result<(), NotJson> {
@@ -183,7 +238,13 @@ unsafe fn float<const W: bool>(obj: *mut ffi::PyObject, out: &mut Vec<u8>) -> Re
     Ok(())
 }
 
-unsafe fn list<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut Vec<u8>, depth: u32) -> Result<(), NotJson> {
+unsafe fn list<const W: bool>(
+    py: Python<'_>,
+    obj: *mut ffi::PyObject,
+    out: &mut Vec<u8>,
+    keys: &mut Keys,
+    depth: u32,
+) -> Result<(), NotJson> {
     if W {
         out.push(b'[');
     }
@@ -193,7 +254,7 @@ unsafe fn list<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut
             out.push(b',');
         }
         let item = ffi::PyList_GetItem(obj, i);
-        walk::<W>(py, item, out, depth + 1).map_err(|e| e.at(format!("[{i}]")))?;
+        walk::<W>(py, item, out, keys, depth + 1).map_err(|e| e.at(format!("[{i}]")))?;
         i += 1;
     }
     if W {
@@ -202,14 +263,24 @@ unsafe fn list<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut
     Ok(())
 }
 
-unsafe fn dict<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut Vec<u8>, depth: u32) -> Result<(), NotJson> {
+/// Dict entries being written, shared by nested dicts (each uses the slice it pushed):
+/// the key's UTF-8 (borrowed from the key object) and the value.
+type Keys = Vec<(*const u8, usize, *mut ffi::PyObject)>;
+
+unsafe fn dict<const W: bool>(
+    py: Python<'_>,
+    obj: *mut ffi::PyObject,
+    out: &mut Vec<u8>,
+    keys: &mut Keys,
+    depth: u32,
+) -> Result<(), NotJson> {
     let mut pos: ffi::Py_ssize_t = 0;
     let mut k: *mut ffi::PyObject = std::ptr::null_mut();
     let mut v: *mut ffi::PyObject = std::ptr::null_mut();
-    // Keys as serde_json's map orders them (byte order of the UTF-8 text).
-    let mut entries: Vec<(&str, *mut ffi::PyObject)> = Vec::new();
+    let base = keys.len();
     while ffi::PyDict_Next(obj, &mut pos, &mut k, &mut v) != 0 {
         if !is_str(k) {
+            keys.truncate(base);
             let key = Bound::from_borrowed_ptr(py, k);
             return Err(NotJson::new(format!(
                 "dict key {} ({}) is not a string",
@@ -217,25 +288,47 @@ unsafe fn dict<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut
                 type_name(py, k)
             )));
         }
-        let key = utf8(py, k)?;
-        entries.push((key, v));
+        let key = match utf8(py, k) {
+            Ok(key) => key,
+            Err(e) => {
+                keys.truncate(base);
+                return Err(e);
+            }
+        };
+        keys.push((key.as_ptr(), key.len(), v));
     }
+    let key_of = |e: &(*const u8, usize, *mut ffi::PyObject)| -> &str {
+        // SAFETY: UTF-8 owned by a key of this dict, alive while the dict is.
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(e.0, e.1))
+    };
     if W {
-        if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Keys in the order serde_json's map writes them (byte order of the UTF-8 text).
+        let mine = &mut keys[base..];
+        if !mine.is_sorted_by(|a, b| key_of(a) <= key_of(b)) {
+            mine.sort_unstable_by(|a, b| key_of(a).cmp(key_of(b)));
         }
         out.push(b'{');
     }
-    for (n, (key, value)) in entries.iter().enumerate() {
+    let mut i = base;
+    let end = keys.len();
+    while i < end {
+        let entry = keys[i];
+        let key = key_of(&entry);
         if W {
-            if n > 0 {
+            if i > base {
                 out.push(b',');
             }
-            let _ = serde_json::to_writer(&mut *out, key);
+            write_str(out, key);
             out.push(b':');
         }
-        walk::<W>(py, *value, out, depth + 1).map_err(|e| e.at(format!("[\"{key}\"]")))?;
+        if let Err(e) = walk::<W>(py, entry.2, out, keys, depth + 1) {
+            let e = e.at(format!("[\"{key}\"]"));
+            keys.truncate(base);
+            return Err(e);
+        }
+        i += 1;
     }
+    keys.truncate(base);
     if W {
         out.push(b'}');
     }
@@ -243,16 +336,17 @@ unsafe fn dict<const W: bool>(py: Python<'_>, obj: *mut ffi::PyObject, out: &mut
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Keys)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// The JSON text of `obj` as an event payload, or why it is not JSON.
 pub fn payload(obj: &Bound<'_, PyAny>) -> Result<baton::Payload, NotJson> {
     let py = obj.py();
-    let run = |buf: &mut Vec<u8>| -> Result<baton::Payload, NotJson> {
+    let run = |(buf, keys): &mut (Vec<u8>, Keys)| -> Result<baton::Payload, NotJson> {
         buf.clear();
+        keys.clear();
         // SAFETY: the GIL is held (`obj` is bound) and nothing in the walk runs Python code.
-        unsafe { walk::<true>(py, obj.as_ptr(), buf, 0)? };
+        unsafe { walk::<true>(py, obj.as_ptr(), buf, keys, 0)? };
         // SAFETY: serde_json and the UTF-8 of Python strings wrote only valid UTF-8.
         let text: Box<str> = unsafe { std::str::from_utf8_unchecked(buf) }.into();
         Ok(baton::Payload::from_json_trusted(text))
@@ -260,17 +354,17 @@ pub fn payload(obj: &Bound<'_, PyAny>) -> Result<baton::Payload, NotJson> {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             let r = run(&mut buf);
-            if buf.capacity() > 64 * 1024 {
-                *buf = Vec::new();
+            if buf.0.capacity() > 64 * 1024 {
+                buf.0 = Vec::new();
             }
             r
         }
-        Err(_) => run(&mut Vec::new()),
+        Err(_) => run(&mut (Vec::new(), Vec::new())),
     })
 }
 
 /// Checks `obj` is JSON data without writing anything.
 pub fn check(obj: &Bound<'_, PyAny>) -> Result<(), NotJson> {
     // SAFETY: as in `payload`.
-    unsafe { walk::<false>(obj.py(), obj.as_ptr(), &mut Vec::new(), 0) }
+    unsafe { walk::<false>(obj.py(), obj.as_ptr(), &mut Vec::new(), &mut Vec::new(), 0) }
 }

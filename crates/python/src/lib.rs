@@ -23,6 +23,7 @@ mod bridge;
 mod codec;
 mod convert;
 mod errors;
+mod facade;
 mod host;
 mod json;
 mod mw;
@@ -700,6 +701,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(diagnostics, m)?)?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     plugins::add(m)?;
+    facade::add(m)?;
     codec::add(m)?;
     m.add("ERROR_KINDS", ErrorKind::ALL.map(|k| k.as_str()).to_vec())?;
     m.add("FAMILIES", Family::ALL.map(|f| f.as_str()).to_vec())?;
