@@ -1,5 +1,6 @@
-// Type definitions for Baton for WebAssembly (the same names and shapes as node/index.d.ts;
-// this package implements the subset declared here so far: see docs/wasm.md).
+// Type definitions for Baton for WebAssembly (the npm package `baton-wasm`: `baton-wasm` in
+// Node, `baton-wasm/web` in browsers and edge runtimes). The same API as the Node binding
+// (node/index.d.ts), plus `init()` and the export sinks of `plugins` (no file system on wasm32).
 
 /** A JSON value as Baton returns it. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -85,7 +86,41 @@ export interface AtofEvent {
   metadata: JsonObject;
 }
 
-/** A stack of open scopes (one per request or task; AsyncLocalStorage keeps it current). */
+/** What middleware knows about a managed call. */
+export interface CallInfo {
+  kind: 'tool' | 'llm';
+  name: string;
+  toolCallId: string | null;
+  modelName: string | null;
+  /** The scope the call runs under (null at top level). */
+  parentUuid: string | null;
+  /** The call's own scope (null before its start event: guardrails, request intercepts). */
+  uuid: string | null;
+}
+
+/** What event middleware knows about an event. */
+export interface EventInfo {
+  kind: 'scope' | 'mark';
+  scopeCategory: 'start' | 'end' | null;
+  uuid: string;
+  parentUuid: string | null;
+  name: string;
+  category: string | null;
+}
+
+/** The parts of an event an event sanitizer may rewrite. */
+export interface EventFields {
+  data: Json;
+  metadata: JsonObject;
+}
+
+/** `true`/nothing allows, `false` rejects, `{allow: false, reason}` rejects with a reason. */
+export type GuardrailDecision = boolean | void | null | undefined | { allow: boolean; reason?: string };
+
+/**
+ * A stack of open scopes (one per request or task). In Node, AsyncLocalStorage keeps it current
+ * across awaits; in browsers and edge runtimes only for the synchronous part of `run`/`withScope`.
+ */
 export class Stack {
   private constructor();
   /** Runs `fn` with this stack current, also across its awaits. */
@@ -231,6 +266,35 @@ export interface RegisterOptions {
   breakChain?: boolean;
 }
 
+export type ChunkProducer = Iterable<JsonInput> | AsyncIterable<JsonInput>;
+
+export interface MiddlewareFunctions {
+  tool_conditional_execution: (args: Json, info: CallInfo) => MaybePromise<GuardrailDecision>;
+  llm_conditional_execution: (request: Json, info: CallInfo) => MaybePromise<GuardrailDecision>;
+  /** Returns the rewritten input (`undefined` keeps it). */
+  tool_request_intercept: (args: Json, info: CallInfo) => MaybePromise<JsonInput | undefined>;
+  llm_request_intercept: (request: Json, info: CallInfo) => MaybePromise<JsonInput | undefined>;
+  /** May call `next` zero, one or several times; `next()` without an argument passes the input on. */
+  tool_execution_intercept: (args: Json, next: (args?: JsonInput) => Promise<Json>, ctx: CallContext) => MaybePromise<JsonInput>;
+  llm_execution_intercept: (request: Json, next: (request?: JsonInput) => Promise<Json>, ctx: CallContext) => MaybePromise<JsonInput>;
+  llm_stream_execution_intercept: (chunks: ChunkSource, ctx: CallContext) => ChunkProducer;
+  /** Returns what the event carries; `undefined` omits the payload. Synchronous. */
+  tool_sanitize_request: (args: Json, info: CallInfo) => JsonInput | undefined;
+  tool_sanitize_response: (result: Json, info: CallInfo) => JsonInput | undefined;
+  llm_sanitize_request: (request: Json, info: CallInfo) => JsonInput | undefined;
+  llm_sanitize_response: (response: Json, info: CallInfo) => JsonInput | undefined;
+  mark_sanitize: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
+  scope_sanitize_start: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
+  scope_sanitize_end: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
+  /** Returns flat dotted keys to add to the event metadata (never overwriting). */
+  event_metadata_injector: (info: EventInfo) => Metadata | null | undefined;
+  /** Runs on the JS thread, off the caller's path, in emission order. */
+  subscriber: (event: AtofEvent) => void | Promise<void>;
+}
+
+/** A sync execution intercept (`{sync: true}`): `next` returns the value; works in `*Sync` calls. */
+export type SyncExecutionIntercept = (input: Json, next: (input?: JsonInput) => Json, ctx: CallContext) => JsonInput;
+
 export interface Diagnostics {
   deliveredEvents: number;
   droppedEvents: number;
@@ -239,60 +303,8 @@ export interface Diagnostics {
   queued: number;
 }
 
-/** What middleware knows about a managed call. */
-export interface CallInfo {
-  kind: 'tool' | 'llm';
-  name: string;
-  toolCallId: string | null;
-  modelName: string | null;
-  /** The scope the call runs under (null at top level). */
-  parentUuid: string | null;
-  /** The call's own scope (null before its start event: guardrails, request intercepts). */
-  uuid: string | null;
-}
-
-/** What event middleware knows about an event. */
-export interface EventInfo {
-  kind: 'scope' | 'mark';
-  scopeCategory: 'start' | 'end' | null;
-  uuid: string;
-  parentUuid: string | null;
-  name: string;
-  category: string | null;
-}
-
-/** The parts of an event an event sanitizer may rewrite. */
-export interface EventFields {
-  data: Json;
-  metadata: JsonObject;
-}
-
-/** Guardrail decision: `true`/nothing allows, `false` rejects, `{allow: false, reason}` rejects with a reason. */
-export type GuardrailDecision = boolean | void | null | undefined | { allow: boolean; reason?: string };
-
-/** The middleware kinds the wasm binding accepts so far (synchronous callbacks only). */
-export interface MiddlewareFunctions {
-  tool_conditional_execution: (args: Json, info: CallInfo) => GuardrailDecision;
-  /** Returns the rewritten input (`undefined` keeps it). */
-  tool_request_intercept: (args: Json, info: CallInfo) => JsonInput | undefined;
-  /** Returns what the event carries; `undefined` omits the payload. */
-  tool_sanitize_request: (args: Json, info: CallInfo) => JsonInput | undefined;
-  tool_sanitize_response: (result: Json, info: CallInfo) => JsonInput | undefined;
-  llm_conditional_execution: (request: Json, info: CallInfo) => GuardrailDecision;
-  llm_request_intercept: (request: Json, info: CallInfo) => JsonInput | undefined;
-  llm_sanitize_request: (request: Json, info: CallInfo) => JsonInput | undefined;
-  llm_sanitize_response: (response: Json, info: CallInfo) => JsonInput | undefined;
-  mark_sanitize: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
-  scope_sanitize_start: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
-  scope_sanitize_end: (fields: EventFields, info: EventInfo) => EventFields | null | undefined;
-  /** Returns flat dotted keys to add to the event metadata (never overwriting). */
-  event_metadata_injector: (info: EventInfo) => Metadata | null | undefined;
-  /** Returns the chunks the caller gets (a synchronous iterable so far). */
-  llm_stream_execution_intercept: (chunks: ChunkSource, ctx: CallContext) => Iterable<JsonInput>;
-  /** Runs when events are drained (a microtask, flush or shutdown), in emission order. */
-  subscriber: (event: AtofEvent) => void | Promise<void>;
-}
-export type SupportedMiddlewareKind = keyof MiddlewareFunctions;
+/** Sets up the global runtime before first use (`already_exists` afterwards). */
+export function configure(options: { queueCapacity?: number; overflow?: 'block' | 'drop' }): void;
 
 /**
  * Loads the module. Required (and awaited) before anything else in browsers and edge runtimes
@@ -303,7 +315,10 @@ export function init(input?: unknown): Promise<void>;
 
 export function push(name: string, options?: ScopeOptions): Scope;
 export function pop(scope: Scope, options?: PopOptions): void;
-/** Runs `fn` in a new scope on a fork of the current stack; a Promise is awaited before the scope ends. */
+/**
+ * Runs `fn` in a new scope on a fork of the current stack, so concurrent tasks each get their
+ * own tree. The scope ends with `fn`'s outcome; a Promise is awaited first.
+ */
 export function withScope<T>(name: string, fn: (scope: Scope) => T, options?: ScopeOptions): T;
 export function mark(name: string, options?: MarkOptions): void;
 export function metric(
@@ -321,26 +336,16 @@ export function runWithStack<T>(stack: Stack, fn: () => T): T;
 export function propagationContext(): PropagationContext;
 export function traceparent(): string;
 
-/** The callback may return a Promise. */
 export function tool(name: string, args: JsonInput, fn: (args: Json) => MaybePromise<JsonInput>, options?: ToolOptions): Promise<Json>;
-/** The callback must be synchronous (a returned Promise is `invalid_state`). */
 export function toolSync(name: string, args: JsonInput, fn: (args: Json) => JsonInput, options?: ToolOptions): Json;
-
-/** Execution intercepts: synchronous only so far, registered with `{sync: true}` (as in node/). */
-export type SyncExecutionIntercept = (input: Json, next: (input?: JsonInput) => Json, ctx: CallContext) => JsonInput;
-export function register(
-  kind: 'tool_execution_intercept' | 'llm_execution_intercept',
-  name: string,
-  fn: SyncExecutionIntercept,
-  options: RegisterOptions & { sync: true },
-): void;
-/** The callback may return a Promise. */
 export function llm(name: string, request: LlmRequest, fn: (request: Json) => MaybePromise<JsonInput>, options?: LlmOptions): Promise<Json>;
-/** The callback must be synchronous (a returned Promise is `invalid_state`). */
 export function llmSync(name: string, request: LlmRequest, fn: (request: Json) => JsonInput, options?: LlmOptions): Json;
-
-/** The callback returns a synchronous iterable of chunks for now. */
-export function llmStream(name: string, request: LlmRequest, fn: (request: Json) => Iterable<JsonInput>, options?: LlmOptions): Promise<LlmStream>;
+export function llmStream(
+  name: string,
+  request: LlmRequest,
+  fn: (request: Json) => MaybePromise<ChunkProducer>,
+  options?: LlmOptions,
+): Promise<LlmStream>;
 export function llmStreamSync(name: string, request: LlmRequest, fn: (request: Json) => Iterable<JsonInput>, options?: LlmOptions): LlmStreamSync;
 
 export function toolStart(name: string, args: JsonInput, options?: ToolOptions): CallHandle;
@@ -359,16 +364,72 @@ export function toolRequestInterceptsSync(name: string, args: JsonInput): Json;
 export function llmRequestIntercepts(name: string, request: LlmRequest): Promise<Json>;
 export function llmRequestInterceptsSync(name: string, request: LlmRequest): Json;
 
-export function register<K extends SupportedMiddlewareKind>(kind: K, name: string, fn: MiddlewareFunctions[K], options?: RegisterOptions): void;
+export function register(
+  kind: 'tool_execution_intercept' | 'llm_execution_intercept',
+  name: string,
+  fn: SyncExecutionIntercept,
+  options: RegisterOptions & { sync: true },
+): void;
+export function register(kind: 'subscriber', name: string, fn: (event: string) => void | Promise<void>, options: SubscribeOptions & { format: 'json' }): void;
+export function register<K extends MiddlewareKind>(kind: K, name: string, fn: MiddlewareFunctions[K], options?: (K extends 'subscriber' ? SubscribeOptions : RegisterOptions) & { sync?: false }): void;
+/** Removes a registration; `false` when nothing of that name was registered there. */
 export function deregister(kind: MiddlewareKind, name: string, options?: { scope?: Scope | null }): boolean;
-export function subscribe(name: string, fn: MiddlewareFunctions['subscriber'], options?: RegisterOptions): void;
+/** Subscribers only: `'json'` hands each event as its ATOF JSON text (no parse: for forwarding). */
+export interface SubscribeOptions extends RegisterOptions {
+  format?: 'object' | 'json';
+}
+/** Same as `register('subscriber', name, fn, options)`. */
+export function subscribe(name: string, fn: MiddlewareFunctions['subscriber'], options?: SubscribeOptions & { format?: 'object' }): void;
+/** With `format: 'json'`, the subscriber gets each event's JSON text. */
+export function subscribe(name: string, fn: (event: string) => void | Promise<void>, options: SubscribeOptions & { format: 'json' }): void;
 
-/** Delivers every queued event (synchronously, on this thread) and resolves `true`. */
+/** Resolves when every event emitted before it was delivered (`false` on timeout). */
 export function flush(options?: { timeout?: number }): Promise<boolean>;
-/** Flushes and stops delivery; later calls fail with `already_shutdown`. */
+/** Flushes, stops delivery; later calls fail with `already_shutdown`. */
 export function shutdown(options?: { timeout?: number }): Promise<boolean>;
 export function diagnostics(): Diagnostics;
 export function isShutdown(): boolean;
+
+/** A diagnostic of a plugins document. */
+export interface PluginDiagnostic {
+  level: 'warning' | 'error';
+  code: string;
+  component?: string;
+  field?: string;
+  message: string;
+}
+
+/**
+ * Where the observability component sends its exports in wasm (which has no file system).
+ * Name the sink in the plugins document: `atof.sinks: [{type: 'callback', sink: NAME}]`
+ * and/or `atif: {enabled: true, sink: NAME}`.
+ */
+export interface ExportSink {
+  /** Each ATOF 0.1 event as one JSON line (no newline), in delivery order. */
+  atof?: (line: string) => void;
+  /**
+   * Each finished ATIF trajectory (one per top-level agent scope). `fileName` is the
+   * `filename_template` applied to the session id: what the file exporter would have written.
+   */
+  atif?: (document: JsonObject, info: { sessionId: string; fileName: string }) => void;
+}
+
+/** Plugin configuration: the `plugins.toml` document (version, components, policy) as JSON. */
+export const plugins: {
+  /**
+   * Registers an export sink under `name` (`already_exists` if taken; at least one of
+   * `atof`, `atif`). A throwing sink is isolated and counted in `diagnostics().subscriberFailures`.
+   */
+  registerSink(name: string, sink: ExportSink): void;
+  /** Removes a sink (configurations already installed keep it); `false` when none had that name. */
+  deregisterSink(name: string): boolean;
+  /** Checks a document; pure: nothing is installed. */
+  validate(config: JsonInput): PluginDiagnostic[];
+  /** Validates, replaces the active configuration, and reports what was installed. */
+  initialize(config: JsonInput): JsonObject;
+  /** Removes everything the active configuration installed. */
+  clear(): void;
+};
 
 export type CodecName = 'openai_chat' | 'openai_responses' | 'anthropic_messages' | 'gemini_generate_content' | 'auto';
 
@@ -380,22 +441,5 @@ export const codecs: {
   aggregateStream(codec: CodecName, chunks: readonly JsonInput[]): Json;
 };
 
-/** A diagnostic of a plugins document. */
-export interface PluginDiagnostic {
-  level: 'warning' | 'error';
-  code: string;
-  component?: string;
-  field?: string;
-  message: string;
-}
-
-/** Plugin configuration: the `plugins.toml` document (version, components, policy) as JSON. */
-export const plugins: {
-  /** Checks a document; pure: nothing is installed. */
-  validate(config: JsonInput): PluginDiagnostic[];
-  /** Validates, replaces the active configuration, and reports what was installed. */
-  initialize(config: JsonInput): JsonObject;
-  /** Removes everything the active configuration installed. */
-  clear(): void;
-};
-
+/** Test hook: makes the Rust side panic; the result is an `internal` error and a poisoned instance. */
+export function _debugPanic(message: string): never;

@@ -884,7 +884,7 @@ function createApi(native) {
     validate: (config) => parse(call(native.pluginValidate, enc(config, 'config'))),
     initialize: (config) => parse(call(native.pluginInitialize, enc(config, 'config'))),
     clear: () => { call(native.pluginClear); },
-    registerSink,
+    registerSink: registerSink,
     deregisterSink: (name) => call(native.deregisterExportSink, String(name)),
   });
 

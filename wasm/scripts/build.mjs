@@ -34,7 +34,7 @@ if (!process.argv.includes('--skip-cargo')) {
       RUSTC: '/usr/bin/rustc',
       RUSTC_BOOTSTRAP: '1',
       CARGO_TARGET_DIR: targetDir,
-      CARGO_PROFILE_RELEASE_OPT_LEVEL: 'z',
+      CARGO_PROFILE_RELEASE_OPT_LEVEL: process.env.BATON_WASM_OPT_LEVEL || 'z',
       CARGO_PROFILE_RELEASE_LTO: 'fat',
       CARGO_PROFILE_RELEASE_CODEGEN_UNITS: '1',
       CARGO_PROFILE_RELEASE_DEBUG: 'false',
@@ -56,7 +56,7 @@ for (const target of ['nodejs', 'web']) {
 const wasmOpt = join(pkg, 'node_modules', '.bin', 'wasm-opt');
 const bg = join(dist, 'node', 'baton_wasm_bg.wasm');
 const opt = join(dist, 'tmp', 'opt.wasm');
-run(wasmOpt, ['-Oz', '--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext',
+run(wasmOpt, [process.env.BATON_WASM_OPT || '-Oz', '--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext',
   '--enable-mutable-globals', '--enable-reference-types', '--enable-multivalue', '--strip-debug', '--strip-producers', bg, '-o', opt]);
 copyFileSync(opt, bg);
 copyFileSync(opt, join(dist, 'web', 'baton_wasm_bg.wasm'));

@@ -280,3 +280,13 @@ test('tool() and llm() accept Promise-returning callbacks; the scope spans the a
   assert.ok(Date.parse(evs[1].timestamp) - Date.parse(evs[0].timestamp) >= 4, 'the end event comes after the await');
   assert.equal(evs[5].metadata['error.type'], 'callback_failed');
 });
+
+test('the module exports exactly what index.d.ts declares (the Node surface plus init and sinks)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8');
+  const declared = new Set([...dts.matchAll(/^export (?:declare )?(?:function|const|class) (\w+)/gm)].map((m) => m[1]));
+  const exported = new Set(Object.keys(baton).filter((k) => k !== 'default'));
+  assert.deepEqual([...declared].filter((n) => !exported.has(n)), [], 'declared but not exported');
+  assert.deepEqual([...exported].filter((n) => !declared.has(n)), [], 'exported but not declared');
+  for (const k of ['registerSink', 'deregisterSink', 'validate', 'initialize', 'clear']) assert.equal(typeof baton.plugins[k], 'function');
+});

@@ -1,0 +1,121 @@
+// `just bench-wasm`: Baton's wasm package in Node, next to a plain JS call, in one run.
+// Prints a Markdown table of medians (ns per call; per chunk for streams), the added overhead
+// per managed call with one subscriber (target ≤ 5 µs), and the module sizes (dist/size.json).
+// Workloads match node/bench so the two bindings can be read side by side.
+// @ts-check
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as baton from '../dist/index.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const N = Number(process.env.BATON_BENCH_N || 20000);
+const REPS = 7;
+const ARGS = { query: 'weather in Paris', limit: 3 };
+const CHUNKS = 100;
+
+/**
+ * Runs `batch(n)` (n calls) REPS times after a warm-up; returns the median ns per call.
+ * @param {(n: number) => Promise<void> | void} batch
+ * @param {number} n
+ */
+async function median(batch, n) {
+  await batch(Math.max(1, Math.floor(n / 4)));
+  /** @type {number[]} */
+  const per = [];
+  for (let i = 0; i < REPS; i++) {
+    const t0 = process.hrtime.bigint();
+    await batch(n);
+    per.push(Number(process.hrtime.bigint() - t0) / n);
+  }
+  per.sort((a, b) => a - b);
+  return per[Math.floor(per.length / 2)];
+}
+
+/** @type {Record<string, number>} */
+const out = {};
+const fn = (/** @type {any} */ a) => a;
+const asyncPlain = async (/** @type {any} */ a) => a;
+
+out.plain_call = await median((n) => { for (let i = 0; i < n; i++) fn(ARGS); }, N * 10);
+out.plain_call_awaited = await median(async (n) => { for (let i = 0; i < n; i++) await asyncPlain(ARGS); }, N * 10);
+out.tool_nothing_registered = await median(async (n) => { for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn); }, N);
+out.tool_sync_nothing_registered = await median((n) => { for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn); }, N);
+
+let events = 0;
+baton.subscribe('bench', () => { events++; });
+// Delivery included: the batch ends with flush(), so every event reached the subscriber.
+out.tool_one_subscriber = await median(async (n) => {
+  for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn);
+  await baton.flush();
+}, N);
+out.tool_sync_one_subscriber = await median(async (n) => {
+  for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn);
+  await baton.flush();
+}, N);
+
+baton.register('tool_conditional_execution', 'guard', (_a, info) => info.name !== 'rm');
+baton.register('tool_request_intercept', 'rewrite', (a) => a);
+baton.register('tool_execution_intercept', 'wrap', (a, next) => next(a));
+out.tool_full_pipeline = await median(async (n) => {
+  for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn);
+  await baton.flush();
+}, N);
+baton.deregister('tool_execution_intercept', 'wrap');
+baton.register('tool_execution_intercept', 'wrap', (a, next) => next(a), { sync: true });
+out.tool_sync_full_pipeline = await median(async (n) => {
+  for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn);
+  await baton.flush();
+}, N);
+for (const [kind, name] of [['tool_conditional_execution', 'guard'], ['tool_request_intercept', 'rewrite'], ['tool_execution_intercept', 'wrap']]) {
+  baton.deregister(/** @type {any} */ (kind), name);
+}
+
+const chunks = Array.from({ length: CHUNKS }, (_, i) => ({ choices: [{ index: 0, delta: { content: `t${i}` } }] }));
+const REQ = { headers: {}, content: { model: 'm', messages: [] } };
+const streams = Math.max(1, Math.floor(N / CHUNKS));
+out.llm_stream_per_chunk = await median(async (n) => {
+  for (let i = 0; i < n; i++) {
+    const s = await baton.llmStream('chat', REQ, () => chunks);
+    for await (const _c of s);
+  }
+  await baton.flush();
+}, streams) / CHUNKS;
+out.llm_stream_sync_per_chunk = await median(async (n) => {
+  for (let i = 0; i < n; i++) for (const _c of baton.llmStreamSync('chat', REQ, () => chunks));
+  await baton.flush();
+}, streams) / CHUNKS;
+if (events === 0) throw new Error('bench: the subscriber saw no events');
+
+const rows = [
+  ['plain call (sync)', 'plain_call'],
+  ['plain call (awaited async function)', 'plain_call_awaited'],
+  ['managed tool call, nothing registered', 'tool_nothing_registered'],
+  ['  toolSync, nothing registered', 'tool_sync_nothing_registered'],
+  ['managed tool call, one subscriber (flush included)', 'tool_one_subscriber'],
+  ['  toolSync, one subscriber', 'tool_sync_one_subscriber'],
+  ['guardrail + request + execution intercept + subscriber (all JS)', 'tool_full_pipeline'],
+  ['  toolSync, same pipeline (sync intercept)', 'tool_sync_full_pipeline'],
+  [`LLM stream, per chunk (${CHUNKS} chunks, one subscriber)`, 'llm_stream_per_chunk'],
+  ['  llmStreamSync, per chunk', 'llm_stream_sync_per_chunk'],
+];
+const fmt = (/** @type {number} */ ns) => (ns >= 10000 ? `${(ns / 1000).toFixed(1)} µs` : `${Math.round(ns)} ns`);
+const lines = [];
+lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; Node ${process.version}; medians of ${REPS} batches.`);
+lines.push('');
+lines.push('| workload | median |');
+lines.push('|---|---:|');
+for (const [label, key] of rows) lines.push(`| ${label} | ${fmt(out[key])} |`);
+const overhead = out.tool_one_subscriber - out.plain_call_awaited;
+const syncOverhead = out.tool_sync_one_subscriber - out.plain_call;
+lines.push('');
+lines.push(`Added overhead per managed tool call with one subscriber (delivery included): ${fmt(overhead)} async, ${fmt(syncOverhead)} toolSync (target ≤ 5 µs).`);
+try {
+  const size = JSON.parse(fs.readFileSync(path.join(here, '..', 'dist', 'size.json'), 'utf8'));
+  const kb = (/** @type {number} */ b) => `${(b / 1024).toFixed(1)} KB`;
+  lines.push(`Module: ${kb(size.optimized)} optimized (limit 600 KB), ${kb(size.gzipped)} gzipped.`);
+} catch {
+  lines.push('Module size: dist/size.json is missing (run `just build-wasm`).');
+}
+console.log(lines.join('\n'));
