@@ -15,8 +15,15 @@ const REPS = 7;
 const ARGS = { query: 'weather in Paris', limit: 3 };
 const CHUNKS = 100;
 
+/** CPU time (user + system) of this process, per workload: wall time is inflated when other
+ * processes share the cores. @type {Record<string, number>} */
+const cpu = {};
+let lastCpu = 0;
+const mid = (/** @type {number[]} */ a) => a.sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
 /**
- * Runs `batch(n)` (n calls) REPS times after a warm-up; returns the median ns per call.
+ * Runs `batch(n)` (n calls) REPS times after a warm-up; returns the median wall ns per call
+ * (and keeps the median CPU ns per call in `lastCpu`).
  * @param {(n: number) => Promise<void> | void} batch
  * @param {number} n
  */
@@ -24,13 +31,18 @@ async function median(batch, n) {
   await batch(Math.max(1, Math.floor(n / 4)));
   /** @type {number[]} */
   const per = [];
+  /** @type {number[]} */
+  const perCpu = [];
   for (let i = 0; i < REPS; i++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await batch(n);
     per.push(Number(process.hrtime.bigint() - t0) / n);
+    const c = process.cpuUsage(c0);
+    perCpu.push(((c.user + c.system) * 1000) / n);
   }
-  per.sort((a, b) => a - b);
-  return per[Math.floor(per.length / 2)];
+  lastCpu = mid(perCpu);
+  return mid(per);
 }
 
 /** @type {Record<string, number>} */
@@ -39,9 +51,13 @@ const fn = (/** @type {any} */ a) => a;
 const asyncPlain = async (/** @type {any} */ a) => a;
 
 out.plain_call = await median((n) => { for (let i = 0; i < n; i++) fn(ARGS); }, N * 10);
+cpu.plain_call = lastCpu;
 out.plain_call_awaited = await median(async (n) => { for (let i = 0; i < n; i++) await asyncPlain(ARGS); }, N * 10);
+cpu.plain_call_awaited = lastCpu;
 out.tool_nothing_registered = await median(async (n) => { for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn); }, N);
+cpu.tool_nothing_registered = lastCpu;
 out.tool_sync_nothing_registered = await median((n) => { for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn); }, N);
+cpu.tool_sync_nothing_registered = lastCpu;
 
 let events = 0;
 baton.subscribe('bench', () => { events++; });
@@ -50,10 +66,12 @@ out.tool_one_subscriber = await median(async (n) => {
   for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn);
   await baton.flush();
 }, N);
+cpu.tool_one_subscriber = lastCpu;
 out.tool_sync_one_subscriber = await median(async (n) => {
   for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn);
   await baton.flush();
 }, N);
+cpu.tool_sync_one_subscriber = lastCpu;
 
 baton.register('tool_conditional_execution', 'guard', (_a, info) => info.name !== 'rm');
 baton.register('tool_request_intercept', 'rewrite', (a) => a);
@@ -62,12 +80,14 @@ out.tool_full_pipeline = await median(async (n) => {
   for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn);
   await baton.flush();
 }, N);
+cpu.tool_full_pipeline = lastCpu;
 baton.deregister('tool_execution_intercept', 'wrap');
 baton.register('tool_execution_intercept', 'wrap', (a, next) => next(a), { sync: true });
 out.tool_sync_full_pipeline = await median(async (n) => {
   for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn);
   await baton.flush();
 }, N);
+cpu.tool_sync_full_pipeline = lastCpu;
 for (const [kind, name] of [['tool_conditional_execution', 'guard'], ['tool_request_intercept', 'rewrite'], ['tool_execution_intercept', 'wrap']]) {
   baton.deregister(/** @type {any} */ (kind), name);
 }
@@ -82,10 +102,12 @@ out.llm_stream_per_chunk = await median(async (n) => {
   }
   await baton.flush();
 }, streams) / CHUNKS;
+cpu.llm_stream_per_chunk = lastCpu / CHUNKS;
 out.llm_stream_sync_per_chunk = await median(async (n) => {
   for (let i = 0; i < n; i++) for (const _c of baton.llmStreamSync('chat', REQ, () => chunks));
   await baton.flush();
 }, streams) / CHUNKS;
+cpu.llm_stream_sync_per_chunk = lastCpu / CHUNKS;
 if (events === 0) throw new Error('bench: the subscriber saw no events');
 
 const rows = [
@@ -104,13 +126,14 @@ const fmt = (/** @type {number} */ ns) => (ns >= 10000 ? `${(ns / 1000).toFixed(
 const lines = [];
 lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; Node ${process.version}; medians of ${REPS} batches.`);
 lines.push('');
-lines.push('| workload | median |');
-lines.push('|---|---:|');
-for (const [label, key] of rows) lines.push(`| ${label} | ${fmt(out[key])} |`);
+lines.push('| workload | median (wall) | median (CPU) |');
+lines.push('|---|---:|---:|');
+for (const [label, key] of rows) lines.push(`| ${label} | ${fmt(out[key])} | ${fmt(cpu[key])} |`);
 const overhead = out.tool_one_subscriber - out.plain_call_awaited;
 const syncOverhead = out.tool_sync_one_subscriber - out.plain_call;
+const cpuOverhead = cpu.tool_sync_one_subscriber - cpu.plain_call;
 lines.push('');
-lines.push(`Added overhead per managed tool call with one subscriber (delivery included): ${fmt(overhead)} async, ${fmt(syncOverhead)} toolSync (target ≤ 5 µs).`);
+lines.push(`Added overhead per managed tool call with one subscriber (delivery included): ${fmt(overhead)} async, ${fmt(syncOverhead)} toolSync (${fmt(cpuOverhead)} CPU) (target ≤ 5 µs).`);
 try {
   const size = JSON.parse(fs.readFileSync(path.join(here, '..', 'dist', 'size.json'), 'utf8'));
   const kb = (/** @type {number} */ b) => `${(b / 1024).toFixed(1)} KB`;

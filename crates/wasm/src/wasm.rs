@@ -30,6 +30,10 @@ thread_local! {
     /// `Date.now()` minus `performance.now()`, in µs: with `performance.now()`, a µs wall clock.
     static CLOCK_BASE: Cell<f64> = const { Cell::new(f64::NAN) };
     static CLOCK_LAST: Cell<i64> = const { Cell::new(0) };
+    static CLOCK_PERF: Cell<f64> = const { Cell::new(0.0) };
+    static CLOCK_READS: Cell<u32> = const { Cell::new(0) };
+    /// Entropy from crypto.getRandomValues, drawn in blocks: (pool, bytes used).
+    static ENTROPY: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
     /// JS functions the core calls back later (subscribers), by id.
     static FUNCTIONS: RefCell<HashMap<u32, Function>> = RefCell::new(HashMap::new());
     static NEXT_ID: Cell<u32> = const { Cell::new(1) };
@@ -61,17 +65,26 @@ fn next_id() -> u32 {
 }
 
 fn now_micros() -> i64 {
-    // performance.now() gives µs resolution; Date.now() is the wall clock. Re-anchor whenever
-    // they drift apart by more than 1 ms (sleep, clock adjustments, coarse timers).
+    // performance.now() gives µs resolution; Date.now() is the wall clock. Every call reads
+    // performance.now(); Date.now() is read to re-anchor only every 64th call or when the
+    // monotonic clock jumped (sleep, a suspended tab), since each read is a JS call.
     let perf = performance_now() * 1000.0;
-    let wall = date_now() * 1000.0;
     let now = CLOCK_BASE.with(|b| {
-        let mut v = b.get() + perf;
-        if b.get().is_nan() || (v - wall).abs() > 1000.0 {
-            b.set(wall - perf);
-            v = wall;
+        let n = CLOCK_READS.with(|r| {
+            let n = r.get().wrapping_add(1);
+            r.set(n);
+            n
+        });
+        let base = b.get();
+        let last_perf = CLOCK_PERF.with(|p| p.replace(perf));
+        if base.is_nan() || n % 64 == 0 || perf - last_perf > 1_000_000.0 {
+            let wall = date_now() * 1000.0;
+            if base.is_nan() || (base + perf - wall).abs() > 1000.0 {
+                b.set(wall - perf);
+                return wall;
+            }
         }
-        v
+        b.get() + perf
     }) as i64;
     // Never go backwards (a frozen or coarse clock still keeps ordering).
     CLOCK_LAST.with(|l| {
@@ -82,10 +95,26 @@ fn now_micros() -> i64 {
 }
 
 fn fill_random(buf: &mut [u8]) {
-    // getRandomValues refuses more than 65,536 bytes at once.
-    for chunk in buf.chunks_mut(65_536) {
-        get_random_values(chunk);
-    }
+    // Ids need a few bytes each; crypto.getRandomValues is a JS call, so draw 4 KiB at a time
+    // and serve from that pool (bytes are used once).
+    const POOL: usize = 4096;
+    ENTROPY.with(|e| {
+        let mut e = e.borrow_mut();
+        let (pool, used) = &mut *e;
+        let mut filled = 0;
+        while filled < buf.len() {
+            if *used >= pool.len() {
+                pool.resize(POOL, 0);
+                get_random_values(pool);
+                *used = 0;
+            }
+            let n = (buf.len() - filled).min(pool.len() - *used);
+            buf[filled..filled + n].copy_from_slice(&pool[*used..*used + n]);
+            pool[*used..*used + n].fill(0);
+            *used += n;
+            filled += n;
+        }
+    });
 }
 
 /// Runs once when the module is instantiated: JS clock and entropy, and a panic hook that keeps
