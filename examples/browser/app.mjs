@@ -42,6 +42,20 @@ const tick = () => new Promise((r) => setTimeout(r, 30));
 async function main() {
   await baton.init();
   baton.subscribe('render', onEvent);
+  // The observability component's ATOF and ATIF exports, delivered to callbacks.
+  const atofLines = [];
+  const trajectories = [];
+  baton.plugins.registerSink('page', {
+    atof: (line) => atofLines.push(line),
+    atif: (doc, info) => trajectories.push({ fileName: info.fileName, doc }),
+  });
+  baton.plugins.initialize({
+    version: 1,
+    components: [{ kind: 'observability', config: {
+      atof: { enabled: true, sinks: [{ type: 'callback', sink: 'page' }] },
+      atif: { enabled: true, sink: 'page', agent_name: 'research-agent' },
+    } }],
+  });
   baton.register('tool_conditional_execution', 'no-delete', (args) =>
     args.path === '/' ? { allow: false, reason: 'refusing to delete /' } : true);
 
@@ -65,6 +79,11 @@ async function main() {
   baton.pop(run, { output: { answer: 'sunny, 21 °C' } });
   await baton.flush();
   document.getElementById('result').textContent = JSON.stringify(roots.map(toJson), null, 2);
+  document.getElementById('exports').textContent = JSON.stringify({
+    atofLines: atofLines.length,
+    atofNames: atofLines.map((l) => JSON.parse(l).name),
+    trajectories: trajectories.map((t) => ({ fileName: t.fileName, agent: t.doc.agent.name, steps: t.doc.steps.map((s) => s.source) })),
+  }, null, 2);
   statusEl.textContent = 'done';
 }
 

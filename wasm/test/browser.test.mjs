@@ -68,6 +68,15 @@ test('headless Chromium runs a scripted agent through the module and renders its
     ]);
     assert.deepEqual(run.children[1].children.map((c) => c.name), ['thought', 'no-delete', 'search']);
     assert.match(dom, /<li class="error">fetch/);
+    // The observability component's exports reached the page's export sink.
+    const exportsJson = JSON.parse(unescape(dom.match(/<pre id="exports">([\s\S]*?)<\/pre>/)[1]));
+    const ends = (names) => names.filter((n) => n === 'research-agent').length;
+    assert.equal(ends(exportsJson.atofNames), 2, 'the run\'s start and end lines');
+    assert.ok(exportsJson.atofLines >= 20, `ATOF lines: ${exportsJson.atofLines}`);
+    assert.equal(exportsJson.trajectories.length, 1);
+    assert.match(exportsJson.trajectories[0].fileName, /^trajectory-[0-9a-f-]{36}\.json$/);
+    assert.equal(exportsJson.trajectories[0].agent, 'research-agent');
+    assert.equal(exportsJson.trajectories[0].steps[0], 'user');
   } finally {
     server.close();
   }
