@@ -20,6 +20,7 @@ import contextvars
 import functools
 import inspect
 import threading
+import types
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
@@ -469,6 +470,12 @@ if not TYPE_CHECKING:
     tool = _native.tool  # noqa: F811
 
 
+_tool_enter = _native.tool_enter
+_check_result = _native.check_result
+_CoroutineType = types.CoroutineType
+_PLAIN = frozenset((dict, list, str, int, float, bool, type(None)))
+
+
 async def tool_async(
     name: str,
     args: Any,
@@ -480,16 +487,37 @@ async def tool_async(
     parent: Optional[ScopeRef] = None,
 ) -> Any:
     """The asyncio form of :func:`tool`; ``fn`` and middleware may be coroutine functions."""
-    _not_nested("a managed tool call")
-    return await current_stack().tool_async(
-        name,
-        args,
-        fn,
-        tool_call_id=tool_call_id,
-        metadata=metadata,
-        attributes=attributes,
-        parent=_handle(parent) if parent is not None else None,
-    )
+    # Entered natively; while no middleware needs the values (nothing registered, or only
+    # subscribers), the callback runs and is awaited right here on the caller's own objects.
+    h = _tool_enter(name, args, tool_call_id, metadata, attributes, parent)
+    if h is True:  # nothing registered: no events
+        r = fn(args)
+        if r.__class__ is _CoroutineType or (r.__class__ not in _PLAIN and inspect.isawaitable(r)):
+            r = await r
+        return _check_result(r)
+    if isinstance(h, Stack):
+        return await h.tool_async(
+            name,
+            args,
+            fn,
+            tool_call_id=tool_call_id,
+            metadata=metadata,
+            attributes=attributes,
+            parent=_handle(parent) if parent is not None else None,
+        )
+    call = cast(_native.HostCall, h)
+    try:
+        r = fn(args)
+        if r.__class__ is _CoroutineType or (r.__class__ not in _PLAIN and inspect.isawaitable(r)):
+            r = await r
+    except Exception as e:
+        call.fail(e)
+        raise
+    except BaseException:
+        # Cancellation or interpreter exit: the call ends as cancelled.
+        call.cancel()
+        raise
+    return call.exit(r)
 
 
 def tool_fn(

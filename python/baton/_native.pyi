@@ -44,6 +44,11 @@ __all__ = [
     "is_shutdown",
     "diagnostics",
     "configure",
+    "install_facade",
+    "tool",
+    "tool_enter",
+    "check_result",
+    "HostCall",
     "Activation",
     "plugin_validate",
     "plugin_initialize",
@@ -400,3 +405,35 @@ def codec_encode_request(
 ) -> Optional[Dict[str, Any]]: ...
 def codec_decode_response(codec: str, response: Mapping[str, Any]) -> Optional[Dict[str, Any]]: ...
 def codec_aggregate_stream(codec: str, chunks: Sequence[Any]) -> Optional[Dict[str, Any]]: ...
+def install_facade(
+    current: Any,
+    in_middleware: Any,
+    current_stack: Callable[[], Stack],
+    handle: Callable[[Any], Optional[Scope]],
+    get_running_loop: Callable[[], Any],
+    current_task: Callable[[], Any],
+) -> None: ...
+def tool(
+    name: str,
+    args: _JSON,
+    fn: Callable[[Any], Any],
+    *,
+    tool_call_id: Optional[str] = None,
+    metadata: _Meta = None,
+    attributes: Optional[Sequence[str]] = None,
+    parent: Any = None,
+) -> Any: ...
+def tool_enter(
+    name: str,
+    args: _JSON,
+    tool_call_id: Optional[str],
+    metadata: _Meta,
+    attributes: Optional[Sequence[str]],
+    parent: Any,
+) -> Union[bool, "HostCall", Stack]: ...
+def check_result(result: Any) -> Any: ...
+@final
+class HostCall:
+    def exit(self, result: Any) -> Any: ...
+    def fail(self, exception: BaseException) -> None: ...
+    def cancel(self) -> None: ...

@@ -373,6 +373,59 @@ def test_cancelling_an_async_call_ends_it_as_cancelled(rec: Recorder) -> None:
     assert end["metadata"]["error.type"] == "cancelled"
 
 
+class Oops(Exception):
+    pass
+
+
+def test_async_calls_pass_objects_exceptions_and_nesting(rec: Recorder) -> None:
+    # Subscribers only: the callback gets the caller's object, is awaited in the caller's
+    # task, work inside it is parented under the call, its exception is the caller's.
+    args = {"q": [1, 2]}
+    oops = Oops("no")
+
+    async def cb(a: Any) -> Any:
+        assert a is args
+        baton.mark("inside")
+        return a
+
+    async def bad(_a: Any) -> Any:
+        raise oops
+
+    def plain(a: Any) -> Any:
+        return cb(a)  # a plain function returning a coroutine: awaited too
+
+    async def main() -> None:
+        assert await baton.tool_async("ok", args, cb) is args
+        assert await baton.tool_async("plain", args, plain) is args
+        with pytest.raises(Oops) as info:
+            await baton.tool_async("bad", args, bad)
+        assert info.value is oops
+        with pytest.raises(baton.InvalidArgumentError, match=r'^result\["x"\]: bytes is not JSON$'):
+            await baton.tool_async("badresult", args, lambda a: {"x": b""})
+
+    asyncio.run(main())
+    ok = rec.by_name("ok")
+    assert [e["parent_uuid"] for e in rec.by_name("inside")][0] == ok[0]["uuid"]
+    assert ok[0]["data"] == args and ok[1]["data"] == args
+    end = [e for e in rec.by_name("bad") if e.get("scope_category") == "end"][0]
+    assert end["metadata"]["otel.status_description"] == "no"
+    assert end["metadata"]["exception.type"] == "Oops"
+    end = [e for e in rec.by_name("badresult") if e.get("scope_category") == "end"][0]
+    assert end["metadata"]["error.type"] == "invalid_argument"
+
+
+def test_async_calls_with_nothing_registered_still_check_json() -> None:
+    async def main() -> None:
+        with pytest.raises(baton.InvalidArgumentError, match=r'^args\["a"\]: bytes is not JSON$'):
+            await baton.tool_async("t", {"a": b""}, lambda a: a)
+        with pytest.raises(baton.InvalidArgumentError, match=r"^result: set is not JSON$"):
+            await baton.tool_async("t", {}, lambda a: set())
+        with pytest.raises(Oops):
+            await baton.tool_async("t", {}, lambda a: (_ for _ in ()).throw(Oops()))
+
+    asyncio.run(main())
+
+
 # ----- isolation ------------------------------------------------------------------------------------
 
 

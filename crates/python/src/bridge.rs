@@ -183,7 +183,7 @@ impl Drop for Pending {
     fn drop(&mut self) {
         let fut = self.state.lock().unwrap_or_else(|p| p.into_inner()).fut.take();
         if fut.is_some() {
-            Python::attach(|py| py.detach(move || drop(fut)));
+            Python::attach(|py| crate::host::emitting(py, move || drop(fut)));
         }
     }
 }
@@ -212,7 +212,7 @@ impl Pending {
         };
         let slot = self.slot.clone();
         let fut_ptr = SendPtr(fut as *mut BoxFuture<baton::Result<Out>>);
-        let polled = py.detach(move || {
+        let polled = crate::host::emitting(py, move || {
             let fut_ptr = fut_ptr;
             // SAFETY: the future lives in `st`, locked for the whole call.
             let fut = unsafe { &mut *fut_ptr.0 };
@@ -250,7 +250,7 @@ impl Pending {
     /// Drops the future (a call still in flight ends as cancelled).
     fn close(&self, py: Python<'_>) {
         let fut = self.state.lock().unwrap_or_else(|p| p.into_inner()).fut.take();
-        py.detach(move || drop(fut));
+        crate::host::emitting(py, move || drop(fut));
     }
 
     fn __await__(slf: Py<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -15,7 +15,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::{errors, PyScope, PyStack};
+use crate::{convert, errors, host, json, PyScope, PyStack};
 
 extern "C" {
     // Public C API since 3.7 (not in the limited API, exported with this signature by every
@@ -145,7 +145,53 @@ fn tool<'py>(
     stack.get().tool(py, name, args, r#fn, tool_call_id, metadata, attributes, parent)
 }
 
+/// The first half of `baton.tool_async` (the package awaits the callback): checks, finds the
+/// current stack and enters the call. Returns `True` when nothing is registered (`args`
+/// checked; run the callback and check its result with `check_result`), a `HostCall` to end
+/// with the callback's outcome, or the stack itself when middleware needs the full pipeline.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn tool_enter<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyAny>,
+    tool_call_id: Option<String>,
+    metadata: Option<&Bound<'py, PyAny>>,
+    attributes: Option<&Bound<'py, PyAny>>,
+    parent: Option<Bound<'py, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let f = facade(py)?;
+    not_nested(py, f, "a managed tool call")?;
+    let stack = current_stack(py, f)?;
+    let s = &stack.get().s;
+    if !name.is_empty() && errors::check(py, s.unobserved())? {
+        json::check(args).map_err(|e| e.into_py(py, "args"))?;
+        return Ok(pyo3::types::PyBool::new(py, true).to_owned().into_any().unbind());
+    }
+    let parent = parent_handle(py, f, parent)?;
+    let o = baton::ToolOptions {
+        tool_call_id,
+        metadata: convert::to_map(metadata, "metadata")?,
+        attributes: convert::strings(attributes, "attributes")?,
+        parent: parent.map(|p| p.h.clone()),
+    };
+    match host::enter_tool(py, s, name, args, o)? {
+        Some(h) => Ok(Py::new(py, host::PyHostCall::new(h))?.into_any()),
+        None => Ok(stack.into_any().unbind()),
+    }
+}
+
+/// Checks a callback's result is JSON (`InvalidArgumentError` naming the path) and returns it.
+#[pyfunction]
+fn check_result<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    json::check(&result).map_err(|e| e.into_py(py, "result"))?;
+    Ok(result)
+}
+
 pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tool_enter, m)?)?;
+    m.add_function(wrap_pyfunction!(check_result, m)?)?;
+    m.add_class::<host::PyHostCall>()?;
     m.add_function(wrap_pyfunction!(install_facade, m)?)?;
     m.add_function(wrap_pyfunction!(tool, m)?)?;
     Ok(())

@@ -2,11 +2,18 @@
 //! Python objects pass through untouched and only the events get JSON text, written
 //! straight from them ([`crate::json`]).
 //!
-//! These paths keep the GIL while the core emits (a short, non-blocking push onto the
-//! delivery queue) instead of releasing it around each step: every release lets the delivery
-//! thread take the GIL for a batch while the caller waits. The one case where emitting can
-//! wait — the `block` policy with a (nearly) full queue — releases it, since delivering to a
-//! Python subscriber, which is what makes room, needs the GIL.
+//! Also where the binding decides whether to release the GIL around the core's work on the
+//! caller's thread ([`emitting`]). That work is short bookkeeping — scopes, events pushed
+//! onto the delivery queue — plus the middleware, which the binding itself registered as
+//! Python functions (they need the GIL anyway). Releasing the GIL for it on every call makes
+//! every call a potential hand-off to the delivery thread, which costs more than the work.
+//! So the GIL stays held, except when the work may wait: with the `block` policy and a
+//! (nearly) full queue — delivering to a Python subscriber, which is what makes room, needs
+//! the GIL — or once plugins have been initialized, since they may register Rust middleware
+//! that takes its time (other Python threads must not wait for it). Waiting calls (`flush`,
+//! `shutdown`, registration) always release it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use baton::{EnteredCall, OverflowPolicy, Stack, ToolOptions};
 use pyo3::prelude::*;
@@ -18,14 +25,24 @@ use crate::{bridge, errors, json, rt};
 /// sections) can use at most this much.
 const MARGIN: u64 = 1024;
 
-/// True when emitting now could wait for the delivery thread (see the module docs).
+static FOREIGN: AtomicBool = AtomicBool::new(false);
+
+/// Plugins were initialized (`true`) or cleared (`false`): see the module docs.
+pub fn set_foreign_middleware(on: bool) {
+    FOREIGN.store(on, Ordering::Relaxed);
+}
+
+/// True when core work on the caller's thread may wait (see the module docs).
 pub fn may_block() -> bool {
+    if FOREIGN.load(Ordering::Relaxed) {
+        return true;
+    }
     let rt = rt();
     let config = rt.config();
     config.overflow == OverflowPolicy::Block && rt.diagnostics().queued + MARGIN >= config.queue_capacity as u64
 }
 
-/// Runs `f` (which emits) with the GIL held, or released when emitting could wait.
+/// Runs core work `f` with the GIL held, or released when it may wait.
 pub fn emitting<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
     if may_block() {
         py.detach(f)
@@ -63,4 +80,57 @@ pub fn exit(py: Python<'_>, h: EnteredCall, outcome: PyResult<Bound<'_, PyAny>>)
 pub fn run_sync(py: Python<'_>, h: EnteredCall, args: &Bound<'_, PyAny>, callback: &Py<PyAny>) -> PyResult<Py<PyAny>> {
     let r = callback.bind(py).call1((args,)).and_then(bridge::resolve_sync);
     exit(py, h, r)
+}
+
+/// A host-run call entered from Python (`baton.tool_async`): the package runs (and awaits)
+/// the callback itself, then ends the call with `exit(result)`, `fail(exception)` or
+/// `cancel()`. Dropped without any of them, the call ends as cancelled.
+#[pyclass(frozen, name = "HostCall", module = "baton._native")]
+pub struct PyHostCall {
+    call: std::sync::Mutex<Option<EnteredCall>>,
+}
+
+impl PyHostCall {
+    pub fn new(h: EnteredCall) -> PyHostCall {
+        PyHostCall { call: std::sync::Mutex::new(Some(h)) }
+    }
+    fn take(&self, py: Python<'_>) -> PyResult<EnteredCall> {
+        self.call
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| errors::new_err(py, baton::ErrorKind::InvalidState, "this call has already ended"))
+    }
+}
+
+#[pymethods]
+impl PyHostCall {
+    /// Ends the call with the callback's result and returns it (`InvalidArgumentError`, after
+    /// ending the call with that error, when the result is not JSON).
+    fn exit(&self, py: Python<'_>, result: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self.take(py)?;
+        exit(py, h, Ok(result))
+    }
+    /// Ends the call with the exception the callback raised (the caller re-raises it).
+    fn fail(&self, py: Python<'_>, exception: Bound<'_, PyAny>) -> PyResult<()> {
+        let h = self.take(py)?;
+        let err = errors::from_py(py, PyErr::from_value(exception));
+        emitting(py, || h.exit(Err(&err)));
+        Ok(())
+    }
+    /// Ends the call as cancelled.
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        let h = self.take(py)?;
+        emitting(py, || drop(h));
+        Ok(())
+    }
+}
+
+impl Drop for PyHostCall {
+    fn drop(&mut self) {
+        let h = self.call.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = h {
+            Python::attach(|py| emitting(py, || drop(h)));
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! rule is the core's. The idiomatic API (context managers, decorators, contextvars for the
 //! current stack) is the Python package `baton` in `python/baton/`.
 //!
-//! The GIL is released around all core work (`py.detach`); Python callbacks re-acquire it.
+//! The GIL is released around core work that may wait (see [`host`] for the rule) and
+//! around waiting calls; Python callbacks re-acquire it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,7 +135,7 @@ impl PyCallHandle {
             error: end_error(py, error)?,
         };
         let h = self.h.clone();
-        errors::check(py, py.detach(move || h.end(opts)))
+        errors::check(py, host::emitting(py, move || h.end(opts)))
     }
     fn __repr__(&self) -> String {
         format!("CallHandle(uuid={:?})", self.h.uuid().to_string())
@@ -248,7 +249,7 @@ impl PyStack {
         o.data_schema = self::data_schema(data_schema)?;
         o.parent = scope_of(parent);
         let s = self.s.clone();
-        let h = errors::check(py, py.detach(move || s.push(o)))?;
+        let h = errors::check(py, host::emitting(py, move || s.push(o)))?;
         Ok(PyScope { h })
     }
 
@@ -267,7 +268,7 @@ impl PyStack {
             error: end_error(py, error)?,
         };
         let (s, h) = (self.s.clone(), scope.h.clone());
-        errors::check(py, py.detach(move || s.pop(&h, opts)))
+        errors::check(py, host::emitting(py, move || s.pop(&h, opts)))
     }
 
     #[pyo3(signature = (name, data=None, *, metadata=None, parent=None, category=None, category_profile=None, data_schema=None))]
@@ -291,14 +292,14 @@ impl PyStack {
         o.category_profile = opt_value(category_profile, "category_profile")?;
         o.data_schema = self::data_schema(data_schema)?;
         let s = self.s.clone();
-        errors::check(py, py.detach(move || s.mark(o)))
+        errors::check(py, host::emitting(py, move || s.mark(o)))
     }
 
     #[pyo3(signature = (name, measurements, *, unit=None))]
     fn metric(&self, py: Python<'_>, name: &str, measurements: &Bound<'_, PyAny>, unit: Option<String>) -> PyResult<()> {
         let m = convert::to_value(measurements, "measurements")?;
         let (s, name) = (self.s.clone(), name.to_string());
-        errors::check(py, py.detach(move || s.metric(&name, m, unit.as_deref())))
+        errors::check(py, host::emitting(py, move || s.metric(&name, m, unit.as_deref())))
     }
 
     /// A new stack whose first scope is parented under this stack's current scope.
@@ -358,7 +359,7 @@ impl PyStack {
         }
         let args = convert::to_value(args, "args")?;
         let (s, name) = (self.s.clone(), name.to_string());
-        let r = py.detach(move || s.tool(&name, args, |v| call_sync(&callback, v), o));
+        let r = host::emitting(py, move || s.tool(&name, args, |v| call_sync(&callback, v), o));
         convert::to_py(py, &errors::check(py, r)?)
     }
 
@@ -383,7 +384,7 @@ impl PyStack {
             parent: scope_of(parent),
         };
         let (s, name) = (self.s.clone(), name.to_string());
-        let fut = py.detach(move || s.tool_async(&name, args, async_callback(callback), o));
+        let fut = host::emitting(py, move || s.tool_async(&name, args, async_callback(callback), o));
         Ok(Pending::new(async move { fut.await.map(Out::Value) }))
     }
 
@@ -405,7 +406,7 @@ impl PyStack {
         let request = convert::to_value(request, "request")?;
         let o = llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, true)?;
         let (s, name) = (self.s.clone(), name.to_string());
-        let r = py.detach(move || s.llm(&name, request, |v| call_sync(&callback, v), o));
+        let r = host::emitting(py, move || s.llm(&name, request, |v| call_sync(&callback, v), o));
         convert::to_py(py, &errors::check(py, r)?)
     }
 
@@ -427,7 +428,7 @@ impl PyStack {
         let request = convert::to_value(request, "request")?;
         let o = llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, true)?;
         let (s, name) = (self.s.clone(), name.to_string());
-        let fut = py.detach(move || s.llm_async(&name, request, async_callback(callback), o));
+        let fut = host::emitting(py, move || s.llm_async(&name, request, async_callback(callback), o));
         Ok(Pending::new(async move { fut.await.map(Out::Value) }))
     }
 
@@ -450,7 +451,7 @@ impl PyStack {
         let request = convert::to_value(request, "request")?;
         let o = llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, chunk_marks)?;
         let (s, name) = (self.s.clone(), name.to_string());
-        let r = py.detach(move || {
+        let r = host::emitting(py, move || {
             s.llm_stream(
                 &name,
                 request,
@@ -488,7 +489,7 @@ impl PyStack {
         let request = convert::to_value(request, "request")?;
         let o = llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, chunk_marks)?;
         let (s, name) = (self.s.clone(), name.to_string());
-        let fut = py.detach(move || s.llm_stream_async(&name, request, stream_callback_async(callback), o));
+        let fut = host::emitting(py, move || s.llm_stream_async(&name, request, stream_callback_async(callback), o));
         Ok(Pending::new(async move { fut.await.map(|s| Out::Stream(Box::new(s))) }))
     }
 
@@ -512,7 +513,7 @@ impl PyStack {
             parent: scope_of(parent),
         };
         let (s, name) = (self.s.clone(), name.to_string());
-        let h = errors::check(py, py.detach(move || s.tool_start(&name, &args, o)))?;
+        let h = errors::check(py, host::emitting(py, move || s.tool_start(&name, &args, o)))?;
         Ok(PyCallHandle { h })
     }
 
@@ -533,33 +534,33 @@ impl PyStack {
         let request = convert::to_value(request, "request")?;
         let o = llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, true)?;
         let (s, name) = (self.s.clone(), name.to_string());
-        let h = errors::check(py, py.detach(move || s.llm_start(&name, &request, o)))?;
+        let h = errors::check(py, host::emitting(py, move || s.llm_start(&name, &request, o)))?;
         Ok(PyCallHandle { h })
     }
 
     fn tool_conditional_execution(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyAny>) -> PyResult<()> {
         let args = convert::to_value(args, "args")?;
         let (s, name) = (self.s.clone(), name.to_string());
-        errors::check(py, py.detach(move || s.tool_conditional_execution(&name, &args)))
+        errors::check(py, host::emitting(py, move || s.tool_conditional_execution(&name, &args)))
     }
 
     fn llm_conditional_execution(&self, py: Python<'_>, name: &str, request: &Bound<'_, PyAny>) -> PyResult<()> {
         let request = convert::to_value(request, "request")?;
         let (s, name) = (self.s.clone(), name.to_string());
-        errors::check(py, py.detach(move || s.llm_conditional_execution(&name, &request)))
+        errors::check(py, host::emitting(py, move || s.llm_conditional_execution(&name, &request)))
     }
 
     fn tool_request_intercepts(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let args = convert::to_value(args, "args")?;
         let (s, name) = (self.s.clone(), name.to_string());
-        let v = errors::check(py, py.detach(move || s.tool_request_intercepts(&name, args)))?;
+        let v = errors::check(py, host::emitting(py, move || s.tool_request_intercepts(&name, args)))?;
         convert::to_py(py, &v)
     }
 
     fn llm_request_intercepts(&self, py: Python<'_>, name: &str, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let request = convert::to_value(request, "request")?;
         let (s, name) = (self.s.clone(), name.to_string());
-        let v = errors::check(py, py.detach(move || s.llm_request_intercepts(&name, request)))?;
+        let v = errors::check(py, host::emitting(py, move || s.llm_request_intercepts(&name, request)))?;
         convert::to_py(py, &v)
     }
 

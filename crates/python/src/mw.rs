@@ -169,7 +169,7 @@ impl PyNext {
         }
         let v = convert::to_value(input, "input")?;
         let p = SendPtr(p);
-        let r = py.detach(move || {
+        let r = crate::host::emitting(py, move || {
             let p = p;
             // SAFETY: `ptr` is cleared before the `next` it points to goes out of scope.
             let f: &Next<'_> = unsafe { &*(p.0 as *const Next<'_>) };

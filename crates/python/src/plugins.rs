@@ -117,13 +117,18 @@ pub fn plugin_validate(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Py
 #[pyfunction]
 pub fn plugin_initialize(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let doc = convert::to_value(config, "config")?;
+    // Plugins may register Rust middleware, which may take its time: release the GIL around
+    // core work from now on (crate::host).
+    crate::host::set_foreign_middleware(true);
     let r = errors::check(py, py.detach(move || Runtime::global().plugin_initialize(&doc)))?;
     convert::to_py(py, &r.to_json())
 }
 
 #[pyfunction]
 pub fn plugin_clear(py: Python<'_>) -> PyResult<()> {
-    errors::check(py, py.detach(|| Runtime::global().plugin_clear()))
+    errors::check(py, py.detach(|| Runtime::global().plugin_clear()))?;
+    crate::host::set_foreign_middleware(false);
+    Ok(())
 }
 
 /// Reads a plugins document (TOML, or JSON for `.json` files) as a dict.

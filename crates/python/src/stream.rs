@@ -135,7 +135,7 @@ impl PyLlmStream {
 /// Dropping an unfinished stream emits its end event, which may wait for room in the queue:
 /// never with the GIL held (the dispatcher may need it to make room).
 fn drop_detached<T: Send>(value: T) {
-    Python::attach(|py| py.detach(move || drop(value)));
+    Python::attach(|py| crate::host::emitting(py, move || drop(value)));
 }
 
 impl Drop for PyLlmStream {
@@ -167,7 +167,7 @@ impl PyLlmStream {
     }
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let inner = self.inner.clone();
-        let r = py.detach(move || inner.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(Iterator::next));
+        let r = crate::host::emitting(py, move || inner.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(Iterator::next));
         match r {
             None => Err(bridge::stop_iteration()),
             Some(Ok(v)) => convert::to_py(py, &v),
@@ -196,7 +196,7 @@ impl PyLlmStream {
     /// Ends the stream now; unfinished, it ends as cancelled.
     fn close(&self, py: Python<'_>) {
         let inner = self.inner.clone();
-        py.detach(move || drop(inner.lock().unwrap_or_else(|p| p.into_inner()).take()));
+        crate::host::emitting(py, move || drop(inner.lock().unwrap_or_else(|p| p.into_inner()).take()));
     }
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
@@ -227,7 +227,7 @@ impl PyChunks {
     }
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let inner = self.inner.clone();
-        let r = py.detach(move || {
+        let r = crate::host::emitting(py, move || {
             baton::exec::block_on(std::future::poll_fn(|cx| match inner.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
                 None => Poll::Ready(None),
                 Some(s) => s.as_mut().poll_next(cx),
