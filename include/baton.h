@@ -182,6 +182,18 @@ typedef int32_t (*BatonStreamInterceptFn)(void *user_data,
 typedef int32_t (*BatonSubscriberFn)(void *user_data, const char *event_json);
 
 /**
+ * A batch subscriber: receives the events of one dispatcher batch at once (borrowed for the
+ * call), on Baton's dispatcher thread, in emission order. Event `i` is the ATOF JSON in
+ * `events[ends[i-1] .. ends[i]]` (`ends[-1]` being 0); the text is not NUL-separated.
+ * Returns how many of the `count` events it failed to handle (each counts as a subscriber
+ * failure); 0 when all were handled.
+ */
+typedef size_t (*BatonSubscriberBatchFn)(void *user_data,
+                                         const char *events,
+                                         const size_t *ends,
+                                         size_t count);
+
+/**
  * Pulls the next chunk of a chunk source: set it with baton_out_set_json() and return
  * `BATON_OK`; return `BATON_OK` without setting anything at the end of the stream; return a
  * `BATON_ERR_*` status to fail the stream.
@@ -298,6 +310,17 @@ int32_t baton_stack_traceparent(BatonStack stack, char **out);
  * @param out receives the scope id (free it with baton_scope_free()) or 0.
  */
 int32_t baton_stack_current_scope(BatonStack stack, BatonScope *out);
+
+/**
+ * Whether a managed tool call on this stack would only run its callback: nothing is
+ * registered anywhere, so no middleware runs and no event is emitted (the core's rule). A
+ * host may then call its callback itself and skip the boundary crossings; the call must
+ * still have a non-empty name and JSON arguments.
+ * @param out receives the answer.
+ * @return `BATON_ERR_ALREADY_SHUTDOWN` after shutdown, `BATON_ERR_INVALID_STATE` from inside
+ *         middleware: what the call itself would return.
+ */
+int32_t baton_stack_unobserved(BatonStack stack, bool *out);
 
 /**
  * Opens a scope on `stack` and emits its start event.
@@ -554,6 +577,21 @@ int32_t baton_subscriber_register(BatonRuntime runtime,
                                   BatonSubscriberFn callback,
                                   void *user_data,
                                   BatonFreeFn free_user_data);
+
+/**
+ * Registers a batch subscriber: as baton_subscriber_register(), but the callback receives all
+ * the events of a dispatcher batch in one call (see ::BatonSubscriberBatchFn). One crossing
+ * per batch instead of one per event is what a host pays less for when each crossing is
+ * costly (Go's cgo callbacks from a foreign thread). A baton_runtime_flush() returns after
+ * the batches holding the events it covers were handed over.
+ */
+int32_t baton_subscriber_register_batch(BatonRuntime runtime,
+                                        const char *name,
+                                        int32_t priority,
+                                        BatonScope scope,
+                                        BatonSubscriberBatchFn callback,
+                                        void *user_data,
+                                        BatonFreeFn free_user_data);
 
 /**
  * Removes a registration of family `kind` named `name`, globally (`scope` 0) or on a scope.

@@ -557,3 +557,52 @@ func TestPluginsAndCodecs(t *testing.T) {
 		t.Fatalf("unknown codec: %v", err)
 	}
 }
+
+// With nothing registered a tool call only runs its callback; Go calls it without crossing
+// into C, with the results and errors of the managed path.
+func TestToolWithNothingRegistered(t *testing.T) {
+	rt, err := baton.NewRuntime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rt.Close() }()
+	ctx := baton.WithRuntime(context.Background(), rt)
+	var seen string
+	out, err := baton.Tool(ctx, "echo", map[string]int{"a": 1}, func(_ context.Context, in json.RawMessage) (any, error) {
+		seen = string(in)
+		return map[string]string{"ok": "yes"}, nil
+	})
+	if err != nil || seen != `{"a":1}` || string(out) != `{"ok":"yes"}` {
+		t.Fatalf("echo: %s %s %v", seen, out, err)
+	}
+	boom := errors.New("boom")
+	_, err = baton.Tool(ctx, "fail", nil, func(context.Context, json.RawMessage) (any, error) { return nil, boom })
+	var be *baton.Error
+	if !errors.Is(err, baton.ErrCallbackFailed) || !errors.Is(err, boom) || !errors.As(err, &be) || be.Message != "boom" {
+		t.Fatalf("callback error: %#v", err)
+	}
+	_, err = baton.Tool(ctx, "panics", nil, func(context.Context, json.RawMessage) (any, error) { panic("bad") })
+	if !errors.Is(err, baton.ErrInternal) || !strings.Contains(err.Error(), "panic: bad") {
+		t.Fatalf("panic: %v", err)
+	}
+	_, err = baton.Tool(ctx, "t", json.RawMessage(`{"a":`), func(context.Context, json.RawMessage) (any, error) { return nil, nil })
+	if !errors.Is(err, baton.ErrInvalidArgument) || !strings.Contains(err.Error(), "args_json") {
+		t.Fatalf("invalid args: %v", err)
+	}
+	_, err = baton.Tool(ctx, "t", nil, func(context.Context, json.RawMessage) (any, error) { return json.RawMessage(`{"x"`), nil })
+	if !errors.Is(err, baton.ErrInvalidArgument) {
+		t.Fatalf("invalid result: %v", err)
+	}
+	if _, err := baton.Tool(ctx, "", nil, func(context.Context, json.RawMessage) (any, error) { return nil, nil }); !errors.Is(err, baton.ErrInvalidArgument) {
+		t.Fatalf("empty name: %v", err)
+	}
+	if d, err := rt.Diagnostics(); err != nil || d.DeliveredEvents != 0 {
+		t.Fatalf("nothing is emitted: %+v %v", d, err)
+	}
+	if _, err := rt.Shutdown(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := baton.Tool(ctx, "late", nil, func(context.Context, json.RawMessage) (any, error) { return nil, nil }); !errors.Is(err, baton.ErrAlreadyShutdown) {
+		t.Fatalf("after shutdown: %v", err)
+	}
+}

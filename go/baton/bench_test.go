@@ -108,3 +108,15 @@ func BenchmarkToolFullChainInclDelivery(b *testing.B) {
 		}
 	}))
 }
+
+// The managed path without delivery: a subscriber is registered (so calls open scopes and
+// emit events) but only on an unrelated scope, so nothing is delivered. Separates the cost
+// of the call from the cost of delivering its events.
+func BenchmarkToolObservedNoDelivery(b *testing.B) {
+	ctx := benchRuntime(b, nil)
+	_, other := baton.StartScope(baton.NewStack(ctx), "elsewhere")
+	if err := baton.RuntimeOf(ctx).Register(baton.Subscriber("x", func(json.RawMessage) error { return nil }), baton.OnScope(other)); err != nil {
+		b.Fatal(err)
+	}
+	runManaged(b, ctx)
+}

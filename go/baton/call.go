@@ -8,6 +8,8 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"runtime/cgo"
@@ -80,6 +82,18 @@ func managed(ctx context.Context, kind callKind, name string, input any, fn Tool
 	if err != nil {
 		return nil, err
 	}
+	if kind == callTool && len(opts) == 0 && name != "" && json.Valid(in) {
+		var bare C.bool
+		var msg *C.char
+		rc := C.go_stack_unobserved(C.uint64_t(st.id), &bare, &msg)
+		runtime.KeepAlive(st)
+		if err := check(rc, msg); err != nil {
+			return nil, err
+		}
+		if bare {
+			return runBare(ctx, in, fn)
+		}
+	}
 	var oj []byte
 	var parent uint64
 	if len(opts) > 0 {
@@ -110,6 +124,33 @@ func managed(ctx context.Context, kind callKind, name string, input any, fn Tool
 		return nil, attachCause(err, cs.lastErr())
 	}
 	return ctakeJSON(out), nil
+}
+
+// runBare is a tool call with nothing registered anywhere: the core would only run the
+// callback (no scope, no event), so it is called here, without crossing into C and back.
+// Results and errors are what the managed path gives.
+func runBare(ctx context.Context, in []byte, fn ToolFunc) (out json.RawMessage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, &Error{Kind: KindInternal, Message: fmt.Sprint("panic: ", p)}
+		}
+	}()
+	v, err := fn(ctx, json.RawMessage(in))
+	if err != nil {
+		var be *Error
+		if errors.As(err, &be) {
+			return nil, err
+		}
+		return nil, &Error{Kind: KindCallbackFailed, Message: err.Error(), Err: err}
+	}
+	b, err := marshal(v)
+	if err != nil {
+		return nil, &Error{Kind: KindCallbackFailed, Message: "result: " + err.Error()}
+	}
+	if !json.Valid(b) {
+		return nil, &Error{Kind: KindInvalidArgument, Message: "json: invalid JSON"}
+	}
+	return b, nil
 }
 
 // Tool runs a managed tool call under ctx's current scope: guardrails, request intercepts,

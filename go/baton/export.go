@@ -249,16 +249,35 @@ func batonGoStreamIntercept(ud unsafe.Pointer, info *C.char, inner *C.BatonChunk
 	return setChunkSource(out, &sourceState{next: src})
 }
 
-//export batonGoSubscriber
-func batonGoSubscriber(ud unsafe.Pointer, event *C.char) (rc C.int32_t) {
+//export batonGoSubscriberBatch
+func batonGoSubscriberBatch(ud unsafe.Pointer, events *C.char, ends *C.size_t, count C.size_t) (failed C.size_t) {
+	// One cgo crossing per dispatcher batch: a callback from Baton's (non-Go) dispatcher
+	// thread costs far more than the subscriber's own work, so events come in batches.
+	n := int(count)
+	if n == 0 {
+		return 0
+	}
+	bounds := unsafe.Slice((*C.size_t)(ends), n)
+	buf := C.GoBytes(unsafe.Pointer(events), C.int(bounds[n-1]))
+	fn := cgo.Handle(uintptr(ud)).Value().(*registered).fn.(SubscriberFunc)
+	start := 0
+	for i := 0; i < n; i++ {
+		end := int(bounds[i])
+		// Capacity capped: a subscriber appending to its event cannot overwrite the next.
+		if !deliverOne(fn, json.RawMessage(buf[start:end:end])) {
+			failed++
+		}
+		start = end
+	}
+	return failed
+}
+
+// deliverOne calls a Go subscriber with one event; an error or a panic is a failure.
+func deliverOne(fn SubscriberFunc, event json.RawMessage) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			rc = C.int32_t(statusOf(KindInternal))
+			ok = false
 		}
 	}()
-	reg := cgo.Handle(uintptr(ud)).Value().(*registered)
-	if err := reg.fn.(SubscriberFunc)(goBytes(event)); err != nil {
-		return C.int32_t(statusOf(KindOf(err)))
-	}
-	return 0
+	return fn(event) == nil
 }

@@ -14,7 +14,7 @@ extern void batonGoFree(void *ud);
 extern int32_t batonGoHook(void *ud, char *info, char *input, BatonOut *out);
 extern int32_t batonGoExec(void *ud, char *info, char *input, BatonNext *next, BatonOut *out);
 extern int32_t batonGoStreamIntercept(void *ud, char *info, BatonChunkStream *inner, BatonOut *out);
-extern int32_t batonGoSubscriber(void *ud, char *event);
+extern size_t batonGoSubscriberBatch(void *ud, char *events, size_t *ends, size_t count);
 
 #define GO_ERR(rc) do { if ((rc) != 0 && err) *err = strdup(baton_last_error_message()); } while (0)
 #define UD(h) ((void *)(uintptr_t)(h))
@@ -27,6 +27,7 @@ static inline int32_t go_runtime_diagnostics(uint64_t rt, char **out, char **err
 
 static inline int32_t go_stack_new(uint64_t rt, uint64_t *out, char **err) { int32_t rc = baton_stack_new(rt, out); GO_ERR(rc); return rc; }
 static inline int32_t go_stack_fork(uint64_t st, uint64_t *out, char **err) { int32_t rc = baton_stack_fork(st, out); GO_ERR(rc); return rc; }
+static inline int32_t go_stack_unobserved(uint64_t st, bool *out, char **err) { int32_t rc = baton_stack_unobserved(st, out); GO_ERR(rc); return rc; }
 static inline int32_t go_stack_from_propagation(uint64_t rt, const char *ctx, uint64_t *out, char **err) { int32_t rc = baton_stack_from_propagation(rt, ctx, out); GO_ERR(rc); return rc; }
 static inline int32_t go_stack_propagation_context(uint64_t st, char **out, char **err) { int32_t rc = baton_stack_propagation_context(st, out); GO_ERR(rc); return rc; }
 static inline int32_t go_stack_traceparent(uint64_t st, char **out, char **err) { int32_t rc = baton_stack_traceparent(st, out); GO_ERR(rc); return rc; }
@@ -69,7 +70,7 @@ static inline int32_t go_stream_intercept_register(uint64_t rt, const char *name
 	int32_t rc = baton_stream_intercept_register(rt, name, prio, scope, (BatonStreamInterceptFn)batonGoStreamIntercept, UD(h), (BatonFreeFn)batonGoFree); GO_ERR(rc); return rc;
 }
 static inline int32_t go_subscriber_register(uint64_t rt, const char *name, int32_t prio, uint64_t scope, uintptr_t h, char **err) {
-	int32_t rc = baton_subscriber_register(rt, name, prio, scope, (BatonSubscriberFn)batonGoSubscriber, UD(h), (BatonFreeFn)batonGoFree); GO_ERR(rc); return rc;
+	int32_t rc = baton_subscriber_register_batch(rt, name, prio, scope, (BatonSubscriberBatchFn)batonGoSubscriberBatch, UD(h), (BatonFreeFn)batonGoFree); GO_ERR(rc); return rc;
 }
 static inline int32_t go_middleware_deregister(uint64_t rt, const char *kind, const char *name, uint64_t scope, bool *removed, char **err) { int32_t rc = baton_middleware_deregister(rt, kind, name, scope, removed); GO_ERR(rc); return rc; }
 

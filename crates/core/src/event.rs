@@ -240,7 +240,90 @@ impl Event {
     }
     /// The ATOF JSON text on one line (a JSONL record without the newline).
     pub fn to_json_string(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(320 + self.data.as_json().len());
+        self.write_json(&mut out);
+        // `write_json` writes UTF-8 only (our ASCII, escaped strings, verbatim JSON text).
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the ATOF JSON text (one line, the same as the `Serialize` form) to `out`.
+    ///
+    /// Every subscriber behind a binding boundary and every ATOF writer serializes every
+    /// event, so this writes the envelope directly: ids and the timestamp as fixed-width
+    /// ASCII, the payload text verbatim (a [`Payload`] is valid JSON by construction, so it
+    /// is not parsed again), serde only for strings and user JSON values.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        fn str_val(out: &mut Vec<u8>, s: &str) {
+            let _ = serde_json::to_writer(&mut *out, s);
+        }
+        fn json_val<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+            if serde_json::to_writer(&mut *out, v).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+        fn uuid(out: &mut Vec<u8>, id: &Uuid) {
+            out.push(b'"');
+            out.extend_from_slice(id.encode(&mut [0; 36]).as_bytes());
+            out.push(b'"');
+        }
+        match self.kind {
+            EventKind::Scope(sc) => {
+                out.extend_from_slice(b"{\"kind\":\"scope\",\"scope_category\":\"");
+                out.extend_from_slice(sc.as_str().as_bytes());
+                out.extend_from_slice(b"\",");
+            }
+            EventKind::Mark => out.extend_from_slice(b"{\"kind\":\"mark\","),
+        }
+        out.extend_from_slice(b"\"atof_version\":");
+        str_val(out, ATOF_VERSION);
+        out.extend_from_slice(b",\"uuid\":");
+        uuid(out, &self.uuid);
+        out.extend_from_slice(b",\"parent_uuid\":");
+        match &self.parent_uuid {
+            Some(p) => uuid(out, p),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"timestamp\":\"");
+        let mut ts = String::with_capacity(27);
+        time::write_micros(&mut ts, self.timestamp_micros);
+        out.extend_from_slice(ts.as_bytes());
+        out.extend_from_slice(b"\",\"name\":");
+        str_val(out, &self.name);
+        if matches!(self.kind, EventKind::Scope(_)) {
+            out.extend_from_slice(b",\"category\":");
+            str_val(out, self.category.as_ref().map(Category::as_str).unwrap_or("unknown"));
+            out.extend_from_slice(b",\"attributes\":[");
+            for (i, a) in self.attributes.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                str_val(out, a);
+            }
+            out.extend_from_slice(b"],\"category_profile\":");
+            match &self.category_profile {
+                Some(p) => json_val(out, p),
+                None => out.extend_from_slice(b"null"),
+            }
+        } else {
+            if let Some(c) = &self.category {
+                out.extend_from_slice(b",\"category\":");
+                str_val(out, c.as_str());
+            }
+            if let Some(p) = &self.category_profile {
+                out.extend_from_slice(b",\"category_profile\":");
+                json_val(out, p);
+            }
+        }
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(self.data.as_json().as_bytes());
+        out.extend_from_slice(b",\"data_schema\":");
+        match &self.data_schema {
+            Some(s) => json_val(out, s),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"metadata\":");
+        json_val(out, &MetaSer(self));
+        out.push(b'}');
     }
 }
 
@@ -342,6 +425,42 @@ mod tests {
                 "data_schema": null, "metadata": {}
             })
         );
+    }
+
+    /// The direct writer and the `Serialize` form give the same text, byte for byte.
+    #[test]
+    fn write_json_is_the_serialize_form() {
+        let mut cases = Vec::new();
+        for kind in [EventKind::Scope(ScopeCategory::Start), EventKind::Scope(ScopeCategory::End), EventKind::Mark] {
+            cases.push(sample(kind));
+            let mut e = sample(kind);
+            e.parent_uuid = Some("0190a8f2-7c3e-7abc-8def-fedcba987654".parse().unwrap());
+            e.name = "naïve \"quoted\" 東京 \u{1F680}\n".into();
+            e.category = if kind == EventKind::Mark { None } else { Some(Category::new("my-cat")) };
+            e.category_profile = None;
+            e.data = Payload::from_value(&json!({"s": "line\nbreak", "n": [1, 2.5, null, true]}));
+            e.data_schema = Some(DataSchema { name: "x".into(), version: "1".into() });
+            e.metadata = Map::from_iter([("k".to_string(), json!({"nested": ["ü"]})), ("otel.status_code".to_string(), json!("OK"))]);
+            e.status = Some(EventStatus {
+                ok: false,
+                description: Some("bo\"om".into()),
+                error_type: Some("cancelled".into()),
+                exception_type: None,
+            });
+            e.timestamp_micros = 0;
+            cases.push(e);
+            let mut e = sample(kind);
+            e.data = Payload::NULL;
+            e.attributes = Attributes::new(Vec::<String>::new());
+            e.timestamp_micros = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
+            cases.push(e);
+        }
+        for e in &cases {
+            let mut direct = Vec::new();
+            e.write_json(&mut direct);
+            assert_eq!(String::from_utf8(direct).unwrap(), serde_json::to_string(e).unwrap());
+            assert_eq!(e.to_json_string(), serde_json::to_string(e).unwrap());
+        }
     }
 
     #[test]

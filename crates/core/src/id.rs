@@ -45,18 +45,30 @@ impl Uuid {
     }
 }
 
+impl Uuid {
+    /// Writes the hyphenated lowercase form into `buf` and returns it. Every event carries one
+    /// or two ids, so this is a table lookup per digit rather than `core::fmt` machinery.
+    pub fn encode(self, buf: &mut [u8; 36]) -> &str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut v = self.0;
+        let mut i = 36;
+        while i > 0 {
+            i -= 1;
+            if matches!(i, 8 | 13 | 18 | 23) {
+                buf[i] = b'-';
+                continue;
+            }
+            buf[i] = HEX[(v & 0xF) as usize];
+            v >>= 4;
+        }
+        // Only ASCII hex digits and dashes were written.
+        std::str::from_utf8(buf).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            (v >> 96) as u32,
-            (v >> 80) as u16,
-            (v >> 64) as u16,
-            (v >> 48) as u16,
-            v as u64 & 0xFFFF_FFFF_FFFF
-        )
+        f.write_str(self.encode(&mut [0; 36]))
     }
 }
 
@@ -89,7 +101,7 @@ impl FromStr for Uuid {
 
 impl serde::Serialize for Uuid {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.encode(&mut [0; 36]))
     }
 }
 

@@ -35,7 +35,27 @@ pub fn write_micros(out: &mut String, us: i64) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, (sod / 60) % 60, sod % 60);
+    if !(0..=9999).contains(&y) {
+        // Outside four-digit years (never from a real clock): the general formatter.
+        let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, (sod / 60) % 60, sod % 60);
+        return;
+    }
+    // Every event is stamped: fixed-width digits written directly, no `core::fmt`.
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, (sod / 60) % 60);
+    put(17, 2, sod % 60);
+    put(20, 6, frac);
+    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
 }
 
 /// Parses the ATOF timestamp form back to epoch microseconds (also used by readers of JSONL).

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use baton::{
-    CallCtx, CallInfo, ChunkStream, Decision, Error, ErrorKind, EventFields, EventInfo, EventKind, ExecutionIntercept, Family, Guardrail,
-    Middleware, RequestIntercept, Result, ScopeCategory,
+    CallCtx, CallInfo, ChunkStream, Data, Decision, Error, ErrorKind, EventFields, EventInfo, EventKind, ExecutionIntercept, Family,
+    Guardrail, Middleware, RequestIntercept, Result, ScopeCategory,
 };
 use futures_core::Stream;
 use serde_json::{json, Map, Value};
@@ -23,7 +23,8 @@ use crate::{
 /// valid during the callback that received it.
 #[derive(Default)]
 pub struct BatonOut {
-    pub(crate) value: Option<Value>,
+    /// What the callback set: kept as its JSON text until something needs the structure.
+    pub(crate) value: Option<Data>,
     pub(crate) error: Option<Error>,
     pub(crate) reject: Option<String>,
     pub(crate) source: Option<ChunkSource>,
@@ -87,20 +88,21 @@ impl Callback {
         Ok(Callback { f: f.ok_or_else(|| Error::invalid_argument("callback: null function pointer"))?, ud })
     }
 
-    fn run(&self, input: &Value) -> Result<BatonOut> {
-        let input = c_json(input);
+    fn run(&self, input: &str) -> Result<BatonOut> {
+        let input = crate::c_string(input.to_owned());
         let mut out = BatonOut::default();
         // SAFETY: the caller's callback with its own user data.
         let status = unsafe { (self.f)(self.ud, input.as_ptr(), &mut out) };
         outcome(status, out, "callback")
     }
 
-    pub fn call(&self, input: &Value) -> Result<Value> {
-        Ok(self.run(input)?.value.unwrap_or(Value::Null))
+    /// Calls back with the input's JSON text (the caller's own text when nothing rewrote it).
+    pub fn call(&self, input: &Data) -> Result<Data> {
+        Ok(self.run(&input.json())?.value.unwrap_or(Data::Value(Value::Null)))
     }
 
     pub fn call_source(&self, input: &Value) -> Result<ChunkSource> {
-        self.run(input)?
+        self.run(&input.to_string())?
             .source
             .ok_or_else(|| Error::invalid_argument("stream callback: it returned BATON_OK without baton_out_set_chunk_source()"))
     }
@@ -142,7 +144,7 @@ impl Iterator for ChunkSource {
         // SAFETY: the source's own function and state.
         let status = unsafe { (self.next)(self.state, &mut out) };
         match outcome(status, out, "chunk source") {
-            Ok(BatonOut { value: Some(v), .. }) => Some(Ok(v)),
+            Ok(BatonOut { value: Some(v), .. }) => Some(Ok(v.into_value())),
             Ok(_) => {
                 self.done = true;
                 None
@@ -293,16 +295,16 @@ pub(crate) fn hook_middleware(family: Family, f: BatonHookFn, ud: UserData) -> R
     let request = |h: Hook| {
         RequestIntercept::Sync(Arc::new(move |info: &CallInfo, input: Value| {
             let out = h.run(&call_info_json(info), &input, "request intercept")?;
-            Ok(out.value.unwrap_or(input))
+            Ok(out.value.map_or(input, Data::into_value))
         }))
     };
     let payload = |h: Hook| -> baton::PayloadSanitizer {
-        Arc::new(move |info: &CallInfo, v: Value| Ok(h.run(&call_info_json(info), &v, "sanitizer")?.value))
+        Arc::new(move |info: &CallInfo, v: Value| Ok(h.run(&call_info_json(info), &v, "sanitizer")?.value.map(Data::into_value)))
     };
     let event = |h: Hook| -> baton::EventSanitizer {
         Arc::new(move |info: &EventInfo, f: EventFields| {
             let input = json!({"data": f.data, "metadata": f.metadata});
-            match h.run(&event_info_json(info), &input, "event sanitizer")?.value {
+            match h.run(&event_info_json(info), &input, "event sanitizer")?.value.map(Data::into_value) {
                 None => Ok(None),
                 Some(Value::Object(mut o)) => {
                     let metadata = match o.remove("metadata") {
@@ -331,7 +333,7 @@ pub(crate) fn hook_middleware(family: Family, f: BatonHookFn, ud: UserData) -> R
         Family::ScopeSanitizeStart => Middleware::ScopeSanitizeStart(event(h)),
         Family::ScopeSanitizeEnd => Middleware::ScopeSanitizeEnd(event(h)),
         Family::EventMetadataInjector => Middleware::EventMetadataInjector(Arc::new(move |info: &EventInfo| {
-            match h.run(&event_info_json(info), &Value::Null, "metadata injector")?.value {
+            match h.run(&event_info_json(info), &Value::Null, "metadata injector")?.value.map(Data::into_value) {
                 None | Some(Value::Null) => Ok(Map::new()),
                 Some(Value::Object(m)) => Ok(m),
                 Some(other) => Err(Error::callback_failed(format!("metadata injector: expected an object, got {other}"))),
@@ -369,7 +371,7 @@ pub(crate) fn execution_middleware(family: Family, f: BatonExecutionInterceptFn,
             }
         }
         match outcome(status, out, "execution intercept") {
-            Ok(out) => Ok(out.value.unwrap_or(Value::Null)),
+            Ok(out) => Ok(out.value.map_or(Value::Null, Data::into_value)),
             Err(e) => Err(match last {
                 Some(orig) if orig.kind() == e.kind() && orig.message() == e.message() => orig,
                 _ => e,
@@ -419,4 +421,64 @@ pub(crate) fn subscriber_middleware(f: BatonSubscriberFn, ud: UserData) -> Resul
             Err(Error::callback_failed(format!("subscriber returned status {status}")))
         }
     }))
+}
+
+/// A subscriber gathering each dispatcher batch's events and handing them to a C function in
+/// one call at the end of the batch ([`baton::Subscriber::end_batch`]) or when it is removed
+/// (`close`), so no event is held back past a flush or a removal.
+struct BatchSubscriber {
+    f: unsafe extern "C" fn(*mut c_void, *const c_char, *const usize, usize) -> usize,
+    ud: UserData,
+    batch: std::sync::Mutex<Gathered>,
+}
+
+#[derive(Default)]
+struct Gathered {
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl BatchSubscriber {
+    fn hand_over(&self) -> usize {
+        let mut g = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        if g.ends.is_empty() {
+            return 0;
+        }
+        // SAFETY: the registered callback and its user data; both buffers live for the call.
+        let failed = unsafe { (self.f)(self.ud.ptr, g.text.as_ptr().cast(), g.ends.as_ptr(), g.ends.len()) };
+        let failed = failed.min(g.ends.len());
+        g.text.clear();
+        g.ends.clear();
+        if g.text.capacity() > 1 << 20 {
+            *g = Gathered::default(); // do not keep a burst's buffer alive
+        }
+        failed
+    }
+}
+
+impl baton::Subscriber for BatchSubscriber {
+    fn on_event(&self, event: &baton::Event) -> Result<()> {
+        let mut g = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        event.write_json(&mut g.text);
+        let end = g.text.len();
+        g.ends.push(end);
+        Ok(())
+    }
+    fn end_batch(&self) -> usize {
+        self.hand_over()
+    }
+    // No `flush`: the batch holding a flush request ends (and is handed over) before that
+    // flush returns.
+    fn close(&self) -> Result<()> {
+        // Removed mid-batch: it gets no `end_batch`, so hand over what it gathered now.
+        match self.hand_over() {
+            0 => Ok(()),
+            n => Err(Error::callback_failed(format!("batch subscriber failed {n} events"))),
+        }
+    }
+}
+
+pub(crate) fn batch_subscriber_middleware(f: crate::BatonSubscriberBatchFn, ud: UserData) -> Result<Middleware> {
+    let f = f.ok_or_else(|| Error::invalid_argument("callback: null function pointer"))?;
+    Ok(Middleware::Subscriber(Arc::new(BatchSubscriber { f, ud, batch: Default::default() })))
 }

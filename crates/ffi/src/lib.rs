@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton::{Error, ErrorKind, Family, Registration, Result, Runtime, RuntimeConfig};
+use baton::{Data, Error, ErrorKind, Family, Registration, Result, Runtime, RuntimeConfig};
 use serde_json::{json, Value};
 
 use crate::convert::{
@@ -106,6 +106,14 @@ pub type BatonStreamInterceptFn =
 /// A subscriber: receives one ATOF event as JSON (borrowed for the call) on Baton's dispatcher
 /// thread. A non-OK status counts as a subscriber failure; other subscribers are unaffected.
 pub type BatonSubscriberFn = Option<unsafe extern "C" fn(user_data: *mut c_void, event_json: *const c_char) -> i32>;
+
+/// A batch subscriber: receives the events of one dispatcher batch at once (borrowed for the
+/// call), on Baton's dispatcher thread, in emission order. Event `i` is the ATOF JSON in
+/// `events[ends[i-1] .. ends[i]]` (`ends[-1]` being 0); the text is not NUL-separated.
+/// Returns how many of the `count` events it failed to handle (each counts as a subscriber
+/// failure); 0 when all were handled.
+pub type BatonSubscriberBatchFn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, events: *const c_char, ends: *const usize, count: usize) -> usize>;
 
 /// Pulls the next chunk of a chunk source: set it with baton_out_set_json() and return
 /// `BATON_OK`; return `BATON_OK` without setting anything at the end of the stream; return a
@@ -354,6 +362,22 @@ pub extern "C" fn baton_stack_current_scope(stack: BatonStack, out: *mut BatonSc
     })
 }
 
+/// Whether a managed tool call on this stack would only run its callback: nothing is
+/// registered anywhere, so no middleware runs and no event is emitted (the core's rule). A
+/// host may then call its callback itself and skip the boundary crossings; the call must
+/// still have a non-empty name and JSON arguments.
+/// @param out receives the answer.
+/// @return `BATON_ERR_ALREADY_SHUTDOWN` after shutdown, `BATON_ERR_INVALID_STATE` from inside
+///         middleware: what the call itself would return.
+#[no_mangle]
+pub extern "C" fn baton_stack_unobserved(stack: BatonStack, out: *mut bool) -> i32 {
+    ffi(|| {
+        convert::check_out(out, "out")?;
+        let bare = HANDLES.stack(stack)?.unobserved()?;
+        write_bool(out, bare)
+    })
+}
+
 // ----- scopes and marks -----
 
 /// Opens a scope on `stack` and emits its start event.
@@ -452,11 +476,11 @@ pub extern "C" fn baton_tool_execute(
     ffi(|| {
         convert::check_out(result_out, "result_out")?;
         let name = cstr(name, "name")?;
-        let args = json_arg(args_json, "args_json")?;
+        let args = Data::from_json(cstr(args_json, "args_json")?, "args_json")?;
         let opts = tool_options(options_json, parent)?;
         let cb = hooks::Callback::new(callback, user_data)?;
-        let v = HANDLES.stack(stack)?.tool(name, args, |input| cb.call(&input), opts)?;
-        write_string(result_out, v.to_string())
+        let v = HANDLES.stack(stack)?.tool_data(name, args, |input| cb.call(&input), opts)?;
+        write_string(result_out, v.json().into_owned())
     })
 }
 
@@ -478,11 +502,11 @@ pub extern "C" fn baton_llm_execute(
     ffi(|| {
         convert::check_out(result_out, "result_out")?;
         let name = cstr(name, "name")?;
-        let request = json_arg(request_json, "request_json")?;
+        let request = Data::from_json(cstr(request_json, "request_json")?, "request_json")?;
         let opts = llm_options(options_json, parent)?;
         let cb = hooks::Callback::new(callback, user_data)?;
-        let v = HANDLES.stack(stack)?.llm(name, request, |input| cb.call(&input), opts)?;
-        write_string(result_out, v.to_string())
+        let v = HANDLES.stack(stack)?.llm_data(name, request, |input| cb.call(&input), opts)?;
+        write_string(result_out, v.json().into_owned())
     })
 }
 
@@ -781,6 +805,28 @@ pub extern "C" fn baton_subscriber_register(
     })
 }
 
+/// Registers a batch subscriber: as baton_subscriber_register(), but the callback receives all
+/// the events of a dispatcher batch in one call (see ::BatonSubscriberBatchFn). One crossing
+/// per batch instead of one per event is what a host pays less for when each crossing is
+/// costly (Go's cgo callbacks from a foreign thread). A baton_runtime_flush() returns after
+/// the batches holding the events it covers were handed over.
+#[no_mangle]
+pub extern "C" fn baton_subscriber_register_batch(
+    runtime: BatonRuntime,
+    name: *const c_char,
+    priority: i32,
+    scope: BatonScope,
+    callback: BatonSubscriberBatchFn,
+    user_data: *mut c_void,
+    free_user_data: BatonFreeFn,
+) -> i32 {
+    let ud = hooks::UserData::new(user_data, free_user_data);
+    ffi(move || {
+        let mw = hooks::batch_subscriber_middleware(callback, ud)?;
+        HANDLES.runtime(runtime)?.register(registration(name, priority, scope, false)?, mw)
+    })
+}
+
 /// Removes a registration of family `kind` named `name`, globally (`scope` 0) or on a scope.
 /// @param removed receives whether something was removed (may be `NULL`).
 #[no_mangle]
@@ -916,7 +962,7 @@ pub extern "C" fn baton_codec_aggregate_stream(codec: *const c_char, chunks_json
 #[no_mangle]
 pub extern "C" fn baton_out_set_json(out: *mut BatonOut, json: *const c_char) -> i32 {
     ffi(|| {
-        let v = json_arg(json, "json")?;
+        let v = Data::from_json(cstr(json, "json")?, "json")?;
         hooks::out_mut(out)?.value = Some(v);
         Ok(())
     })
@@ -931,8 +977,8 @@ pub extern "C" fn baton_out_set_json_n(out: *mut BatonOut, json: *const c_char, 
         }
         // SAFETY: the caller passes `len` readable bytes.
         let bytes = unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) };
-        let v = serde_json::from_slice(bytes).map_err(|e| Error::invalid_argument(format!("json: invalid JSON ({e})")))?;
-        hooks::out_mut(out)?.value = Some(v);
+        let text = std::str::from_utf8(bytes).map_err(|e| Error::invalid_argument(format!("json: invalid UTF-8 ({e})")))?;
+        hooks::out_mut(out)?.value = Some(Data::from_json(text, "json")?);
         Ok(())
     })
 }

@@ -68,8 +68,8 @@ fn push(id: u32, event: Option<&Event>) {
         Some(e) => {
             if b.last != Some((e.uuid, e.kind)) || b.events == 0 {
                 let start = b.text.len();
-                // SAFETY of the write: serde_json writes valid UTF-8.
-                let _ = serde_json::to_writer(unsafe { b.text.as_mut_vec() }, e);
+                // SAFETY of the write: `write_json` writes valid UTF-8 only.
+                e.write_json(unsafe { b.text.as_mut_vec() });
                 let written = &b.text[start..];
                 // ASCII (the usual case) has one UTF-16 unit per byte; count only otherwise.
                 let units = if written.is_ascii() { written.len() } else { written.encode_utf16().count() };

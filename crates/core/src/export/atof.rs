@@ -85,7 +85,8 @@ impl AtofFileExporter {
 
 impl Subscriber for AtofFileExporter {
     fn on_event(&self, event: &Event) -> Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(|e| Error::internal(format!("event serialization: {e}")))?;
+        let mut line = Vec::with_capacity(384 + event.data.as_json().len());
+        event.write_json(&mut line);
         line.push(b'\n');
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         match out.write_all(&line) {

@@ -234,7 +234,8 @@ mod native {
 
     impl Subscriber for AtofStreamExporter {
         fn on_event(&self, event: &Event) -> Result<()> {
-            let line = serde_json::to_vec(event).map_err(|e| Error::internal(format!("event serialization: {e}")))?;
+            let mut line = Vec::with_capacity(384 + event.data.as_json().len());
+            event.write_json(&mut line);
             if !self.send(Msg::Line(line)) {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::new(crate::ErrorKind::Upstream, "ATOF stream sink queue is full; event dropped"));

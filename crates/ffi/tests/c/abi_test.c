@@ -1,5 +1,6 @@
 /* Tests of Baton's C ABI, run under valgrind by `just test-go` (see just/go.just):
  * error statuses for bad input, handle lifetimes, user_data ownership, every callback shape. */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,78 @@ static void test_plugins_and_propagation(BatonRuntime rt) {
     OK(baton_stack_free(st));
 }
 
+/* ----- a batch subscriber: keeps the events' names in order, fails the ones named "bad" ----- */
+typedef struct {
+    int calls;
+    int events;
+    int in_order;
+} Batches;
+
+static size_t gather(void *ud, const char *events, const size_t *ends, size_t count) {
+    Batches *b = ud;
+    size_t failed = 0, start = 0;
+    char want[32];
+    b->calls++;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = ends[i] - start;
+        const char *ev = events + start;
+        if (len < 2 || ev[0] != '{' || ev[len - 1] != '}') {
+            b->in_order = 0;
+        }
+        snprintf(want, sizeof want, "\"name\":\"m%d\"", b->events);
+        int bad = len >= 12 && memmem(ev, len, "\"name\":\"bad\"", 12) != NULL;
+        if (bad) {
+            failed++;
+        } else if (memmem(ev, len, want, strlen(want)) == NULL) {
+            b->in_order = 0;
+        }
+        if (!bad) {
+            b->events++;
+        }
+        start = ends[i];
+    }
+    return failed;
+}
+
+static void test_unobserved_and_batches(void) {
+    BatonRuntime rt = 0;
+    BatonStack st = 0;
+    bool bare = false;
+    OK(baton_runtime_new(NULL, &rt));
+    OK(baton_stack_new(rt, &st));
+    OK(baton_stack_unobserved(st, &bare));
+    EXPECT(bare); /* nothing registered yet */
+    EXPECT_RC(baton_stack_unobserved(st, NULL), BATON_ERR_INVALID_ARGUMENT);
+    Batches b = {0, 0, 1};
+    EXPECT_RC(baton_subscriber_register_batch(rt, "batches", 0, 0, NULL, &b, NULL), BATON_ERR_INVALID_ARGUMENT);
+    OK(baton_subscriber_register_batch(rt, "batches", 0, 0, gather, &b, count_free));
+    OK(baton_stack_unobserved(st, &bare));
+    EXPECT(!bare);
+    char name[16];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(name, sizeof name, "m%d", i);
+        OK(baton_mark_emit(st, name, NULL, 0));
+        if (i % 500 == 0) {
+            OK(baton_mark_emit(st, "bad", NULL, 0));
+        }
+    }
+    bool done = false;
+    OK(baton_runtime_flush(rt, 5000, &done));
+    EXPECT(done);
+    EXPECT(b.events == 2000 && b.in_order); /* all handed over before flush returned, in order */
+    EXPECT(b.calls >= 1 && b.calls < 2004); /* in batches */
+    char *diag = NULL;
+    OK(baton_runtime_diagnostics(rt, &diag));
+    EXPECT(diag != NULL && strstr(diag, "\"subscriber_failures\":4") != NULL);
+    baton_string_free(diag);
+    int before = freed;
+    OK(baton_runtime_shutdown(rt, 5000, &done));
+    EXPECT(freed == before + 1); /* its user_data */
+    EXPECT_RC(baton_stack_unobserved(st, &bare), BATON_ERR_ALREADY_SHUTDOWN);
+    OK(baton_stack_free(st));
+    OK(baton_runtime_free(rt));
+}
+
 int main(void) {
     EXPECT(baton_abi_version() == BATON_ABI_VERSION);
     BatonRuntime rt = 0;
@@ -319,9 +392,10 @@ int main(void) {
     test_handles(rt);
     test_calls(rt, &ev);
     test_plugins_and_propagation(rt);
+    test_unobserved_and_batches();
     bool done = false;
     OK(baton_runtime_shutdown(rt, 5000, &done));
-    EXPECT(done && freed == 9); /* the subscriber's and the stream intercept's user_data */
+    EXPECT(done && freed == 10); /* the subscriber's and the stream intercept's user_data, and the batch subscriber's */
     EXPECT_RC(baton_runtime_shutdown(rt, 5000, &done), BATON_ERR_ALREADY_SHUTDOWN);
     BatonStack st = 0;
     OK(baton_stack_new(rt, &st));
