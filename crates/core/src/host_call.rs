@@ -8,18 +8,23 @@
 //! ([`Stack::enter_tool`]), runs its callback itself (synchronously or awaiting it), and exits
 //! with the result's JSON text ([`EnteredCall::exit`]). The events are the same as those of
 //! [`Stack::tool`]; the host saves converting each payload into a value and back.
+//!
+//! Streams work the same way ([`Stack::enter_llm_stream`]): the host pulls its chunks itself,
+//! with the call's scope current while it does ([`EnteredStream::push`] / [`EnteredStream::pop`]),
+//! and hands each chunk's JSON text to [`EnteredStream::chunk`]; the `llm.chunk` marks and the
+//! end event (the chunks as a JSON array) are those of [`Stack::llm_stream`].
 
 use std::sync::Arc;
 
-use serde_json::Map;
+use serde_json::{json, Map, Value};
 
-use crate::call::{category_profile, Call, PushedGuard, ToolOptions};
+use crate::call::{category_profile, validate_llm_request, Call, LlmOptions, PushedGuard, ToolOptions};
 use crate::error::{Error, Result};
-use crate::event::Attributes;
 use crate::event::Payload;
+use crate::event::{Attributes, Category};
 use crate::middleware::{CallKind, Family};
 use crate::runtime::Status;
-use crate::scope::ScopeNode;
+use crate::scope::{Parent, ScopeNode};
 use crate::stack::Stack;
 
 /// The families that see or change a tool call's values: while one of them applies, a host
@@ -92,6 +97,142 @@ impl EnteredCall {
             Ok(payload) => rt.end_scope(&self.node, Status::Ok, || payload, Map::new()),
             Err(e) => rt.end_scope(&self.node, Status::Error(e), || Payload::NULL, Map::new()),
         };
+    }
+}
+
+/// The families that see or change an LLM stream's values (its request or its chunks).
+const LLM_STREAM_VALUE_FAMILIES: [Family; 5] = [
+    Family::LlmConditionalExecution,
+    Family::LlmRequestIntercept,
+    Family::LlmStreamExecutionIntercept,
+    Family::LlmSanitizeRequest,
+    Family::LlmSanitizeResponse,
+];
+
+/// An LLM stream entered by [`Stack::enter_llm_stream`]; the host pulls the chunks. Dropped
+/// before [`EnteredStream::finish`], it ends as cancelled (as a dropped [`crate::LlmStream`]).
+pub struct EnteredStream {
+    call: Call,
+    node: Arc<ScopeNode>,
+    /// Someone receives the events: only then are chunks recorded.
+    observed: bool,
+    collected: Vec<Payload>,
+    index: u64,
+    finished: bool,
+}
+
+impl std::fmt::Debug for EnteredStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnteredStream").field("uuid", &self.node.uuid).field("chunks", &self.index).finish()
+    }
+}
+
+impl Stack {
+    /// Starts an LLM stream whose chunks the host pulls itself, when no middleware could see
+    /// its values and no codec is asked for (`Ok(None)` otherwise: use [`Stack::llm_stream`]).
+    /// `request` is checked as `llm_stream` checks it, and its event copy loses credential
+    /// headers the same way. The host's callback should see the request with `headers`
+    /// added when it had none, as `llm_stream`'s callback does.
+    pub fn enter_llm_stream(&self, name: &str, mut request: Value, options: LlmOptions) -> Result<Option<EnteredStream>> {
+        validate_llm_request(&mut request)?;
+        let codecs = options.codec.is_some() || options.response_codec.is_some();
+        let mut call = Call::new(self, CallKind::Llm, name, options.into())?;
+        if codecs || LLM_STREAM_VALUE_FAMILIES.iter().any(|f| call.chain(*f).is_some()) {
+            return Ok(None);
+        }
+        let node = ScopeNode::new(
+            call.info.name.clone(),
+            CallKind::Llm.category(),
+            Attributes::new(&call.attributes),
+            category_profile(&call.info),
+            &call.parent,
+            std::mem::take(&mut call.metadata),
+        );
+        call.info.uuid = Some(node.uuid);
+        let rt = call.rt();
+        rt.emit_start(&node, || rt.event_payload(Family::LlmSanitizeRequest, Some(&node), &call.info, &request), None);
+        let observed = rt.registry.has_subscribers(Some(&node));
+        Ok(Some(EnteredStream { call, node, observed, collected: Vec::new(), index: 0, finished: false }))
+    }
+}
+
+impl EnteredStream {
+    /// The call's scope uuid.
+    pub fn uuid(&self) -> crate::id::Uuid {
+        self.node.uuid
+    }
+
+    /// True when chunks are recorded: the host need not write a chunk's text otherwise.
+    pub fn observed(&self) -> bool {
+        self.observed
+    }
+
+    /// Makes the call's scope current on its stack while the host produces a chunk (work done
+    /// meanwhile is parented under the call); [`EnteredStream::pop`] ends that.
+    pub fn push(&self) {
+        self.call.stack.scopes().push(self.node.clone());
+    }
+
+    /// Undoes [`EnteredStream::push`] (scopes left open above it are ended as unwound).
+    pub fn pop(&self) {
+        self.call.stack.remove_pushed(&self.node);
+    }
+
+    /// Records the next chunk: its `llm.chunk` mark (when `chunk_marks`) and its place in the
+    /// end event. `text` is called only when [`EnteredStream::observed`].
+    pub fn chunk(&mut self, text: impl FnOnce() -> Payload) {
+        if self.observed {
+            let payload = text();
+            if self.call.chunk_marks {
+                let index = self.index;
+                self.call.stack.emit_mark_with(&Parent::Node(self.node.clone()), "llm.chunk", Some(Category::LLM), || {
+                    let mut metadata = Map::new();
+                    metadata.insert("llm.chunk.index".into(), json!(index));
+                    (payload.clone(), metadata)
+                });
+            }
+            self.collected.push(payload);
+        }
+        self.index += 1;
+    }
+
+    /// Ends the stream: the end event carries the recorded chunks, or `ERROR` status.
+    pub fn finish(mut self, result: std::result::Result<(), &Error>) {
+        self.end(result.map_err(Status::Error));
+    }
+
+    fn end(&mut self, outcome: std::result::Result<(), Status<'_>>) {
+        self.finished = true;
+        let collected = std::mem::take(&mut self.collected);
+        let rt = self.call.rt();
+        match outcome {
+            Ok(()) => rt.end_scope(
+                &self.node,
+                Status::Ok,
+                || {
+                    let mut text = String::with_capacity(2 + collected.iter().map(|p| p.as_json().len() + 1).sum::<usize>());
+                    text.push('[');
+                    for (i, p) in collected.iter().enumerate() {
+                        if i > 0 {
+                            text.push(',');
+                        }
+                        text.push_str(p.as_json());
+                    }
+                    text.push(']');
+                    Payload::from_json_trusted(text.into_boxed_str())
+                },
+                Map::new(),
+            ),
+            Err(status) => rt.end_scope(&self.node, status, || Payload::NULL, Map::new()),
+        };
+    }
+}
+
+impl Drop for EnteredStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.end(Err(Status::Cancelled));
+        }
     }
 }
 
@@ -196,5 +337,47 @@ mod tests {
         rt.flush(std::time::Duration::from_secs(5)).unwrap();
         assert_eq!(&*keep.0.lock().unwrap()[0].name, "m");
         assert_eq!(rt.diagnostics().subscriber_failures, 0);
+    }
+
+    /// An entered stream emits what `Stack::llm_stream` emits for the same chunks.
+    #[test]
+    fn entered_stream_emits_what_a_managed_stream_emits() {
+        let rt = Runtime::new(RuntimeConfig::default());
+        let seen = recorder(&rt);
+        let stack = rt.new_stack();
+        let request = json!({"headers": {"Authorization": "secret", "x": "y"}, "content": {"m": 1}});
+        let chunks = vec![json!({"d": "a"}), Value::Null, json!([1, "b"])];
+        let from_core = chunks.clone();
+        let s = stack.llm_stream("chat", request.clone(), move |_| Ok(from_core.into_iter().map(Ok)), LlmOptions::default()).unwrap();
+        assert_eq!(s.map(|c| c.unwrap()).count(), 3);
+        let mut h = stack.enter_llm_stream("chat", request, LlmOptions::default()).unwrap().expect("no value middleware");
+        assert!(h.observed());
+        for c in &chunks {
+            h.push();
+            assert_eq!(stack.current().unwrap().uuid(), h.uuid());
+            h.pop();
+            h.chunk(|| Payload::from_value(c));
+        }
+        h.finish(Ok(()));
+        let cancelled = stack.enter_llm_stream("chat", json!({"content": 1}), LlmOptions::default()).unwrap().unwrap();
+        drop(cancelled);
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        let events = seen.lock().unwrap().clone();
+        let strip = |mut e: serde_json::Value| {
+            for k in ["uuid", "parent_uuid", "timestamp"] {
+                e.as_object_mut().unwrap().remove(k);
+            }
+            e
+        };
+        assert_eq!(events.len(), 12);
+        for i in 0..5 {
+            assert_eq!(strip(events[i].clone()), strip(events[5 + i].clone()), "event {i}");
+        }
+        assert!(events[0]["data"]["headers"].get("Authorization").is_none());
+        assert_eq!(events[9]["data"], json!([{"d": "a"}, null, [1, "b"]]));
+        assert_eq!(events[11]["metadata"]["error.type"], "cancelled");
+        let quiet = Runtime::new(RuntimeConfig::default()).new_stack();
+        let opts = LlmOptions { codec: Some(crate::codec::Codec::Auto), ..Default::default() };
+        assert!(quiet.enter_llm_stream("chat", json!({"content": 1}), opts).unwrap().is_none());
     }
 }

@@ -73,7 +73,7 @@ pub use call::{strip_credentials, AsyncCallback, AsyncNext, LlmOptions, ToolOpti
 pub use dispatch::{set_batch_hook, BatchHook, Diagnostics, OverflowPolicy};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Attributes, Category, DataSchema, Event, EventKind, EventStatus, Payload, ScopeCategory, ATOF_VERSION};
-pub use host_call::EnteredCall;
+pub use host_call::{EnteredCall, EnteredStream};
 pub use id::Uuid;
 pub use lifecycle::CallHandle;
 pub use middleware::{
