@@ -129,7 +129,30 @@ pub fn take(env: Env) -> JsResult<JsVal> {
     util::set_index(env, out, 1, d)?;
     let e = u32_array(env, &ends)?;
     util::set_index(env, out, 2, e)?;
+    recycle(text, deliveries, ends);
     Ok(out)
+}
+
+/// Gives the taken buffers back (emptied) when the dispatcher has not started new ones, so
+/// a steady stream of batches does not regrow them from nothing each time. A burst's
+/// oversized buffers are dropped instead.
+fn recycle(mut text: String, mut deliveries: Vec<u32>, mut ends: Vec<u32>) {
+    if text.capacity() > 1 << 20 {
+        return;
+    }
+    text.clear();
+    deliveries.clear();
+    ends.clear();
+    let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
+    if b.text.capacity() == 0 && b.events == 0 {
+        b.text = text;
+    }
+    if b.deliveries.capacity() == 0 && b.deliveries.is_empty() {
+        b.deliveries = deliveries;
+    }
+    if b.ends.capacity() == 0 && b.ends.is_empty() {
+        b.ends = ends;
+    }
 }
 
 fn u32_array(env: Env, items: &[u32]) -> JsResult<JsVal> {
