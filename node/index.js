@@ -468,22 +468,71 @@ async function tool(name, args, fn, options) {
   notInSubscriber('tool');
   checkFn(fn);
   const stack = current();
+  const text = enc(args, 'args');
   if (bare(stack, name, options)) {
     // As on the managed path: a JSON copy in, a JSON copy out, on a fork of the stack.
-    const input = parse(enc(args, 'args'));
+    const input = parse(text);
     return als.run(native.fork(stack), async () => parse(encResult(await fn(input))));
   }
-  const r = parse(await native.tool(stack, name, enc(args, 'args'), wrapCallback(fn), parentOpt(options), true));
+  const fork = native.fork(stack);
+  const entered = native.enterTool(fork, name, text, parentOpt(options));
+  if (entered === false) {
+    const input = parse(text);
+    return als.run(fork, async () => parse(encResult(await fn(input))));
+  }
+  if (entered !== null) return als.run(fork, () => runEnteredAsync(entered, text, fn));
+  const r = parse(await native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), true));
   relieve();
   return r;
+}
+
+/**
+ * A tool call whose values no middleware sees (only subscribers are registered): the addon
+ * emitted its start event and pushed its scope (`enterTool`); the function runs here, on the
+ * JS side, and `exitTool` emits the end event. Same events, values and errors as the managed
+ * path, without the core future and the trampolines into JS.
+ */
+async function runEnteredAsync(entered, text, fn) {
+  let out;
+  try {
+    out = encResult(await fn(parse(text)));
+  } catch (e) {
+    native.exitTool(entered, undefined, e);
+    throw e;
+  }
+  native.exitTool(entered, out);
+  relieve();
+  return parse(out);
+}
+
+function runEnteredSync(entered, text, fn) {
+  let out;
+  try {
+    const r = fn(parse(text));
+    if (isThenable(r)) {
+      r.then(undefined, () => {});
+      throw makeError('invalid_state', 'the callback of a synchronous call returned a Promise; use the async form');
+    }
+    out = encResult(r);
+  } catch (e) {
+    native.exitTool(entered, undefined, e);
+    throw e;
+  }
+  native.exitTool(entered, out);
+  relieve();
+  return parse(out);
 }
 
 function toolSync(name, args, fn, options) {
   notInSubscriber('toolSync');
   checkFn(fn);
   const stack = current();
-  if (bare(stack, name, options)) return syncResult(fn(parse(enc(args, 'args'))));
-  const r = parse(native.tool(stack, name, enc(args, 'args'), wrapCallback(fn), parentOpt(options), false));
+  const text = enc(args, 'args');
+  if (bare(stack, name, options)) return syncResult(fn(parse(text)));
+  const entered = native.enterTool(stack, name, text, parentOpt(options));
+  if (entered === false) return syncResult(fn(parse(text)));
+  if (entered !== null) return runEnteredSync(entered, text, fn);
+  const r = parse(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), false));
   relieve();
   return r;
 }

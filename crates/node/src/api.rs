@@ -806,3 +806,49 @@ pub fn unobserved(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s: &Stack = handles::stack(env, a[0], "stack")?;
     util::boolean(env, s.unobserved()?)
 }
+
+/// enterTool(stack, name, argsText, options) → `false` (nothing registered: just call the
+/// function), `null` (middleware sees the values: use `tool`), or a handle for `exitTool`.
+///
+/// With only subscribers (and event middleware) registered, the facade runs the callback
+/// itself between `enterTool` and `exitTool`: the core emits the same events as `tool`
+/// (`Stack::enter_tool`), and the call saves the core future, the trampoline into JS and the
+/// text round trips. `argsText` comes from the facade's `JSON.stringify`.
+pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let o = tool_options(env, a[3])?;
+    if s.unobserved()? && !name.is_empty() {
+        return util::boolean(env, false);
+    }
+    let text = trusted_text(env, a[2], "args")?;
+    match s.enter_tool(&name, || Ok(text), o)? {
+        None => util::null(env),
+        Some(call) => handles::wrap(env, Handle::Entered(std::cell::RefCell::new(Some(call)))),
+    }
+}
+
+/// exitTool(handle, resultText) or exitTool(handle, undefined, thrown): the end event.
+pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Handle::Entered(cell) = handles::handle(env, a[0], "call")? else {
+        return Err(Error::invalid_argument("call: expected an entered tool call").into());
+    };
+    let Some(call) = cell.borrow_mut().take() else {
+        return Err(Error::invalid_state("call: already ended").into());
+    };
+    if util::type_of(env, a[1])? == sys::ValueType::napi_string {
+        call.exit(Ok(trusted_text(env, a[1], "returned value")?));
+    } else {
+        let e = callbacks::host_error(env, a[2]);
+        call.exit(Err(&e));
+    }
+    util::undefined(env)
+}
+
+/// JSON text the facade made with `JSON.stringify` (valid JSON, no raw line breaks).
+fn trusted_text(env: Env, v: JsVal, what: &str) -> JsResult<baton::Payload> {
+    if util::type_of(env, v)? != sys::ValueType::napi_string {
+        return Err(Error::internal(format!("{what}: expected JSON text from the facade")).into());
+    }
+    Ok(baton::Payload::from_json_trusted(util::get_string(env, v)?.into_boxed_str()))
+}

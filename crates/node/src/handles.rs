@@ -3,7 +3,9 @@
 
 use std::cell::RefCell;
 
-use baton::{AsyncNext, CallCtx, CallHandle, CallInfo, CallKind, ChunkStream, EventInfo, EventKind, LlmStream, ScopeHandle, Stack};
+use baton::{
+    AsyncNext, CallCtx, CallHandle, CallInfo, CallKind, ChunkStream, EnteredCall, EventInfo, EventKind, LlmStream, ScopeHandle, Stack,
+};
 
 use crate::util::{self, Env, JsResult, JsVal};
 
@@ -18,6 +20,8 @@ pub enum Handle {
     Chunks(RefCell<Option<ChunkStream>>),
     Next(AsyncNext),
     Ctx(CallCtx),
+    /// A tool call the facade runs itself (`enterTool`); `None` once it was exited.
+    Entered(RefCell<Option<EnteredCall>>),
 }
 
 pub fn wrap(env: Env, h: Handle) -> JsResult<JsVal> {

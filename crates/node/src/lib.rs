@@ -41,6 +41,8 @@ const EXPORTS: &[(&str, util::Handler)] = &[
     ("metric", api::metric),
     ("unobserved", api::unobserved),
     ("tool", api::tool),
+    ("enterTool", api::enter_tool),
+    ("exitTool", api::exit_tool),
     ("llm", api::llm),
     ("llmStream", api::llm_stream),
     ("streamNext", api::stream_next),
