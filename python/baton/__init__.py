@@ -471,6 +471,7 @@ if not TYPE_CHECKING:
 
 
 _tool_enter = _native.tool_enter
+_llm_stream_enter = _native.llm_stream_enter
 _check_result = _native.check_result
 _CoroutineType = types.CoroutineType
 _PLAIN = frozenset((dict, list, str, int, float, bool, type(None)))
@@ -663,22 +664,43 @@ async def llm_stream_async(
 ) -> LlmStream:
     """The asyncio form of :func:`llm_stream`: ``fn`` may be an async generator function
     (or return an async iterable); consume the result with ``async for``."""
-    _not_nested("a managed LLM call")
-    return cast(
-        LlmStream,
-        await current_stack().llm_stream_async(
-            name,
-            request,
-            fn,
-            model_name=model_name,
-            metadata=metadata,
-            attributes=attributes,
-            parent=_handle(parent) if parent is not None else None,
-            chunk_marks=chunk_marks,
-            codec=codec,
-            response_codec=response_codec,
-        ),
+    s = _llm_stream_enter(
+        name, request, model_name, metadata, attributes, parent, chunk_marks, codec, response_codec
     )
+    if isinstance(s, Stack):
+        return cast(
+            LlmStream,
+            await s.llm_stream_async(
+                name,
+                request,
+                fn,
+                model_name=model_name,
+                metadata=metadata,
+                attributes=attributes,
+                parent=_handle(parent) if parent is not None else None,
+                chunk_marks=chunk_marks,
+                codec=codec,
+                response_codec=response_codec,
+            ),
+        )
+    # No middleware sees the values: the chunks are pulled by the stream itself, as objects.
+    stream, req = s
+    stream._push()
+    try:
+        src = fn(req)
+        if src.__class__ is _CoroutineType or (src.__class__ not in _PLAIN and inspect.isawaitable(src)):
+            src = await src
+    except Exception as e:
+        stream._pop()
+        stream._fail(e)
+        raise
+    except BaseException:
+        stream._pop()
+        stream.close()
+        raise
+    stream._pop()
+    stream._set_source(src)
+    return stream
 
 
 # ----- manual lifecycle and standalone helpers ----------------------------------------------

@@ -40,6 +40,35 @@ async def drive(pending: Any) -> Any:
     return value
 
 
+async def host_anext(stream: Any, anext: Any) -> Any:
+    """The next chunk of a host-run stream over an async iterator (``LlmStream.__anext__``):
+    pulled with the call's scope current, then recorded."""
+    stream._push()
+    try:
+        chunk = await anext()
+    except StopAsyncIteration:
+        stream._pop()
+        stream._end()
+        raise
+    except Exception as exc:  # noqa: BLE001 - ends the stream, then propagates unchanged
+        stream._pop()
+        stream._fail(exc)
+        raise
+    except BaseException:
+        stream._pop()
+        stream.close()
+        raise
+    return stream._chunk(chunk)
+
+
+async def host_anext_sync(stream: Any) -> Any:
+    """The same over a plain iterator (a sync source in ``async for``)."""
+    try:
+        return stream.__next__()
+    except StopIteration:
+        raise StopAsyncIteration from None
+
+
 class _Local(threading.local):
     loop: "asyncio.AbstractEventLoop | None" = None
 

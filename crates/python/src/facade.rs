@@ -181,6 +181,43 @@ fn tool_enter<'py>(
     }
 }
 
+/// The first half of `baton.llm_stream_async`: returns `(stream, request)` for a host-run
+/// stream — the package calls the callback with `request` between `stream._push()` and
+/// `stream._pop()` and hands its result to `stream._set_source` — or the current stack when
+/// middleware or a codec needs the full pipeline.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn llm_stream_enter<'py>(
+    py: Python<'py>,
+    name: &str,
+    request: &Bound<'py, PyAny>,
+    model_name: Option<String>,
+    metadata: Option<&Bound<'py, PyAny>>,
+    attributes: Option<&Bound<'py, PyAny>>,
+    parent: Option<Bound<'py, PyAny>>,
+    chunk_marks: bool,
+    codec: Option<&str>,
+    response_codec: Option<&str>,
+) -> PyResult<Py<PyAny>> {
+    let f = facade(py)?;
+    not_nested(py, f, "a managed LLM call")?;
+    let stack = current_stack(py, f)?;
+    if codec.is_some() || response_codec.is_some() {
+        return Ok(stack.into_any().unbind());
+    }
+    let value = convert::to_value(request, "request")?;
+    let parent = parent_handle(py, f, parent)?;
+    let o = crate::llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, chunk_marks)?;
+    match host::enter_llm_stream(py, &stack.get().s, name, &value, &o)? {
+        Some(h) => {
+            let s = Py::new(py, crate::stream::PyLlmStream::host(h))?.into_any();
+            let req = host::callback_request(request)?;
+            Ok(pyo3::types::PyTuple::new(py, [s, req.unbind()])?.into_any().unbind())
+        }
+        None => Ok(stack.into_any().unbind()),
+    }
+}
+
 /// Checks a callback's result is JSON (`InvalidArgumentError` naming the path) and returns it.
 #[pyfunction]
 fn check_result<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -191,6 +228,7 @@ fn check_result<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bou
 pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tool_enter, m)?)?;
     m.add_function(wrap_pyfunction!(check_result, m)?)?;
+    m.add_function(wrap_pyfunction!(llm_stream_enter, m)?)?;
     m.add_class::<host::PyHostCall>()?;
     m.add_function(wrap_pyfunction!(install_facade, m)?)?;
     m.add_function(wrap_pyfunction!(tool, m)?)?;

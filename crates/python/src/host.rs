@@ -15,7 +15,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use baton::{EnteredCall, OverflowPolicy, Stack, ToolOptions};
+use baton::{EnteredCall, EnteredStream, LlmOptions, OverflowPolicy, Stack, ToolOptions};
 use pyo3::prelude::*;
 
 use crate::{bridge, errors, json, rt};
@@ -58,6 +58,33 @@ pub fn enter_tool(py: Python<'_>, s: &Stack, name: &str, args: &Bound<'_, PyAny>
         return errors::check(py, py.detach(|| s.enter_tool(name, || Ok(p), o)));
     }
     errors::check(py, s.enter_tool(name, || json::payload(args).map_err(|e| e.into_core("args")), o))
+}
+
+/// Enters a host-run LLM stream, or `None` when middleware or a codec needs the values.
+pub fn enter_llm_stream(
+    py: Python<'_>,
+    s: &Stack,
+    name: &str,
+    request: &serde_json::Value,
+    o: &LlmOptions,
+) -> PyResult<Option<EnteredStream>> {
+    let (request, o) = (request.clone(), o.clone());
+    errors::check(py, emitting(py, || s.enter_llm_stream(name, request, o)))
+}
+
+/// The request a stream callback receives: the caller's own object, or a copy with empty
+/// `headers` when it had none (as the core hands it to callbacks).
+pub fn callback_request<'py>(request: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = request.py();
+    if let Ok(d) = request.cast::<pyo3::types::PyDict>() {
+        let headers = d.get_item(pyo3::intern!(py, "headers"))?;
+        if headers.is_none_or(|h| h.is_none()) {
+            let copy = d.copy()?;
+            copy.set_item(pyo3::intern!(py, "headers"), pyo3::types::PyDict::new(py))?;
+            return Ok(copy.into_any());
+        }
+    }
+    Ok(request.clone())
 }
 
 /// Ends a host-run call with the callback's outcome; returns what the caller gets.

@@ -448,8 +448,34 @@ impl PyStack {
         codec: Option<&str>,
         response_codec: Option<&str>,
     ) -> PyResult<stream::PyLlmStream> {
+        let request_obj = request;
         let request = convert::to_value(request, "request")?;
         let o = llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, chunk_marks)?;
+        // No middleware sees the values: the chunks are pulled here, as Python objects.
+        if let Some(h) = host::enter_llm_stream(py, &self.s, name, &request, &o)? {
+            let stream = stream::PyLlmStream::host(h);
+            let req = host::callback_request(request_obj)?;
+            let pushed = stream.push_scope();
+            let r = callback.bind(py).call1((req,)).and_then(bridge::resolve_sync);
+            if pushed {
+                stream.pop_scope();
+            }
+            match r {
+                Ok(src) => {
+                    if let Err(e) = stream::to_sync_iter(&src) {
+                        stream.end_with(py, Err(&e));
+                        return Err(errors::to_py(py, &e));
+                    }
+                    stream.set_source(py, src)?;
+                }
+                Err(e) => {
+                    let err = errors::from_py(py, e);
+                    stream.end_with(py, Err(&err));
+                    return Err(errors::to_py(py, &err));
+                }
+            }
+            return Ok(stream);
+        }
         let (s, name) = (self.s.clone(), name.to_string());
         let r = host::emitting(py, move || {
             s.llm_stream(

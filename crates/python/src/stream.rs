@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use baton::{ChunkStream, LlmStream};
+use baton::{ChunkStream, EnteredStream, LlmStream};
 use futures_core::Stream;
 use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
@@ -13,7 +13,7 @@ use pyo3::types::PyIterator;
 use serde_json::Value;
 
 use crate::bridge::{self, Out, Pending, PyAwait};
-use crate::{convert, errors};
+use crate::{convert, errors, json};
 
 /// A sync Python iterator as a core chunk iterator.
 struct PyIterSource(Option<Py<PyIterator>>);
@@ -117,18 +117,123 @@ pub fn to_sync_iter(obj: &Bound<'_, PyAny>) -> baton::Result<impl Iterator<Item 
     }
 }
 
+/// Where the chunks come from: the core's stream (middleware sees them), or the Python
+/// source itself, pulled here on a host-run stream ([`baton::EnteredStream`]).
+enum Inner {
+    Core(LlmStream),
+    Host(Host),
+}
+
+struct Host {
+    h: Option<EnteredStream>,
+    src: Option<Src>,
+}
+
+enum Src {
+    Sync(Py<PyIterator>),
+    /// The async iterator's bound `__anext__`.
+    Async(Py<PyAny>),
+}
+
 /// A managed LLM stream: iterate it (`for`) or async-iterate it (`async for` through the
 /// facade). Closing or dropping it before the end ends the call as cancelled.
 #[pyclass(frozen, name = "LlmStream", module = "baton._native")]
 pub struct PyLlmStream {
-    inner: Arc<Mutex<Option<LlmStream>>>,
+    inner: Arc<Mutex<Option<Inner>>>,
     uuid: String,
 }
 
 impl PyLlmStream {
     pub fn new(s: LlmStream) -> PyLlmStream {
         let uuid = s.uuid().to_string();
-        PyLlmStream { inner: Arc::new(Mutex::new(Some(s))), uuid }
+        PyLlmStream { inner: Arc::new(Mutex::new(Some(Inner::Core(s)))), uuid }
+    }
+    pub fn host(h: EnteredStream) -> PyLlmStream {
+        let uuid = h.uuid().to_string();
+        PyLlmStream { inner: Arc::new(Mutex::new(Some(Inner::Host(Host { h: Some(h), src: None })))), uuid }
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Inner>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Runs `f` on the host-run state (`InvalidStateError` for a core stream).
+    fn with_host<T>(&self, py: Python<'_>, f: impl FnOnce(&mut Host) -> PyResult<T>) -> PyResult<T> {
+        match self.lock().as_mut() {
+            Some(Inner::Host(h)) => f(h),
+            _ => Err(errors::new_err(py, baton::ErrorKind::InvalidState, "not a host-run stream")),
+        }
+    }
+    /// Ends a host-run stream (`Ok`: finished; `Err`: failed) unless it already ended.
+    fn end_host(&self, py: Python<'_>, outcome: Result<(), &baton::Error>) {
+        let h = match self.lock().as_mut() {
+            Some(Inner::Host(host)) => {
+                host.src = None;
+                host.h.take()
+            }
+            _ => None,
+        };
+        if let Some(h) = h {
+            crate::host::emitting(py, move || h.finish(outcome));
+        }
+    }
+    /// Records a chunk the source produced (the scope was pushed for the pull); returns it,
+    /// or ends the stream with `invalid_argument` when it is not JSON.
+    fn record(&self, py: Python<'_>, chunk: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let mut g = self.lock();
+        let Some(Inner::Host(host)) = g.as_mut() else {
+            return Err(errors::new_err(py, baton::ErrorKind::InvalidState, "not a host-run stream"));
+        };
+        let Some(h) = host.h.as_mut() else {
+            return Err(errors::new_err(py, baton::ErrorKind::InvalidState, "this stream has already ended"));
+        };
+        h.pop();
+        let text = if h.observed() { json::payload(&chunk).map(Some) } else { json::check(&chunk).map(|_| None) };
+        match text {
+            Ok(p) => {
+                if crate::host::may_block() {
+                    let mut h = host.h.take().expect("checked");
+                    let h = py.detach(move || {
+                        h.chunk(|| p.unwrap_or_default());
+                        h
+                    });
+                    host.h = Some(h);
+                } else {
+                    h.chunk(|| p.unwrap_or_default());
+                }
+                Ok(chunk.unbind())
+            }
+            Err(e) => {
+                let err = e.into_core("chunk");
+                drop(g);
+                self.end_host(py, Err(&err));
+                Err(errors::to_py(py, &err))
+            }
+        }
+    }
+    pub fn push_scope(&self) -> bool {
+        self.push()
+    }
+    pub fn pop_scope(&self) {
+        self.pop_pushed()
+    }
+    pub fn end_with(&self, py: Python<'_>, outcome: Result<(), &baton::Error>) {
+        self.end_host(py, outcome)
+    }
+    pub fn set_source(&self, py: Python<'_>, source: Bound<'_, PyAny>) -> PyResult<()> {
+        self.py_set_source(py, source)
+    }
+    fn push(&self) -> bool {
+        match self.lock().as_ref() {
+            Some(Inner::Host(Host { h: Some(h), .. })) => {
+                h.push();
+                true
+            }
+            _ => false,
+        }
+    }
+    fn pop_pushed(&self) {
+        if let Some(Inner::Host(Host { h: Some(h), .. })) = self.lock().as_ref() {
+            h.pop();
+        }
     }
 }
 
@@ -141,19 +246,31 @@ fn drop_detached<T: Send>(value: T) {
 impl Drop for PyLlmStream {
     fn drop(&mut self) {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if inner.is_some() {
-            drop_detached(inner);
+        if let Some(inner) = inner {
+            // The Python source (if any) is released with the GIL held, the rest (the end
+            // event) as any emission.
+            let (rest, src) = match inner {
+                Inner::Core(s) => (Some(Inner::Core(s)), None),
+                Inner::Host(Host { h, src }) => (h.map(|h| Inner::Host(Host { h: Some(h), src: None })), src),
+            };
+            drop(src);
+            if rest.is_some() {
+                drop_detached(rest);
+            }
         }
     }
 }
 
-impl Drop for PyChunks {
-    fn drop(&mut self) {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if inner.is_some() {
-            drop_detached(inner);
-        }
+static HOST_ANEXT: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+static HOST_ANEXT_SYNC: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
+fn bridge_fn<'py>(py: Python<'py>, cell: &'static pyo3::sync::PyOnceLock<Py<PyAny>>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(f) = cell.get(py) {
+        return Ok(f.bind(py).clone());
     }
+    let f = py.import("baton._bridge")?.getattr(name)?;
+    let _ = cell.set(py, f.clone().unbind());
+    Ok(f)
 }
 
 #[pymethods]
@@ -166,37 +283,89 @@ impl PyLlmStream {
         slf
     }
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let inner = self.inner.clone();
-        let r = crate::host::emitting(py, move || inner.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(Iterator::next));
-        match r {
-            None => Err(bridge::stop_iteration()),
-            Some(Ok(v)) => convert::to_py(py, &v),
-            Some(Err(e)) => Err(errors::to_py(py, &e)),
+        let it = match self.lock().as_mut() {
+            None => return Err(bridge::stop_iteration()),
+            Some(Inner::Core(_)) => None,
+            Some(Inner::Host(host)) => match &host.src {
+                Some(Src::Sync(it)) if host.h.is_some() => Some(it.clone_ref(py)),
+                Some(Src::Async(_)) => return Err(errors::new_err(py, baton::ErrorKind::InvalidState, "an async stream: use async for")),
+                _ => return Err(bridge::stop_iteration()),
+            },
+        };
+        let Some(it) = it else {
+            let inner = self.inner.clone();
+            let r = crate::host::emitting(py, move || match inner.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                Some(Inner::Core(s)) => s.next(),
+                _ => None,
+            });
+            return match r {
+                None => Err(bridge::stop_iteration()),
+                Some(Ok(v)) => convert::to_py(py, &v),
+                Some(Err(e)) => Err(errors::to_py(py, &e)),
+            };
+        };
+        // Host-run: pull with the call's scope current, then record the chunk.
+        self.push();
+        let mut it = it.into_bound(py);
+        match it.next() {
+            Some(Ok(chunk)) => self.record(py, chunk),
+            None => {
+                self.pop_pushed();
+                self.end_host(py, Ok(()));
+                Err(bridge::stop_iteration())
+            }
+            Some(Err(e)) => {
+                self.pop_pushed();
+                let err = errors::from_py(py, e);
+                self.end_host(py, Err(&err));
+                Err(errors::to_py(py, &err))
+            }
         }
     }
     fn __aiter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
     /// The next chunk as an awaitable (raises `StopAsyncIteration` at the end).
-    fn __anext__(&self) -> Pending {
-        let inner = self.inner.clone();
-        Pending::new(std::future::poll_fn(move |cx| {
-            let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
-            match g.as_mut() {
-                None => Poll::Ready(Ok(Out::Item(None))),
-                Some(s) => match Pin::new(s).poll_next(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(None) => Poll::Ready(Ok(Out::Item(None))),
-                    Poll::Ready(Some(Ok(v))) => Poll::Ready(Ok(Out::Item(Some(v)))),
-                    Poll::Ready(Some(Err(e))) => Poll::Ready(Err(e)),
-                },
+    fn __anext__(slf: Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let host = match slf.get().lock().as_ref() {
+            Some(Inner::Host(host)) => Some(match &host.src {
+                Some(Src::Async(anext)) if host.h.is_some() => Some(anext.clone_ref(py)),
+                _ => None,
+            }),
+            _ => None,
+        };
+        match host {
+            Some(Some(anext)) => Ok(bridge_fn(py, &HOST_ANEXT, "host_anext")?.call1((slf, anext))?.unbind()),
+            Some(None) => Ok(bridge_fn(py, &HOST_ANEXT_SYNC, "host_anext_sync")?.call1((slf,))?.unbind()),
+            None => {
+                let inner = slf.get().inner.clone();
+                let p = Pending::new(std::future::poll_fn(move |cx| {
+                    let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
+                    match g.as_mut() {
+                        Some(Inner::Core(s)) => match Pin::new(s).poll_next(cx) {
+                            Poll::Pending => Poll::Pending,
+                            Poll::Ready(None) => Poll::Ready(Ok(Out::Item(None))),
+                            Poll::Ready(Some(Ok(v))) => Poll::Ready(Ok(Out::Item(Some(v)))),
+                            Poll::Ready(Some(Err(e))) => Poll::Ready(Err(e)),
+                        },
+                        _ => Poll::Ready(Ok(Out::Item(None))),
+                    }
+                }));
+                Ok(Py::new(py, p)?.into_any())
             }
-        }))
+        }
     }
     /// Ends the stream now; unfinished, it ends as cancelled.
     fn close(&self, py: Python<'_>) {
         let inner = self.inner.clone();
-        crate::host::emitting(py, move || drop(inner.lock().unwrap_or_else(|p| p.into_inner()).take()));
+        let taken = inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (rest, src) = match taken {
+            Some(Inner::Host(Host { h, src })) => (h.map(|h| Inner::Host(Host { h: Some(h), src: None })), src),
+            other => (other, None),
+        };
+        drop(src);
+        crate::host::emitting(py, move || drop(rest));
     }
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
@@ -205,6 +374,64 @@ impl PyLlmStream {
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
         self.close(py);
         false
+    }
+
+    // ----- host-run streams (baton.llm_stream_async and baton._bridge drive these) -----
+
+    /// Makes the call's scope current (while the source produces a chunk).
+    #[pyo3(name = "_push")]
+    fn py_push(&self) -> bool {
+        self.push()
+    }
+    /// Undoes `_push`.
+    #[pyo3(name = "_pop")]
+    fn py_pop(&self) {
+        self.pop_pushed()
+    }
+    /// Records a chunk pulled after `_push` (pops the scope) and returns it.
+    #[pyo3(name = "_chunk")]
+    fn py_chunk(&self, py: Python<'_>, chunk: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.record(py, chunk)
+    }
+    /// The source ended: the end event carries the chunks.
+    #[pyo3(name = "_end")]
+    fn py_end(&self, py: Python<'_>) {
+        self.end_host(py, Ok(()))
+    }
+    /// The source (or the callback) raised `exception`: the stream ends with it.
+    #[pyo3(name = "_fail")]
+    fn py_fail(&self, py: Python<'_>, exception: Bound<'_, PyAny>) {
+        let err = errors::from_py(py, PyErr::from_value(exception));
+        self.end_host(py, Err(&err))
+    }
+    /// Sets what the callback returned: an async iterable or an iterable of chunks (else the
+    /// stream ends with `invalid_argument`, which is raised).
+    #[pyo3(name = "_set_source")]
+    fn py_set_source(&self, py: Python<'_>, source: Bound<'_, PyAny>) -> PyResult<()> {
+        let src = if source.hasattr(pyo3::intern!(py, "__anext__"))? {
+            Ok(Src::Async(source.getattr(pyo3::intern!(py, "__anext__"))?.unbind()))
+        } else if source.hasattr(pyo3::intern!(py, "__aiter__"))? {
+            let aiter = source.call_method0(pyo3::intern!(py, "__aiter__"))?;
+            Ok(Src::Async(aiter.getattr(pyo3::intern!(py, "__anext__"))?.unbind()))
+        } else {
+            match source.try_iter() {
+                Ok(it) => Ok(Src::Sync(it.unbind())),
+                Err(_) => Err(baton::Error::invalid_argument(format!(
+                    "stream: expected an iterable or async iterable of chunks, got {}",
+                    source.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                ))),
+            }
+        };
+        match src {
+            Ok(src) => self.with_host(py, |h| {
+                h.src = Some(src);
+                Ok(())
+            }),
+            Err(e) => {
+                self.end_host(py, Err(&e));
+                Err(errors::to_py(py, &e))
+            }
+        }
     }
 }
 
@@ -217,6 +444,15 @@ pub struct PyChunks {
 impl PyChunks {
     pub fn new(s: ChunkStream) -> PyChunks {
         PyChunks { inner: Arc::new(Mutex::new(Some(s))) }
+    }
+}
+
+impl Drop for PyChunks {
+    fn drop(&mut self) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if inner.is_some() {
+            drop_detached(inner);
+        }
     }
 }
 
