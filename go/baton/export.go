@@ -120,8 +120,7 @@ func batonGoHook(ud unsafe.Pointer, info, input *C.char, out *C.BatonOut) (rc C.
 	in := goBytes(input)
 	switch fn := reg.fn.(type) {
 	case GuardrailFunc:
-		var ci CallInfo
-		_ = json.Unmarshal(goBytes(info), &ci)
+		ci := callInfoOf(goBytes(info))
 		d, err := fn(ci, in)
 		if err != nil {
 			return setError(out, err)
@@ -131,8 +130,7 @@ func batonGoHook(ud unsafe.Pointer, info, input *C.char, out *C.BatonOut) (rc C.
 		}
 		return 0
 	case RequestInterceptFunc:
-		var ci CallInfo
-		_ = json.Unmarshal(goBytes(info), &ci)
+		ci := callInfoOf(goBytes(info))
 		v, err := fn(ci, in)
 		if err != nil {
 			return setError(out, err)
@@ -142,8 +140,7 @@ func batonGoHook(ud unsafe.Pointer, info, input *C.char, out *C.BatonOut) (rc C.
 		}
 		return setJSON(out, v)
 	case SanitizerFunc:
-		var ci CallInfo
-		_ = json.Unmarshal(goBytes(info), &ci)
+		ci := callInfoOf(goBytes(info))
 		v, err := fn(ci, in)
 		if err != nil {
 			return setError(out, err)
@@ -153,8 +150,7 @@ func batonGoHook(ud unsafe.Pointer, info, input *C.char, out *C.BatonOut) (rc C.
 		}
 		return setJSON(out, v)
 	case EventSanitizerFunc:
-		var ei EventInfo
-		_ = json.Unmarshal(goBytes(info), &ei)
+		ei := eventInfoOf(goBytes(info))
 		var f EventFields
 		d := json.NewDecoder(bytes.NewReader(in))
 		d.UseNumber()
@@ -178,8 +174,7 @@ func batonGoHook(ud unsafe.Pointer, info, input *C.char, out *C.BatonOut) (rc C.
 		}
 		return setJSON(out, b)
 	case MetadataInjectorFunc:
-		var ei EventInfo
-		_ = json.Unmarshal(goBytes(info), &ei)
+		ei := eventInfoOf(goBytes(info))
 		m, err := fn(ei)
 		if err != nil {
 			return setError(out, err)
@@ -204,7 +199,7 @@ func batonGoExec(ud unsafe.Pointer, info, input *C.char, next *C.BatonNext, out 
 	fn := reg.fn.(ExecutionInterceptFunc)
 	done := false
 	cc := &CallContext{next: next, done: &done}
-	_ = json.Unmarshal(goBytes(info), &cc.Info)
+	cc.Info = callInfoOf(goBytes(info))
 	nf := func(in json.RawMessage) (json.RawMessage, error) {
 		if done {
 			return nil, &Error{Kind: KindInvalidState, Message: "next called after the intercept returned"}
@@ -227,8 +222,7 @@ func batonGoStreamIntercept(ud unsafe.Pointer, info *C.char, inner *C.BatonChunk
 	defer recovered(out, &rc)
 	reg := cgo.Handle(uintptr(ud)).Value().(*registered)
 	fn := reg.fn.(StreamInterceptFunc)
-	var ci CallInfo
-	_ = json.Unmarshal(goBytes(info), &ci)
+	ci := callInfoOf(goBytes(info))
 	innerSrc := ChunkSource(func() (json.RawMessage, error) {
 		c, err := chunkNext(inner)
 		if err != nil {
