@@ -234,15 +234,39 @@ fn call_kind(info: &CallInfo) -> &'static str {
     }
 }
 
+/// Call info for host middleware, written from borrowed fields (no intermediate map: it is
+/// built for every middleware call).
+#[derive(serde::Serialize)]
+struct CallInfoJson<'a> {
+    kind: &'a str,
+    name: &'a str,
+    tool_call_id: Option<&'a str>,
+    model_name: Option<&'a str>,
+    parent_uuid: Option<&'a str>,
+    uuid: Option<&'a str>,
+}
+
 fn call_info_json(info: &CallInfo) -> CString {
-    c_json(&json!({
-        "kind": call_kind(info),
-        "name": &*info.name,
-        "tool_call_id": info.tool_call_id,
-        "model_name": info.model_name,
-        "parent_uuid": info.parent_uuid.map(|u| u.to_string()),
-        "uuid": info.uuid.map(|u| u.to_string()),
-    }))
+    let (mut p, mut u) = ([0; 36], [0; 36]);
+    let v = CallInfoJson {
+        kind: call_kind(info),
+        name: &info.name,
+        tool_call_id: info.tool_call_id.as_deref(),
+        model_name: info.model_name.as_deref(),
+        parent_uuid: info.parent_uuid.map(|id| id.encode(&mut p)),
+        uuid: info.uuid.map(|id| id.encode(&mut u)),
+    };
+    crate::c_string(serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
+}
+
+#[derive(serde::Serialize)]
+struct EventInfoJson<'a> {
+    kind: &'a str,
+    scope_category: Option<&'a str>,
+    uuid: &'a str,
+    parent_uuid: Option<&'a str>,
+    name: &'a str,
+    category: Option<&'a str>,
 }
 
 fn event_info_json(info: &EventInfo) -> CString {
@@ -251,14 +275,16 @@ fn event_info_json(info: &EventInfo) -> CString {
         EventKind::Scope(ScopeCategory::End) => ("scope", Some("end")),
         EventKind::Mark => ("mark", None),
     };
-    c_json(&json!({
-        "kind": kind,
-        "scope_category": sc,
-        "uuid": info.uuid.to_string(),
-        "parent_uuid": info.parent_uuid.map(|u| u.to_string()),
-        "name": &*info.name,
-        "category": info.category.as_ref().map(|c| c.as_str()),
-    }))
+    let (mut p, mut u) = ([0; 36], [0; 36]);
+    let v = EventInfoJson {
+        kind,
+        scope_category: sc,
+        uuid: info.uuid.encode(&mut u),
+        parent_uuid: info.parent_uuid.map(|id| id.encode(&mut p)),
+        name: &info.name,
+        category: info.category.as_ref().map(|c| c.as_str()),
+    };
+    crate::c_string(serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
 }
 
 type HookPtr = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *mut BatonOut) -> i32;
