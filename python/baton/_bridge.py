@@ -41,9 +41,8 @@ async def drive(pending: Any) -> Any:
 
 
 async def host_anext(stream: Any, anext: Any) -> Any:
-    """The next chunk of a host-run stream over an async iterator (``LlmStream.__anext__``):
-    pulled with the call's scope current, then recorded."""
-    stream._push()
+    """The next chunk of a host-run stream over an async iterator (``LlmStream.__anext__``,
+    which has made the call's scope current): pulled, then recorded."""
     try:
         chunk = await anext()
     except StopAsyncIteration:

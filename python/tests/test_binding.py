@@ -299,6 +299,68 @@ def test_streams_are_lazy_and_closing_early_cancels(rec: Recorder) -> None:
     assert produced == [0, 1]
 
 
+@pytest.mark.parametrize("form", ["sync", "async"])
+def test_host_run_streams(rec: Recorder, form: str) -> None:
+    # Subscribers only: the stream pulls the source itself. Chunks are the source's own
+    # objects; work done while producing one is parented under the call; the callback sees
+    # the request with headers added; errors end the stream and reach the consumer unchanged.
+    chunks = [{"d": "a"}, None, ["b", 1.5]]
+    seen: List[Any] = []
+    oops = Oops("mid-stream")
+
+    def source(req: Any) -> Iterator[Any]:
+        seen.append(req)
+        for c in chunks:
+            baton.mark("producing")
+            yield c
+
+    async def asource(req: Any) -> AsyncIterator[Any]:
+        for c in source(req):
+            await asyncio.sleep(0)
+            yield c
+
+    def failing(_req: Any) -> Iterator[Any]:
+        yield {"ok": 1}
+        raise oops
+
+    async def afailing(req: Any) -> AsyncIterator[Any]:
+        for c in failing(req):
+            yield c
+
+    def bad_chunk(_req: Any) -> Iterator[Any]:
+        yield {"when": datetime.date.today()}
+
+    async def abad_chunk(req: Any) -> AsyncIterator[Any]:
+        for c in bad_chunk(req):
+            yield c
+
+    async def consume(name: str, fn: Any) -> List[Any]:
+        if form == "sync":
+            return list(baton.llm_stream(name, {"content": "hi"}, fn))
+        return [c async for c in await baton.llm_stream_async(name, {"content": "hi"}, fn)]
+
+    async def main() -> None:
+        got = await consume("chat", source if form == "sync" else asource)
+        assert got == chunks and all(g is c for g, c in zip(got, chunks))
+        assert seen[0] == {"content": "hi", "headers": {}}
+        with pytest.raises(Oops) as info:
+            await consume("failing", failing if form == "sync" else afailing)
+        assert info.value is oops
+        with pytest.raises(baton.InvalidArgumentError, match=r'^chunk\["when"\]: date is not JSON$'):
+            await consume("bad", bad_chunk if form == "sync" else abad_chunk)
+
+    asyncio.run(main())
+    start, end = rec.by_name("chat")
+    assert [e["parent_uuid"] for e in rec.by_name("producing")] == [start["uuid"]] * 3
+    marks = [e for e in rec.by_name("llm.chunk") if e["parent_uuid"] == start["uuid"]]
+    assert [m["data"] for m in marks] == chunks
+    assert [m["metadata"]["llm.chunk.index"] for m in marks] == [0, 1, 2]
+    assert end["data"] == chunks
+    fail_end = rec.by_name("failing")[1]
+    assert fail_end["metadata"]["otel.status_description"] == "mid-stream"
+    assert rec.by_name("bad")[1]["metadata"]["error.type"] == "invalid_argument"
+
+
 # ----- asyncio -----------------------------------------------------------------------------------
 
 

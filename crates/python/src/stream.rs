@@ -336,7 +336,11 @@ impl PyLlmStream {
             _ => None,
         };
         match host {
-            Some(Some(anext)) => Ok(bridge_fn(py, &HOST_ANEXT, "host_anext")?.call1((slf, anext))?.unbind()),
+            Some(Some(anext)) => {
+                // The pull starts now: the scope is current until `_chunk` (or the end).
+                slf.get().push();
+                Ok(bridge_fn(py, &HOST_ANEXT, "host_anext")?.call1((slf, anext))?.unbind())
+            }
             Some(None) => Ok(bridge_fn(py, &HOST_ANEXT_SYNC, "host_anext_sync")?.call1((slf,))?.unbind()),
             None => {
                 let inner = slf.get().inner.clone();
