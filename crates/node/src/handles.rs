@@ -70,17 +70,45 @@ fn set_str(env: Env, obj: JsVal, key: &str, v: Option<&str>) -> JsResult<()> {
     util::set(env, obj, key, x)
 }
 
+/// Call info as the facade sees it, written from borrowed fields (no intermediate map: it is
+/// built for every middleware call).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallInfoJs<'a> {
+    kind: &'a str,
+    name: &'a str,
+    tool_call_id: Option<&'a str>,
+    model_name: Option<&'a str>,
+    parent_uuid: Option<&'a str>,
+    uuid: Option<&'a str>,
+}
+
 /// `{kind, name, toolCallId, modelName, parentUuid, uuid}` as JSON text.
 pub fn call_info(env: Env, info: &CallInfo) -> JsResult<JsVal> {
-    let v = serde_json::json!({
-        "kind": match info.kind { CallKind::Tool => "tool", CallKind::Llm => "llm" },
-        "name": &*info.name,
-        "toolCallId": info.tool_call_id,
-        "modelName": info.model_name,
-        "parentUuid": info.parent_uuid.map(|u| u.to_string()),
-        "uuid": info.uuid.map(|u| u.to_string()),
-    });
-    crate::convert::text_out(env, &v)
+    let (mut p, mut u) = ([0; 36], [0; 36]);
+    let v = CallInfoJs {
+        kind: match info.kind {
+            CallKind::Tool => "tool",
+            CallKind::Llm => "llm",
+        },
+        name: &info.name,
+        tool_call_id: info.tool_call_id.as_deref(),
+        model_name: info.model_name.as_deref(),
+        parent_uuid: info.parent_uuid.map(|id| id.encode(&mut p)),
+        uuid: info.uuid.map(|id| id.encode(&mut u)),
+    };
+    util::string(env, &serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventInfoJs<'a> {
+    kind: &'a str,
+    scope_category: Option<&'a str>,
+    uuid: &'a str,
+    parent_uuid: Option<&'a str>,
+    name: &'a str,
+    category: Option<&'a str>,
 }
 
 /// `{kind, scopeCategory, uuid, parentUuid, name, category}` for event middleware (JSON text).
@@ -89,15 +117,16 @@ pub fn event_info(env: Env, info: &EventInfo) -> JsResult<JsVal> {
         EventKind::Mark => ("mark", None),
         EventKind::Scope(c) => ("scope", Some(c.as_str())),
     };
-    let v = serde_json::json!({
-        "kind": kind,
-        "scopeCategory": sc,
-        "uuid": info.uuid.to_string(),
-        "parentUuid": info.parent_uuid.map(|u| u.to_string()),
-        "name": &*info.name,
-        "category": info.category.as_ref().map(|c| c.as_str()),
-    });
-    crate::convert::text_out(env, &v)
+    let (mut p, mut u) = ([0; 36], [0; 36]);
+    let v = EventInfoJs {
+        kind,
+        scope_category: sc,
+        uuid: info.uuid.encode(&mut u),
+        parent_uuid: info.parent_uuid.map(|id| id.encode(&mut p)),
+        name: &info.name,
+        category: info.category.as_ref().map(|c| c.as_str()),
+    };
+    util::string(env, &serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
 }
 
 /// `{uuid, name, category, parentUuid, rootUuid}` of a scope.
