@@ -83,8 +83,9 @@ pub struct EndpointConfig {
     /// `full` | `gen_ai` | `openinference` (default `full`).
     #[serde(rename = "type")]
     pub kind: String,
-    /// Base URL (`http://host:4318` for HTTP, `http://host:4317` for gRPC). Empty means the
-    /// transport's OTLP default. For HTTP a URL already ending in `/v1/traces` is used as is.
+    /// Base URL (`http://host:4318` for HTTP, `http://host:4317` for gRPC; `https://` for
+    /// TLS). Empty means the transport's OTLP default. For HTTP a URL already ending in
+    /// `/v1/traces` is used as is.
     pub endpoint: String,
     /// `http_binary` | `grpc` (default `http_binary`).
     pub transport: String,
@@ -109,6 +110,15 @@ pub struct EndpointConfig {
     /// Baton extension: scopes tracked while open; beyond it the oldest open scope is
     /// forgotten (its span is never exported) and counted in `evicted` (default 65,536).
     pub max_open_spans: usize,
+    /// `https` endpoints: a PEM file of CA certificates trusted besides the system's roots
+    /// (default: `OTEL_EXPORTER_OTLP_{SIGNAL}_CERTIFICATE`, then `OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub certificate: Option<String>,
+    /// `https` endpoints, mutual TLS: the client's PEM certificate chain (default:
+    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_CLIENT_CERTIFICATE`, then `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`).
+    pub client_certificate: Option<String>,
+    /// `https` endpoints, mutual TLS: the client's PEM private key (default:
+    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_CLIENT_KEY`, then `OTEL_EXPORTER_OTLP_CLIENT_KEY`).
+    pub client_key: Option<String>,
 }
 
 impl Default for EndpointConfig {
@@ -126,6 +136,9 @@ impl Default for EndpointConfig {
             scheduled_delay_millis: 5000,
             resource_attributes: BTreeMap::new(),
             max_open_spans: 65_536,
+            certificate: None,
+            client_certificate: None,
+            client_key: None,
         }
     }
 }
@@ -207,8 +220,7 @@ impl Level {
 pub struct Diagnostic {
     pub level: Level,
     /// `invalid_value` (a value that can never work) or `unsupported_value` (a value this
-    /// build cannot honour: an unknown `type`/`transport`, an `https` endpoint), matching the
-    /// plugin system's codes.
+    /// build cannot honour: an unknown `type`/`transport`), matching the plugin system's codes.
     pub code: &'static str,
     pub field: String,
     pub message: String,
@@ -236,7 +248,8 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Checks one endpoint config without side effects (the environment is read for
-/// `header_env`, nothing is connected). Errors make [`crate::OtelExporter::new`] fail.
+/// `header_env` and the TLS variables, an `https` endpoint's CA and client files and the
+/// system's roots are read; nothing is connected). Errors make [`crate::OtelExporter::new`] fail.
 pub fn validate(config: &EndpointConfig) -> Vec<Diagnostic> {
     let mut d = Vec::new();
     if Projection::parse(&config.kind).is_none() {
@@ -245,11 +258,23 @@ pub fn validate(config: &EndpointConfig) -> Vec<Diagnostic> {
     if Transport::parse(&config.transport).is_none() {
         d.push(Diagnostic::unsupported("transport", format!("'{}' is not one of {}", config.transport, Transport::NAMES.join(", "))));
     }
-    if let Err(msg) = parse_endpoint(&config.endpoint_or_default()) {
-        if config.endpoint.trim_start().starts_with("https://") {
-            d.push(Diagnostic::unsupported("endpoint", msg));
-        } else {
-            d.push(Diagnostic::error("endpoint", msg));
+    match parse_endpoint(&config.endpoint_or_default()) {
+        Err(msg) => d.push(Diagnostic::error("endpoint", msg)),
+        Ok(uri) if uri.scheme_str() == Some("https") => {
+            if let Err(errors) = crate::tls::setup(config) {
+                d.extend(errors);
+            }
+        }
+        Ok(_) => {
+            for (field, v) in [
+                ("certificate", &config.certificate),
+                ("client_certificate", &config.client_certificate),
+                ("client_key", &config.client_key),
+            ] {
+                if v.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                    d.push(Diagnostic::warning(field, "only used for https:// endpoints; this one is http://"));
+                }
+            }
         }
     }
     if config.service_name.trim().is_empty() {
@@ -286,19 +311,13 @@ pub fn validate(config: &EndpointConfig) -> Vec<Diagnostic> {
     d
 }
 
-/// A parsed endpoint: `http://host:port/path` (https is refused: this build has no TLS).
+/// A parsed endpoint: `http://host:port/path` or `https://host:port/path`.
 pub(crate) fn parse_endpoint(url: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "'{url}': https endpoints are not supported by this build (no TLS stack); \
-                 send to a local collector over http://"
-            ))
-        }
-        Some(other) => return Err(format!("'{url}': scheme '{other}' is not http")),
-        None => return Err(format!("'{url}' has no scheme (expected http://host:port)")),
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("'{url}': scheme '{other}' is not http or https")),
+        None => return Err(format!("'{url}' has no scheme (expected http://host:port or https://host:port)")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("'{url}' has no host"));
@@ -366,7 +385,7 @@ mod tests {
         let d = validate(&c);
         let fields: Vec<&str> = d.iter().filter(|d| d.is_error()).map(|d| d.field.as_str()).collect();
         assert_eq!(fields, ["type", "transport", "endpoint", "timeout_millis", "max_queue_size", "max_export_batch_size"]);
-        for url in ["ftp://x", "http://", "not a url", "https://collector:4318", "http://h:1/?a=b"] {
+        for url in ["ftp://x", "http://", "https://", "not a url", "http://h:1/?a=b"] {
             let c = EndpointConfig { endpoint: url.into(), ..Default::default() };
             assert!(validate(&c).iter().any(|d| d.field == "endpoint" && d.is_error()), "{url}");
         }

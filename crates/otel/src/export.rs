@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -192,6 +193,8 @@ pub(crate) struct Target {
     pub transport: Transport,
     pub endpoint: http::Uri,
     pub headers: Vec<(String, String)>,
+    /// The TLS client configurations of an `https` endpoint (`None` for `http`).
+    pub tls: Option<crate::tls::TlsSetup>,
     pub resource: Resource,
     pub scope: InstrumentationScope,
 }
@@ -298,9 +301,11 @@ fn run(shared: &Shared, rt: &tokio::runtime::Runtime, sender: &Sender) {
     }
 }
 
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 enum Client_ {
     Http {
-        client: Client<HttpConnector, Full<Bytes>>,
+        client: Box<HttpClient>,
         headers: http::HeaderMap,
     },
     Grpc {
@@ -312,7 +317,10 @@ enum Client_ {
 }
 
 struct Sender {
-    client: Client_,
+    /// One client per distinct TLS configuration; `index[i]` is the client of signal
+    /// `tls::SIGNALS[i]` (traces, metrics, logs).
+    clients: Vec<Client_>,
+    index: [usize; 3],
     endpoint: http::Uri,
     resource: Resource,
     scope: InstrumentationScope,
@@ -321,28 +329,65 @@ struct Sender {
 
 impl Sender {
     fn new(rt: &tokio::runtime::Runtime, t: Target, timeout: Duration) -> Sender {
-        let client = match t.transport {
+        let (configs, index) = match t.tls {
+            Some(setup) => (setup.configs.into_iter().map(Some).collect(), setup.index),
+            None => (vec![None], [0; 3]),
+        };
+        let clients = configs.into_iter().map(|tls| Self::client(rt, &t.transport, &t.endpoint, &t.headers, tls, timeout)).collect();
+        Sender { clients, index, endpoint: t.endpoint, resource: t.resource, scope: t.scope, timeout }
+    }
+
+    /// The client of `signal` (`traces`, `metrics`, `logs`).
+    fn client_for(&self, signal: &str) -> &Client_ {
+        let i = crate::tls::SIGNALS.iter().position(|s| *s == signal).unwrap_or(0);
+        &self.clients[self.index[i]]
+    }
+
+    fn client(
+        rt: &tokio::runtime::Runtime,
+        transport: &Transport,
+        endpoint: &http::Uri,
+        headers: &[(String, String)],
+        tls: Option<Arc<rustls::ClientConfig>>,
+        timeout: Duration,
+    ) -> Client_ {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(false); // the TLS layer above takes https URIs
+        match transport {
             Transport::HttpBinary => {
-                let mut connector = HttpConnector::new();
-                connector.set_connect_timeout(Some(timeout));
-                connector.set_nodelay(true);
-                let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
-                let mut headers = http::HeaderMap::new();
-                for (k, v) in &t.headers {
+                let tls = tls.map(|c| (*c).clone()).unwrap_or_else(crate::tls::unused_config);
+                let https = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(connector);
+                let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(https);
+                let mut map = http::HeaderMap::new();
+                for (k, v) in headers {
                     if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(v)) {
-                        headers.insert(k, v);
+                        map.insert(k, v);
                     }
                 }
-                Client_::Http { client, headers }
+                Client_::Http { client: Box::new(client), headers: map }
             }
             Transport::Grpc => {
-                let authority = t.endpoint.authority().map(|a| a.to_string()).unwrap_or_default();
-                match tonic::transport::Endpoint::from_shared(format!("http://{authority}")) {
+                let authority = endpoint.authority().map(|a| a.to_string()).unwrap_or_default();
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                match tonic::transport::Endpoint::from_shared(format!("{scheme}://{authority}")) {
                     Ok(ep) => {
                         let _guard = rt.enter();
-                        let channel = ep.connect_timeout(timeout).timeout(timeout).connect_lazy();
+                        let ep = ep.connect_timeout(timeout).timeout(timeout);
+                        let channel = match tls {
+                            // TLS through the same rustls connector as OTLP/HTTP, with ALPN h2
+                            Some(c) => ep.connect_with_connector_lazy(
+                                HttpsConnectorBuilder::new()
+                                    .with_tls_config((*c).clone())
+                                    .https_only()
+                                    .enable_http2()
+                                    .wrap_connector(connector),
+                            ),
+                            None => ep.connect_lazy(),
+                        };
                         let mut metadata = tonic::metadata::MetadataMap::new();
-                        for (k, v) in &t.headers {
+                        for (k, v) in headers {
                             if let (Ok(k), Ok(v)) = (
                                 tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
                                 tonic::metadata::MetadataValue::try_from(v.as_str()),
@@ -352,11 +397,10 @@ impl Sender {
                         }
                         Client_::Grpc { channel, metadata }
                     }
-                    Err(e) => Client_::Broken(format!("endpoint '{}': {e}", t.endpoint)),
+                    Err(e) => Client_::Broken(format!("endpoint '{endpoint}': {e}")),
                 }
             }
-        };
-        Sender { client, endpoint: t.endpoint, resource: t.resource, scope: t.scope, timeout }
+        }
     }
 
     /// Sends one batch per signal; during shutdown no request outlives the shutdown deadline.
@@ -373,7 +417,7 @@ impl Sender {
                 }],
             };
             let r = rt.block_on(self.timed(budget, async {
-                match &self.client {
+                match self.client_for("traces") {
                     Client_::Http { client, headers } => {
                         let body = self.post(client, headers, "traces", req.encode_to_vec()).await?;
                         // an empty or undecodable body is a full success (OTLP/HTTP allows both)
@@ -399,7 +443,7 @@ impl Sender {
                 }],
             };
             let r = rt.block_on(self.timed(budget, async {
-                match &self.client {
+                match self.client_for("logs") {
                     Client_::Http { client, headers } => self.post(client, headers, "logs", req.encode_to_vec()).await.map(drop),
                     Client_::Grpc { channel, metadata } => {
                         let mut client = LogsServiceClient::new(channel.clone());
@@ -425,7 +469,7 @@ impl Sender {
                 }],
             };
             let r = rt.block_on(self.timed(budget, async {
-                match &self.client {
+                match self.client_for("metrics") {
                     Client_::Http { client, headers } => self.post(client, headers, "metrics", req.encode_to_vec()).await.map(drop),
                     Client_::Grpc { channel, metadata } => {
                         let mut client = MetricsServiceClient::new(channel.clone());
@@ -468,13 +512,7 @@ impl Sender {
     }
 
     /// POSTs one request; the response body on 2xx.
-    async fn post(
-        &self,
-        client: &Client<HttpConnector, Full<Bytes>>,
-        headers: &http::HeaderMap,
-        signal: &str,
-        body: Vec<u8>,
-    ) -> Result<Bytes, String> {
+    async fn post(&self, client: &HttpClient, headers: &http::HeaderMap, signal: &str, body: Vec<u8>) -> Result<Bytes, String> {
         let url = signal_url(&self.endpoint, signal);
         let mut req = http::Request::post(url.as_str())
             .header(http::header::CONTENT_TYPE, "application/x-protobuf")
@@ -510,18 +548,28 @@ fn with_metadata<T>(msg: T, metadata: &tonic::metadata::MetadataMap) -> tonic::R
 }
 
 fn grpc_error(s: tonic::Status) -> String {
-    format!("gRPC {:?}: {}", s.code(), s.message())
+    // the source chain carries the cause (connection refused, a certificate the client does not trust)
+    let mut out = format!("gRPC {:?}: {}", s.code(), s.message());
+    append_causes(&mut out, std::error::Error::source(&s));
+    out
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
-    let mut src = e.source();
+    append_causes(&mut s, e.source());
+    s
+}
+
+/// Appends each cause of the chain not already said (tonic and hyper repeat their sources).
+fn append_causes(out: &mut String, mut src: Option<&(dyn std::error::Error + 'static)>) {
     while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
+        let text = inner.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         src = inner.source();
     }
-    s
 }
 
 /// Points of the same metric (name and unit) become one gauge, in first-seen order.

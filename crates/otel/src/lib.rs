@@ -1,7 +1,8 @@
 //! # baton-otel
 //!
 //! Baton's OpenTelemetry exporter: a [`baton::Subscriber`] that turns ATOF events into OTLP
-//! and sends them over OTLP/HTTP (protobuf) or OTLP/gRPC. It is its own crate so that the
+//! and sends them over OTLP/HTTP (protobuf) or OTLP/gRPC, in clear or over TLS (`https://`
+//! endpoints: rustls, the system's roots plus `OTEL_EXPORTER_OTLP_CERTIFICATE`). It is its own crate so that the
 //! core (and its wasm build) has no network or OpenTelemetry dependencies.
 //!
 //! - One span per scope: the start event opens it, the end event closes and exports it.
@@ -35,6 +36,7 @@ mod export;
 mod llm;
 pub mod plugin;
 mod project;
+mod tls;
 mod tracker;
 
 use std::sync::atomic::Ordering;
@@ -153,7 +155,16 @@ impl OtelExporter {
         let transport = Transport::parse(&config.transport).expect("validated");
         let endpoint = config::parse_endpoint(&config.endpoint_or_default()).map_err(Error::invalid_argument)?;
         let headers = config.resolved_headers().0;
-        let target = export::Target { transport, endpoint, headers, resource: resource(&config), scope: scope() };
+        let tls = if endpoint.scheme_str() == Some("https") {
+            // validated above; read again here so that what the worker uses is what was checked
+            Some(tls::setup(&config).map_err(|errors| {
+                let errors: Vec<String> = errors.iter().map(|d| format!("{}: {}", d.field, d.message)).collect();
+                Error::invalid_argument(format!("opentelemetry endpoint: {}", errors.join("; ")))
+            })?)
+        } else {
+            None
+        };
+        let target = export::Target { transport, endpoint, headers, tls, resource: resource(&config), scope: scope() };
         let shared = export::start(
             target,
             config.max_queue_size,

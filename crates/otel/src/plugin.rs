@@ -20,6 +20,10 @@
 //! max_export_batch_size = 512
 //! scheduled_delay_millis = 5000
 //! resource_attributes = { "deployment.environment" = "prod" }
+//! # https endpoints: extra CA file (else OTEL_EXPORTER_OTLP_CERTIFICATE) and mutual TLS
+//! certificate = "/etc/baton/collector-ca.pem"
+//! client_certificate = "/etc/baton/client.pem"
+//! client_key = "/etc/baton/client.key"
 //! ```
 
 use std::sync::Arc;
@@ -48,8 +52,12 @@ pub const ENDPOINT_KEYS: &[&str] = &[
     "scheduled_delay_millis",
     "resource_attributes",
     "max_open_spans",
+    "certificate",
+    "client_certificate",
+    "client_key",
 ];
-const STRING_KEYS: &[&str] = &["type", "endpoint", "transport", "service_name", "header_env"];
+const STRING_KEYS: &[&str] =
+    &["type", "endpoint", "transport", "service_name", "header_env", "certificate", "client_certificate", "client_key"];
 const COUNT_KEYS: &[&str] = &["timeout_millis", "max_queue_size", "max_export_batch_size", "scheduled_delay_millis", "max_open_spans"];
 
 /// Builds OTLP exporters for the plugin system's `observability` component.

@@ -30,7 +30,7 @@ fn invalid_sections_name_their_fields() {
         json!({"enabled": true, "endpoints": [
             {"type": "zipkin", "transport": "http_json", "endpoint": "localhost:4318"},
             {"endpoint": "http://h:4318", "timeout_millis": "soon", "headers": {"x": 1}, "max_queue_size": 0, "colour": "red"},
-            {"endpoint": "https://collector:4318", "header_env": "BATON_OTEL_SURELY_UNSET"},
+            {"endpoint": "https://collector:4318", "header_env": "BATON_OTEL_SURELY_UNSET", "certificate": "/surely/missing/ca.pem"},
             "not a table"
         ], "logs": {"enabled": "yes"}}),
     );
@@ -46,7 +46,9 @@ fn invalid_sections_name_their_fields() {
     expect("error", "invalid_type", "endpoints[1].timeout_millis");
     expect("error", "invalid_type", "endpoints[1].headers.x");
     expect("warning", "unknown_field", "endpoints[1].colour");
-    expect("error", "unsupported_value", "endpoints[2].endpoint");
+    // https is accepted; its CA file is checked
+    expect("error", "invalid_value", "endpoints[2].certificate");
+    assert!(!got.iter().any(|(_, _, f)| f == &format!("{p}.endpoints[2].endpoint")), "https endpoints are valid: {got:#?}");
     expect("warning", "invalid_value", "endpoints[2].header_env");
     expect("error", "invalid_type", "endpoints[3]");
     expect("error", "invalid_type", "logs.enabled");

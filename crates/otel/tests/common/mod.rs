@@ -19,6 +19,17 @@ pub struct Receiver {
     _stdin: ChildStdin,
     pub http_port: u16,
     pub grpc_port: u16,
+    /// The plain-HTTP port of the control API (the HTTP port unless TLS).
+    pub control_port: u16,
+    /// TLS mode: the receiver's CA (ca.pem), an unrelated CA, and the directory with
+    /// client.pem/client.key (signed by the CA).
+    pub tls: Option<TlsFiles>,
+}
+
+pub struct TlsFiles {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
 }
 
 fn python() -> Option<PathBuf> {
@@ -33,6 +44,23 @@ impl Receiver {
     /// Starts the receiver, or `None` (with a note) when its venv is not installed —
     /// unless `BATON_OTEL_REQUIRE_RECEIVER=1` (set by `just test-otel`), which makes that a failure.
     pub fn start() -> Option<Receiver> {
+        Self::start_with(&[])
+    }
+
+    /// A receiver serving both transports over TLS with a CA of its own (see receiver.py);
+    /// `mutual` makes it demand a client certificate signed by that CA.
+    pub fn start_tls(mutual: bool) -> Option<Receiver> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--tls".to_string(), dir.path().display().to_string()];
+        if mutual {
+            args.push("--require-client-cert".into());
+        }
+        let mut r = Self::start_with(&args)?;
+        r.tls = Some(TlsFiles { ca: dir.path().join("ca.pem"), other_ca: dir.path().join("other-ca.pem"), dir });
+        Some(r)
+    }
+
+    fn start_with(args: &[String]) -> Option<Receiver> {
         let required = std::env::var("BATON_OTEL_REQUIRE_RECEIVER").is_ok_and(|v| v == "1");
         let Some(py) = python() else {
             assert!(!required, "BATON_OTEL_REQUIRE_RECEIVER=1 but the receiver venv is missing: run scripts/setup.sh --bindings");
@@ -42,6 +70,7 @@ impl Receiver {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/receiver/receiver.py");
         let mut child = Command::new(&py)
             .arg(&script)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -56,18 +85,26 @@ impl Receiver {
             _stdin: stdin,
             http_port: ports["http"].as_u64().unwrap() as u16,
             grpc_port: ports["grpc"].as_u64().unwrap() as u16,
+            control_port: ports["control"].as_u64().unwrap() as u16,
+            tls: None,
         })
     }
 
     pub fn endpoint(&self, transport: &str) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         match transport {
-            "grpc" => format!("http://127.0.0.1:{}", self.grpc_port),
-            _ => format!("http://127.0.0.1:{}", self.http_port),
+            "grpc" => format!("{scheme}://127.0.0.1:{}", self.grpc_port),
+            _ => format!("{scheme}://127.0.0.1:{}", self.http_port),
         }
     }
 
+    /// The raw `GET /received` answer.
+    pub fn received_all(&self) -> Value {
+        self.call("GET", "/received")
+    }
+
     fn call(&self, method: &str, path: &str) -> Value {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", self.control_port)).unwrap();
         write!(s, "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
