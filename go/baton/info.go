@@ -9,52 +9,45 @@ import "encoding/json"
 
 func callInfoOf(b []byte) CallInfo {
 	var ci CallInfo
-	ok := flatStrings(b, func(k, v string) {
-		switch k {
-		case "kind":
-			ci.Kind = v
-		case "name":
-			ci.Name = v
-		case "tool_call_id":
-			ci.ToolCallID = v
-		case "model_name":
-			ci.ModelName = v
-		case "parent_uuid":
-			ci.ParentUUID = v
-		case "uuid":
-			ci.UUID = v
-		}
+	decodeInfo(b, &ci, []infoField{
+		{"kind", &ci.Kind}, {"name", &ci.Name}, {"tool_call_id", &ci.ToolCallID},
+		{"model_name", &ci.ModelName}, {"parent_uuid", &ci.ParentUUID}, {"uuid", &ci.UUID},
 	})
-	if !ok {
-		ci = CallInfo{}
-		_ = json.Unmarshal(b, &ci)
-	}
 	return ci
 }
 
 func eventInfoOf(b []byte) EventInfo {
 	var ei EventInfo
+	decodeInfo(b, &ei, []infoField{
+		{"kind", &ei.Kind}, {"scope_category", &ei.ScopeCategory}, {"uuid", &ei.UUID},
+		{"parent_uuid", &ei.ParentUUID}, {"name", &ei.Name}, {"category", &ei.Category},
+	})
+	return ei
+}
+
+// infoField is where the string value of one key of an info object goes.
+type infoField struct {
+	key string
+	dst *string
+}
+
+// decodeInfo fills dst (a *CallInfo or *EventInfo whose string fields are listed in fields)
+// from b, scanning directly when b has the usual flat shape.
+func decodeInfo(b []byte, dst any, fields []infoField) {
 	ok := flatStrings(b, func(k, v string) {
-		switch k {
-		case "kind":
-			ei.Kind = v
-		case "scope_category":
-			ei.ScopeCategory = v
-		case "uuid":
-			ei.UUID = v
-		case "parent_uuid":
-			ei.ParentUUID = v
-		case "name":
-			ei.Name = v
-		case "category":
-			ei.Category = v
+		for _, f := range fields {
+			if f.key == k {
+				*f.dst = v
+				return
+			}
 		}
 	})
 	if !ok {
-		ei = EventInfo{}
-		_ = json.Unmarshal(b, &ei)
+		for _, f := range fields {
+			*f.dst = ""
+		}
+		_ = json.Unmarshal(b, dst)
 	}
-	return ei
 }
 
 // flatStrings calls set for each key whose value is a string without escapes, skipping null
