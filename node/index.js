@@ -497,12 +497,9 @@ async function runEnteredAsync(entered, text, fn) {
   try {
     out = encResult(await fn(parse(text)));
   } catch (e) {
-    native.exitTool(entered, undefined, e);
-    throw e;
+    throw failEntered(entered, e);
   }
-  native.exitTool(entered, out);
-  relieve();
-  return parse(out);
+  return exitEntered(entered, out);
 }
 
 function runEnteredSync(entered, text, fn) {
@@ -515,12 +512,22 @@ function runEnteredSync(entered, text, fn) {
     }
     out = encResult(r);
   } catch (e) {
-    native.exitTool(entered, undefined, e);
-    throw e;
+    throw failEntered(entered, e);
   }
+  return exitEntered(entered, out);
+}
+
+/** Ends an entered call with the result's JSON text; the caller gets a JSON copy. */
+function exitEntered(entered, out) {
   native.exitTool(entered, out);
   relieve();
   return parse(out);
+}
+
+/** Ends an entered call with the value its function threw; returns that value to rethrow. */
+function failEntered(entered, thrown) {
+  native.exitTool(entered, undefined, thrown);
+  return thrown;
 }
 
 function toolSync(name, args, fn, options) {
