@@ -64,9 +64,11 @@ const COUNT_KEYS: &[&str] = &["timeout_millis", "max_queue_size", "max_export_ba
 #[derive(Debug, Default)]
 pub struct OtelPlugin;
 
-/// Makes `opentelemetry` sections of plugin documents work (once per process; call it before
-/// `plugin_validate` / `plugin_initialize`). Returns false if a factory was already installed.
+/// Makes `opentelemetry` sections of plugin documents work, and `https://` ATOF stream sinks
+/// (the core's TLS seam gets this crate's rustls client). Once per process; call it before
+/// `plugin_validate` / `plugin_initialize`. Returns false if a factory was already installed.
 pub fn install() -> bool {
+    baton::export::atof_stream::install_tls_provider(Arc::new(crate::tls::StreamSinkTls));
     install_otel_factory(Arc::new(OtelPlugin))
 }
 

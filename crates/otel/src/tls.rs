@@ -191,3 +191,30 @@ pub(crate) fn setup(config: &EndpointConfig) -> Result<TlsSetup, Vec<Diagnostic>
         Err(errors)
     }
 }
+
+/// The TLS of the core's `https` ATOF stream sinks (installed by [`crate::install`]): the
+/// same rustls setup, over the sink's blocking socket.
+#[derive(Debug, Default)]
+pub(crate) struct StreamSinkTls;
+
+struct StreamSinkClient(Arc<ClientConfig>);
+
+impl baton::export::atof_stream::TlsProvider for StreamSinkTls {
+    fn client(&self, ca_file: Option<&std::path::Path>) -> Result<Arc<dyn baton::export::atof_stream::TlsClient>, String> {
+        let files = TlsFiles {
+            ca: ca_file.map(|p| Source { path: p.to_path_buf(), origin: "certificate".into(), field: "certificate" }),
+            ..Default::default()
+        };
+        let config = client_config(&files).map_err(|d| d.message)?;
+        Ok(Arc::new(StreamSinkClient(Arc::new(config))))
+    }
+}
+
+impl baton::export::atof_stream::TlsClient for StreamSinkClient {
+    fn wrap(&self, tcp: std::net::TcpStream, server_name: &str) -> Result<Box<dyn baton::export::atof_stream::TlsStream>, String> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| format!("'{server_name}' is not a valid TLS server name: {e}"))?;
+        let conn = rustls::ClientConnection::new(self.0.clone(), name).map_err(|e| format!("TLS: {e}"))?;
+        Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
+    }
+}

@@ -204,3 +204,92 @@ fn https_config_validation() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!((d[0].level, d[0].field.as_str()), (Level::Warning, "certificate"));
 }
+
+/// ATOF stream sinks over https (the core's TLS seam, filled by `baton_otel::install()`):
+/// both transports deliver to the TLS receiver with `certificate` naming its CA.
+#[test]
+fn atof_stream_sinks_over_https() {
+    let Some(r) = tls_receiver() else { return };
+    baton_otel::install();
+    let ca = r.tls.as_ref().unwrap().ca.display().to_string();
+    let url = format!("https://127.0.0.1:{}/atof", r.http_port);
+    let doc = json!({"version": 1, "components": [{"kind": "observability", "config": {"atof": {"enabled": true, "sinks": [
+        {"type": "stream", "url": url, "transport": "http_post", "certificate": ca, "headers": {"x-sink": "post"}},
+        {"type": "stream", "url": url, "transport": "ndjson", "certificate": ca, "headers": {"x-sink": "ndjson"}}
+    ]}}}]});
+    let rt = Runtime::new(RuntimeConfig::default());
+    assert_eq!(rt.plugin_validate(&doc), vec![]);
+    rt.plugin_initialize(&doc).unwrap();
+    let stack = rt.new_stack();
+    let s = stack.push(ScopeOptions::new("atof-over-tls")).unwrap();
+    stack.pop(&s, EndOptions::default()).unwrap();
+    assert!(rt.flush(Duration::from_secs(10)).unwrap());
+    rt.plugin_clear().unwrap();
+    rt.shutdown(Duration::from_secs(10)).unwrap();
+
+    let all = r.received_all();
+    let posts: Vec<&serde_json::Value> = all["atof"].as_array().unwrap().iter().collect();
+    let events = |sink: &str| -> Vec<serde_json::Value> {
+        posts
+            .iter()
+            .filter(|p| p["headers"]["x-sink"] == sink)
+            .flat_map(|p| p["body"].as_str().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<_>>())
+            .filter(|e: &serde_json::Value| e["name"] == "atof-over-tls")
+            .collect()
+    };
+    for sink in ["post", "ndjson"] {
+        let got = events(sink);
+        assert_eq!(got.len(), 2, "{sink}: start and end over https: {posts:#?}");
+        assert_eq!(got[0]["uuid"], got[1]["uuid"]);
+    }
+    let ct: Vec<&str> =
+        posts.iter().filter(|p| p["headers"]["x-sink"] == "ndjson").map(|p| p["headers"]["content-type"].as_str().unwrap()).collect();
+    assert!(ct.iter().all(|c| *c == "application/x-ndjson"), "{ct:?}");
+}
+
+/// An https stream sink whose server certificate is not trusted: every event is counted as
+/// failed with the reason, within the timeout; a CA file that cannot be read is a
+/// configuration error naming `certificate`.
+#[test]
+fn atof_stream_sink_untrusted_and_bad_certificate() {
+    use baton::export::atof_stream::{AtofStreamExporter, StreamConfig, Transport};
+    let Some(r) = tls_receiver() else { return };
+    baton_otel::install();
+    let files = r.tls.as_ref().unwrap();
+    let url = format!("https://127.0.0.1:{}/atof", r.http_port);
+    let sink = Arc::new(
+        AtofStreamExporter::start(StreamConfig {
+            url: url.clone(),
+            transport: Transport::HttpPost,
+            headers: Default::default(),
+            header_env: None,
+            timeout: Duration::from_millis(2000),
+            queue_capacity: 100,
+            certificate: Some(files.other_ca.display().to_string()),
+        })
+        .unwrap(),
+    );
+    let rt = Runtime::new(RuntimeConfig::default());
+    rt.register(Registration::new("atof-stream"), Middleware::Subscriber(sink.clone())).unwrap();
+    let stack = rt.new_stack();
+    let t = Instant::now();
+    for i in 0..5 {
+        let s = stack.push(ScopeOptions::new(format!("untrusted-atof-{i}"))).unwrap();
+        stack.pop(&s, EndOptions::default()).unwrap();
+    }
+    let _ = rt.flush(Duration::from_secs(30));
+    rt.shutdown(Duration::from_secs(30)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(8), "took {:?}", t.elapsed());
+    assert_eq!((sink.sent(), sink.failed() + sink.dropped()), (0, 10));
+    let err = sink.last_error().unwrap_or_default().to_lowercase();
+    assert!(err.contains("certificate") || err.contains("unknownissuer"), "{err}");
+    assert!(!r.received_all().to_string().contains("untrusted-atof-"), "nothing arrives over an untrusted connection");
+
+    let doc = json!({"version": 1, "components": [{"kind": "observability", "config": {"atof": {"enabled": true, "sinks": [
+        {"type": "stream", "url": url, "certificate": "/surely/missing/ca.pem"}
+    ]}}}]});
+    let got = Runtime::new(RuntimeConfig::default()).plugin_validate(&doc);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].field.as_deref(), Some("components[0].config.atof.sinks[0].certificate"));
+    assert!(got[0].message.contains("/surely/missing/ca.pem"), "{got:?}");
+}

@@ -3,12 +3,17 @@
 //!
 //! The subscriber only hands the serialized line to a bounded queue; a worker thread of its
 //! own does the network I/O, so a receiver that is slow or down never blocks delivery to the
-//! other subscribers. When the queue is full, lines are dropped and counted. Plain `http://`
-//! URLs only: TLS is not in the core (put a local collector or proxy in front for `https`).
+//! other subscribers. When the queue is full, lines are dropped and counted.
+//!
+//! `https://` URLs go through a [`TlsProvider`]: the core carries no TLS stack (it stays
+//! dependency-light and builds for wasm32), so TLS is a seam that a crate with one fills —
+//! `baton_otel::install()` installs its rustls client, the same one its OTLP export uses.
+//! Without a provider an `https` sink is reported as `unsupported_value`.
 
 use std::collections::BTreeMap;
-#[cfg(target_arch = "wasm32")]
-use std::sync::Arc;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -25,7 +30,38 @@ pub enum Transport {
     Ndjson,
 }
 
-/// A stream sink's settings (the reference's keys).
+/// TLS for `https://` stream sinks, installed once per process ([`install_tls_provider`]).
+pub trait TlsProvider: Send + Sync {
+    /// A client trusting the system's root certificates plus those of `ca_file` (a PEM file).
+    /// Errors are messages for the user (an unreadable file, no certificate in it, no roots).
+    fn client(&self, ca_file: Option<&Path>) -> std::result::Result<Arc<dyn TlsClient>, String>;
+}
+
+/// One TLS client configuration (see [`TlsProvider::client`]).
+pub trait TlsClient: Send + Sync {
+    /// Wraps a connected socket (its read and write timeouts already set, so the handshake is
+    /// bounded by them) in a TLS session that verifies the server as `server_name` (a host
+    /// name or an IP address). The handshake may run at the first read or write.
+    fn wrap(&self, tcp: std::net::TcpStream, server_name: &str) -> std::result::Result<Box<dyn TlsStream>, String>;
+}
+
+/// A byte stream (a TLS session over a socket).
+pub trait TlsStream: Read + Write + Send {}
+impl<T: Read + Write + Send> TlsStream for T {}
+
+static TLS: OnceLock<Arc<dyn TlsProvider>> = OnceLock::new();
+
+/// Installs the TLS provider of `https` stream sinks (once per process). Returns false if one
+/// was installed already.
+pub fn install_tls_provider(provider: Arc<dyn TlsProvider>) -> bool {
+    TLS.set(provider).is_ok()
+}
+
+fn tls_provider() -> Option<&'static Arc<dyn TlsProvider>> {
+    TLS.get()
+}
+
+/// A stream sink's settings (the reference's keys, plus `certificate`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamConfig {
     pub url: String,
@@ -36,6 +72,8 @@ pub struct StreamConfig {
     pub timeout: Duration,
     /// Lines waiting to be sent before new ones are dropped.
     pub queue_capacity: usize,
+    /// `https` URLs: a PEM file of CA certificates trusted besides the system's roots.
+    pub certificate: Option<String>,
 }
 
 impl StreamConfig {
@@ -45,17 +83,13 @@ impl StreamConfig {
             d.error("missing_field", &join(at, "url"), "missing; a stream sink needs the receiver's url");
             return None;
         };
-        if let Err(e) = parse_http_url(url) {
-            if url.starts_with("https://") {
-                d.unsupported_value(
-                    &join(at, "url"),
-                    format!("{e}; https stream sinks are not supported yet (send to a local collector over http)"),
-                );
-            } else {
+        let tls = match parse_url(url) {
+            Ok(u) => u.tls,
+            Err(e) => {
                 d.error("invalid_value", &join(at, "url"), e);
+                return None;
             }
-            return None;
-        }
+        };
         let transport = match d.get_str(obj, at, "transport").unwrap_or("http_post") {
             "http_post" => Transport::HttpPost,
             "ndjson" => Transport::Ndjson,
@@ -94,6 +128,25 @@ impl StreamConfig {
             d.unsupported_value(at, "stream sinks need sockets, which the wasm build does not have");
             return None;
         }
+        let certificate = d.get_str(obj, at, "certificate").map(String::from);
+        if tls {
+            let Some(provider) = tls_provider() else {
+                d.unsupported_value(
+                    &join(at, "url"),
+                    format!(
+                        "'{url}': https stream sinks need a TLS provider, which the core does not carry; \
+                         it comes with baton-otel (Rust: call baton_otel::install()); else send over http:// to a local collector"
+                    ),
+                );
+                return None;
+            };
+            if let Err(e) = provider.client(certificate.as_deref().map(Path::new)) {
+                d.error("invalid_value", &join(at, "certificate"), e);
+                return None;
+            }
+        } else if certificate.is_some() {
+            d.warning("invalid_value", &join(at, "certificate"), "only used for https:// URLs; this one is http://");
+        }
         Some(StreamConfig {
             url: url.to_string(),
             transport,
@@ -101,13 +154,28 @@ impl StreamConfig {
             header_env,
             timeout: Duration::from_millis(timeout_ms),
             queue_capacity: 10_000,
+            certificate,
         })
     }
 }
 
-/// `(host, port, path)` of an `http://` URL.
-fn parse_http_url(url: &str) -> std::result::Result<(String, u16, String), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("'{url}' is not an http:// URL"))?;
+/// A parsed stream sink URL.
+#[derive(Debug, PartialEq)]
+struct Url {
+    tls: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+/// An `http://` or `https://` URL (default ports 80 and 443).
+fn parse_url(url: &str) -> std::result::Result<Url, String> {
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(format!("'{url}' is not an http:// or https:// URL")),
+    };
+    let default_port = if tls { 443 } else { 80 };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -119,19 +187,19 @@ fn parse_http_url(url: &str) -> std::result::Result<(String, u16, String), Strin
             let (h, rest) = v6.split_once(']').ok_or_else(|| format!("'{url}' has an unclosed IPv6 address"))?;
             match rest.strip_prefix(':') {
                 Some(p) => (h, p.parse::<u16>().map_err(|_| bad_port(p))?),
-                None if rest.is_empty() => (h, 80),
+                None if rest.is_empty() => (h, default_port),
                 None => return Err(format!("'{url}' has text after its IPv6 address")),
             }
         }
         None => match authority.rsplit_once(':') {
             Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad_port(p))?),
-            None => (authority, 80),
+            None => (authority, default_port),
         },
     };
     if host.is_empty() {
         return Err(format!("'{url}' has no host"));
     }
-    Ok((host.to_string(), port, path.to_string()))
+    Ok(Url { tls, host: host.to_string(), port, path: path.to_string() })
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -144,7 +212,6 @@ pub fn open(_: StreamConfig) -> Result<Arc<dyn crate::middleware::Subscriber>> {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use std::io::{Read, Write};
     use std::net::{TcpStream, ToSocketAddrs};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -176,6 +243,14 @@ mod native {
         /// Set by `close`: the worker discards (and counts) what is still queued, so closing
         /// takes at most one request's timeout even when the receiver is slow.
         stopping: std::sync::atomic::AtomicBool,
+        last_error: Mutex<Option<String>>,
+    }
+
+    impl Stats {
+        fn fail(&self, n: u64, error: String) -> u64 {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+            self.failed.fetch_add(n, Ordering::Relaxed)
+        }
     }
 
     /// Starts a stream sink (its worker thread) for `config`.
@@ -185,7 +260,21 @@ mod native {
 
     impl AtofStreamExporter {
         pub fn start(config: StreamConfig) -> Result<AtofStreamExporter> {
-            let target = parse_http_url(&config.url).map_err(Error::invalid_argument)?;
+            let url = parse_url(&config.url).map_err(Error::invalid_argument)?;
+            let tls = if url.tls {
+                let provider = tls_provider().ok_or_else(|| {
+                    Error::invalid_argument(format!(
+                        "ATOF stream sink '{}': https needs a TLS provider (baton_otel::install() installs one)",
+                        config.url
+                    ))
+                })?;
+                let client = provider
+                    .client(config.certificate.as_deref().map(Path::new))
+                    .map_err(|e| Error::invalid_argument(format!("ATOF stream sink '{}': certificate: {e}", config.url)))?;
+                Some(client)
+            } else {
+                None
+            };
             let mut headers = config.headers.clone();
             if let Some(var) = &config.header_env {
                 if let Ok(v) = std::env::var(var) {
@@ -204,7 +293,7 @@ mod native {
             let worker = std::thread::Builder::new()
                 .name("baton-atof-stream".into())
                 .spawn(move || {
-                    run(rx, Target { host: target.0, port: target.1, path: target.2, headers, timeout }, transport, worker_stats)
+                    run(rx, Target { host: url.host, port: url.port, path: url.path, headers, timeout, tls }, transport, worker_stats)
                 })
                 .map_err(|e| Error::internal(format!("cannot start the ATOF stream worker: {e}")))?;
             Ok(AtofStreamExporter { tx: Mutex::new(Some(tx)), worker: Mutex::new(Some(worker)), stats, timeout })
@@ -218,9 +307,13 @@ mod native {
         pub fn dropped(&self) -> u64 {
             self.stats.dropped.load(Ordering::Relaxed)
         }
-        /// Events whose POST failed (receiver down, non-2xx, timeout).
+        /// Events whose POST failed (receiver down, non-2xx, timeout, TLS refused).
         pub fn failed(&self) -> u64 {
             self.stats.failed.load(Ordering::Relaxed)
+        }
+        /// Why the last POST failed, if one did.
+        pub fn last_error(&self) -> Option<String> {
+            self.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
         }
 
         fn send(&self, msg: Msg) -> bool {
@@ -294,15 +387,22 @@ mod native {
         path: String,
         headers: BTreeMap<String, String>,
         timeout: Duration,
+        /// Set for https URLs.
+        tls: Option<Arc<dyn TlsClient>>,
     }
 
     impl Target {
         /// One HTTP/1.1 POST; `Ok` on a 2xx status.
         fn post(&self, content_type: &str, body: &[u8]) -> std::result::Result<(), String> {
             let addr = (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
-            let mut stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| e.to_string())?;
-            stream.set_write_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
-            stream.set_read_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
+            let tcp = TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| e.to_string())?;
+            tcp.set_write_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
+            tcp.set_read_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
+            // the TLS handshake happens on the socket, so the timeouts above bound it too
+            let mut stream: Box<dyn TlsStream> = match &self.tls {
+                Some(tls) => tls.wrap(tcp, &self.host)?,
+                None => Box::new(tcp),
+            };
             let mut req = format!(
                 "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
                 self.path,
@@ -339,7 +439,7 @@ mod native {
             let body: Vec<u8> = batch.iter().flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n'))).collect();
             match target.post("application/x-ndjson", &body) {
                 Ok(()) => stats.sent.fetch_add(n, Ordering::Relaxed),
-                Err(_) => stats.failed.fetch_add(n, Ordering::Relaxed),
+                Err(e) => stats.fail(n, e),
             };
             batch.clear();
         };
@@ -367,7 +467,7 @@ mod native {
                     Transport::HttpPost => {
                         match target.post("application/json", &line) {
                             Ok(()) => stats.sent.fetch_add(1, Ordering::Relaxed),
-                            Err(_) => stats.failed.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => stats.fail(1, e),
                         };
                     }
                     Transport::Ndjson => {
@@ -395,14 +495,43 @@ mod native {
 mod tests {
     use super::*;
 
+    fn url(tls: bool, host: &str, port: u16, path: &str) -> Url {
+        Url { tls, host: host.into(), port, path: path.into() }
+    }
+
     #[test]
-    fn parses_http_urls() {
-        assert_eq!(parse_http_url("http://127.0.0.1:4318/v1/atof").unwrap(), ("127.0.0.1".into(), 4318, "/v1/atof".into()));
-        assert_eq!(parse_http_url("http://collector").unwrap(), ("collector".into(), 80, "/".into()));
-        assert!(parse_http_url("https://x").is_err());
-        assert!(parse_http_url("http://:80/").is_err());
-        assert!(parse_http_url("http://h:99999/").is_err());
-        assert_eq!(parse_http_url("http://[::1]:9000/x").unwrap(), ("::1".into(), 9000, "/x".into()));
-        assert!(parse_http_url("http://[::1/x").is_err());
+    fn parses_http_and_https_urls() {
+        assert_eq!(parse_url("http://127.0.0.1:4318/v1/atof").unwrap(), url(false, "127.0.0.1", 4318, "/v1/atof"));
+        assert_eq!(parse_url("http://collector").unwrap(), url(false, "collector", 80, "/"));
+        assert_eq!(parse_url("https://collector").unwrap(), url(true, "collector", 443, "/"));
+        assert_eq!(parse_url("https://c:8443/in").unwrap(), url(true, "c", 8443, "/in"));
+        assert!(parse_url("ftp://x").is_err());
+        assert!(parse_url("http://:80/").is_err());
+        assert!(parse_url("http://h:99999/").is_err());
+        assert_eq!(parse_url("http://[::1]:9000/x").unwrap(), url(false, "::1", 9000, "/x"));
+        assert!(parse_url("http://[::1/x").is_err());
+    }
+
+    /// Without a TLS provider (none is installed in the core's tests) an https sink is
+    /// `unsupported_value` naming its url; a `certificate` on an http sink is a warning.
+    #[test]
+    fn https_without_a_tls_provider_is_unsupported() {
+        let rt = crate::Runtime::new(crate::RuntimeConfig::default());
+        let diags = |sink: Value| -> Vec<(String, String, String, String)> {
+            let doc = serde_json::json!({"version": 1, "components": [{"kind": "observability", "config": {"atof": {"sinks": [sink]}}}]});
+            rt.plugin_validate(&doc)
+                .into_iter()
+                .map(|d| (d.level.as_str().to_string(), d.code.to_string(), d.field.unwrap_or_default(), d.message))
+                .collect()
+        };
+        let at = "components[0].config.atof.sinks[0]";
+        let got = diags(serde_json::json!({"type": "stream", "url": "https://collector/atof"}));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0.as_str(), got[0].1.as_str(), got[0].2.clone()), ("error", "unsupported_value", format!("{at}.url")));
+        assert!(got[0].3.contains("TLS provider"), "{got:?}");
+
+        let got = diags(serde_json::json!({"type": "stream", "url": "http://h/atof", "certificate": "ca.pem"}));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0.as_str(), got[0].2.clone()), ("warning", format!("{at}.certificate")));
     }
 }

@@ -8,7 +8,7 @@
 //! [components.config.atof]
 //! enabled = true
 //! [[components.config.atof.sinks]]
-//! type = "file"                    # or "stream": url, transport = http_post|ndjson, headers, header_env, timeout_millis
+//! type = "file"                    # or "stream": url, transport = http_post|ndjson, headers, header_env, timeout_millis, certificate
 //! output_directory = "logs"
 //! filename = "events.jsonl"
 //! mode = "append"                  # or "overwrite"
@@ -57,7 +57,7 @@ pub struct Observability;
 const ROOT_KEYS: &[&str] = &["version", "enable_full_payloads", "policy", "insecure_http_hosts", "atof", "atif", "opentelemetry"];
 const ATOF_KEYS: &[&str] = &["enabled", "sinks", "output_directory", "filename", "mode"];
 const FILE_SINK_KEYS: &[&str] = &["type", "output_directory", "filename", "mode"];
-const STREAM_SINK_KEYS: &[&str] = &["type", "url", "transport", "headers", "header_env", "timeout_millis"];
+const STREAM_SINK_KEYS: &[&str] = &["type", "url", "transport", "headers", "header_env", "timeout_millis", "certificate"];
 const CALLBACK_SINK_KEYS: &[&str] = &["type", "sink"];
 const ATIF_KEYS: &[&str] =
     &["enabled", "agent_name", "agent_version", "model_name", "output_directory", "filename_template", "tool_definitions", "extra", "sink"];
