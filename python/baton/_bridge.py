@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from typing import Any, Awaitable, Dict
+from typing import Any, AsyncIterator, Awaitable, Dict
 
 _get_running_loop = asyncio._get_running_loop
 
@@ -58,6 +58,30 @@ async def host_anext(stream: Any, anext: Any) -> Any:
         stream.close()
         raise
     return stream._chunk(chunk)
+
+
+async def host_pull(stream: Any, source: Any) -> AsyncIterator[Any]:
+    """``async for`` over a host-run stream with an async source (``LlmStream.__aiter__``):
+    each chunk is pulled with the call's scope current, recorded, and yielded (the consumer
+    runs with the scope no longer current)."""
+    push, record = stream._push, stream._chunk
+    if not push():
+        return  # closed
+    try:
+        async for chunk in source:
+            yield record(chunk)
+            if not push():
+                return  # closed while the consumer held the chunk
+    except Exception as exc:  # noqa: BLE001 - ends the stream, then propagates unchanged
+        stream._pop()
+        stream._fail(exc)
+        raise
+    except BaseException:
+        stream._pop()
+        stream.close()
+        raise
+    stream._pop()
+    stream._end()
 
 
 async def host_anext_sync(stream: Any) -> Any:

@@ -769,3 +769,19 @@ def test_subscribers_get_lazy_mapping_events(names: List[str]) -> None:
         ]
     )
     assert d["uuid"] == e.uuid and d["metadata"] == {"k": "v"}
+
+
+def test_a_subscriber_keeping_its_arguments_keeps_its_events() -> None:
+    kept: List[Any] = []
+
+    def keep(*args: Any) -> None:
+        kept.append(args)
+
+    baton.subscribe("test.keep", keep)
+    try:
+        for i in range(3):
+            baton.mark(f"m{i}")
+        assert baton.flush(10.0)
+    finally:
+        baton.deregister("subscriber", "test.keep")
+    assert [args[0]["name"] for args in kept] == ["m0", "m1", "m2"]

@@ -23,7 +23,7 @@ use crate::{bridge, errors, json, rt};
 /// Room kept in the queue before emitting with the GIL held: events emitted meanwhile by
 /// threads that do not hold it (Rust code, or Python code inside Baton's own GIL-free
 /// sections) can use at most this much.
-const MARGIN: u64 = 1024;
+const MARGIN: u64 = 8192;
 
 static FOREIGN: AtomicBool = AtomicBool::new(false);
 
@@ -32,14 +32,34 @@ pub fn set_foreign_middleware(on: bool) {
     FOREIGN.store(on, Ordering::Relaxed);
 }
 
+/// Calls between two looks at the queue's fill level while it has room (reading it takes
+/// the delivery queue's lock, which the delivery thread also takes): a call emits a few
+/// events, and `CHECK_EVERY` calls stay far below `MARGIN`. (A queue smaller than `MARGIN`
+/// always counts as possibly full: the GIL is then always released.)
+const CHECK_EVERY: u32 = 16;
+
+thread_local! {
+    /// Calls left before the next look at the queue (0: look now).
+    static UNCHECKED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 /// True when core work on the caller's thread may wait (see the module docs).
 pub fn may_block() -> bool {
     if FOREIGN.load(Ordering::Relaxed) {
         return true;
     }
+    let left = UNCHECKED.get();
+    if left > 0 {
+        UNCHECKED.set(left - 1);
+        return false;
+    }
     let rt = rt();
     let config = rt.config();
-    config.overflow == OverflowPolicy::Block && rt.diagnostics().queued + MARGIN >= config.queue_capacity as u64
+    let full = config.overflow == OverflowPolicy::Block && rt.diagnostics().queued + MARGIN >= config.queue_capacity as u64;
+    if !full {
+        UNCHECKED.set(CHECK_EVERY);
+    }
+    full
 }
 
 /// Runs core work `f` with the GIL held, or released when it may wait.

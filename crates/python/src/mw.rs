@@ -498,7 +498,7 @@ fn event_to_py<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, pyo3::typ
 /// An event as a subscriber receives it: a read-only mapping with the ATOF fields, built
 /// only when read (`event["name"]`, `event.get(...)`, `to_dict()`); `name`, `kind`, `uuid`,
 /// `parent_uuid` and `scope_category` are also attributes that build nothing.
-#[pyclass(frozen, name = "Event", module = "baton._native")]
+#[pyclass(frozen, freelist = 256, name = "Event", module = "baton._native")]
 pub struct PyEvent {
     e: Arc<Event>,
     dict: pyo3::sync::PyOnceLock<Py<pyo3::types::PyDict>>,
@@ -593,7 +593,38 @@ impl PyEvent {
 
 /// A Python function as a subscriber: receives each event as a `baton.Event` (a lazy,
 /// read-only mapping of the ATOF fields).
-struct PySubscriber(Py<PyAny>);
+struct PySubscriber(Py<PyAny>, std::sync::Mutex<Option<Py<PyTuple>>>);
+
+impl PySubscriber {
+    /// Calls the function with `event`, reusing one argument tuple across calls (a call per
+    /// event: the tuple's allocation is a good part of the crossing's cost). A tuple the
+    /// function kept (`*args`) is left to it and a new one made.
+    fn call(&self, py: Python<'_>, event: Py<PyEvent>) -> PyResult<()> {
+        let mut slot = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: reading the refcount of a live object.
+        let reusable = slot.as_ref().is_some_and(|t| unsafe { pyo3::ffi::Py_REFCNT(t.as_ptr()) } == 1);
+        let args = if reusable { slot.take().expect("checked") } else { PyTuple::new(py, [py.None()])?.unbind() };
+        // SAFETY: `args` is a 1-tuple only this code holds (refcount 1): setting its item
+        // (stealing `event`, releasing the previous item) is what PyTuple_SetItem allows.
+        unsafe { pyo3::ffi::PyTuple_SetItem(args.as_ptr(), 0, event.into_ptr()) };
+        // SAFETY: plain call with a tuple and no keywords; a new reference or NULL.
+        let r = unsafe { pyo3::ffi::PyObject_Call(self.0.as_ptr(), args.as_ptr(), std::ptr::null_mut()) };
+        let out = if r.is_null() {
+            Err(PyErr::fetch(py))
+        } else {
+            // SAFETY: a new reference we own.
+            unsafe { pyo3::ffi::Py_DecRef(r) };
+            Ok(())
+        };
+        // SAFETY: reading the refcount of a live object.
+        if unsafe { pyo3::ffi::Py_REFCNT(args.as_ptr()) } == 1 {
+            // SAFETY: as above; drops our event now rather than at the next call.
+            unsafe { pyo3::ffi::PyTuple_SetItem(args.as_ptr(), 0, py.None().into_ptr()) };
+            *slot = Some(args);
+        }
+        out
+    }
+}
 
 impl Subscriber for PySubscriber {
     fn on_event(&self, event: &Event) -> baton::Result<()> {
@@ -604,7 +635,7 @@ impl Subscriber for PySubscriber {
         hold_gil();
         let out = Python::attach(|py| {
             let d = Py::new(py, PyEvent { e: event.clone(), dict: pyo3::sync::PyOnceLock::new() }).map_err(|e| errors::from_py(py, e))?;
-            self.0.bind(py).call1((d,)).map(|_| ()).map_err(|e| errors::from_py(py, e))
+            self.call(py, d).map_err(|e| errors::from_py(py, e))
         });
         release_gil(Some(HOLD_MAX));
         out
@@ -670,7 +701,7 @@ pub fn build(family: Family, name: &str, f: Py<PyAny>, is_async: bool) -> baton:
         Family::Subscriber => {
             sync_only("a subscriber")?;
             install_batch_hook();
-            Middleware::Subscriber(Arc::new(PySubscriber(f)))
+            Middleware::Subscriber(Arc::new(PySubscriber(f, std::sync::Mutex::new(None))))
         }
     })
 }

@@ -131,8 +131,8 @@ struct Host {
 
 enum Src {
     Sync(Py<PyIterator>),
-    /// The async iterator's bound `__anext__`.
-    Async(Py<PyAny>),
+    /// The async iterator (when it has `__aiter__`, for `async for`), and its `__anext__`.
+    Async(Option<Py<PyAny>>, Py<PyAny>),
 }
 
 /// A managed LLM stream: iterate it (`for`) or async-iterate it (`async for` through the
@@ -263,6 +263,7 @@ impl Drop for PyLlmStream {
 
 static HOST_ANEXT: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
 static HOST_ANEXT_SYNC: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+static HOST_PULL: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
 
 fn bridge_fn<'py>(py: Python<'py>, cell: &'static pyo3::sync::PyOnceLock<Py<PyAny>>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     if let Some(f) = cell.get(py) {
@@ -288,7 +289,7 @@ impl PyLlmStream {
             Some(Inner::Core(_)) => None,
             Some(Inner::Host(host)) => match &host.src {
                 Some(Src::Sync(it)) if host.h.is_some() => Some(it.clone_ref(py)),
-                Some(Src::Async(_)) => return Err(errors::new_err(py, baton::ErrorKind::InvalidState, "an async stream: use async for")),
+                Some(Src::Async(..)) => return Err(errors::new_err(py, baton::ErrorKind::InvalidState, "an async stream: use async for")),
                 _ => return Err(bridge::stop_iteration()),
             },
         };
@@ -322,15 +323,35 @@ impl PyLlmStream {
             }
         }
     }
-    fn __aiter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// `async for` over a host-run stream with an async source iterates one Python async
+    /// generator (`baton._bridge.host_pull`) that pulls and records every chunk: cheaper per
+    /// chunk than an awaitable per `__anext__`. Otherwise the stream is its own iterator.
+    fn __aiter__(slf: Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let anext = match slf.get().lock().as_mut() {
+            Some(Inner::Host(host)) if host.h.is_some() => match host.src.take() {
+                Some(Src::Async(Some(aiter), anext)) => {
+                    host.src = Some(Src::Async(None, anext));
+                    Some(aiter)
+                }
+                other => {
+                    host.src = other;
+                    None
+                }
+            },
+            _ => None,
+        };
+        match anext {
+            Some(aiter) => Ok(bridge_fn(py, &HOST_PULL, "host_pull")?.call1((slf, aiter))?.unbind()),
+            None => Ok(slf.into_any().unbind()),
+        }
     }
     /// The next chunk as an awaitable (raises `StopAsyncIteration` at the end).
     fn __anext__(slf: Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let host = match slf.get().lock().as_ref() {
             Some(Inner::Host(host)) => Some(match &host.src {
-                Some(Src::Async(anext)) if host.h.is_some() => Some(anext.clone_ref(py)),
+                Some(Src::Async(_, anext)) if host.h.is_some() => Some(anext.clone_ref(py)),
                 _ => None,
             }),
             _ => None,
@@ -413,10 +434,13 @@ impl PyLlmStream {
     #[pyo3(name = "_set_source")]
     fn py_set_source(&self, py: Python<'_>, source: Bound<'_, PyAny>) -> PyResult<()> {
         let src = if source.hasattr(pyo3::intern!(py, "__anext__"))? {
-            Ok(Src::Async(source.getattr(pyo3::intern!(py, "__anext__"))?.unbind()))
+            let anext = source.getattr(pyo3::intern!(py, "__anext__"))?.unbind();
+            let aiter = source.hasattr(pyo3::intern!(py, "__aiter__"))?.then(|| source.unbind());
+            Ok(Src::Async(aiter, anext))
         } else if source.hasattr(pyo3::intern!(py, "__aiter__"))? {
             let aiter = source.call_method0(pyo3::intern!(py, "__aiter__"))?;
-            Ok(Src::Async(aiter.getattr(pyo3::intern!(py, "__anext__"))?.unbind()))
+            let anext = aiter.getattr(pyo3::intern!(py, "__anext__"))?.unbind();
+            Ok(Src::Async(Some(aiter.unbind()), anext))
         } else {
             match source.try_iter() {
                 Ok(it) => Ok(Src::Sync(it.unbind())),
