@@ -218,3 +218,36 @@ impl baton::export::atof_stream::TlsClient for StreamSinkClient {
         Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The endpoint's key wins, then the signal's variable, then the general one. (The only
+    /// test of this binary that sets OTEL_EXPORTER_OTLP_* variables.)
+    #[test]
+    fn files_per_signal_follow_the_otel_precedence() {
+        std::env::set_var("OTEL_EXPORTER_OTLP_CERTIFICATE", "/general.pem");
+        std::env::set_var("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/metrics.pem");
+        std::env::set_var("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "/logs.key");
+        let [traces, metrics, logs] = TlsFiles::for_signals(&EndpointConfig::default());
+        let ca = |f: &TlsFiles| f.ca.as_ref().map(|s| (s.path.display().to_string(), s.origin.clone()));
+        assert_eq!(ca(&traces), Some(("/general.pem".into(), "$OTEL_EXPORTER_OTLP_CERTIFICATE".into())));
+        assert_eq!(ca(&metrics), Some(("/metrics.pem".into(), "$OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE".into())));
+        assert_eq!(ca(&logs), ca(&traces));
+        assert_eq!(logs.client_key.as_ref().map(|s| s.field), Some("client_key"));
+        assert_eq!(traces.client_key, None);
+
+        let keyed = EndpointConfig { certificate: Some(" /mine.pem ".into()), ..Default::default() };
+        for f in TlsFiles::for_signals(&keyed) {
+            assert_eq!(ca(&f), Some(("/mine.pem".into(), "certificate".into())));
+        }
+        // an unreadable file is an error naming its field and origin
+        let err = client_config(&TlsFiles::for_signals(&EndpointConfig::default())[1]).unwrap_err();
+        assert_eq!(err.field, "certificate");
+        assert!(err.message.contains("$OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE = '/metrics.pem'"), "{err}");
+        for v in ["OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY"] {
+            std::env::remove_var(v);
+        }
+    }
+}
