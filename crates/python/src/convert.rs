@@ -28,7 +28,7 @@ fn value_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: u32) -> Result<Val
         return Ok(Value::Null);
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return s.to_cow().map(|c| Value::String(c.into_owned())).map_err(|e| format!("{path}: {e}"));
+        return crate::json::str_of(s).map(|c| Value::String(c.to_owned())).map_err(|e| format!("{path}: {e}"));
     }
     if let Ok(b) = obj.cast::<PyBool>() {
         return Ok(Value::Bool(b.is_true()));
@@ -56,7 +56,7 @@ fn value_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: u32) -> Result<Val
                     type_name(&k)
                 ));
             };
-            let key = ks.to_cow().map_err(|e| format!("{path}: {e}"))?.into_owned();
+            let key = crate::json::str_of(&ks).map_err(|e| format!("{path}: {e}"))?.to_owned();
             let saved = path.len();
             path.push_str("[\"");
             path.push_str(&key);
@@ -106,6 +106,34 @@ pub fn to_map(obj: Option<&Bound<'_, PyAny>>, root: &str) -> PyResult<Map<String
     }
 }
 
+thread_local! {
+    /// Recently used dict keys as Python strings: payloads repeat the same few keys, and a
+    /// string already made (with its hash cached) costs a reference instead of a decode,
+    /// a hash and a free per key.
+    static KEYS: std::cell::RefCell<Vec<(Box<str>, Py<PyString>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn key<'py>(py: Python<'py>, k: &str) -> Bound<'py, PyString> {
+    const KEEP: usize = 32;
+    if k.len() > 32 {
+        return PyString::new(py, k);
+    }
+    KEYS.with(|cell| {
+        let Ok(mut keys) = cell.try_borrow_mut() else {
+            return PyString::new(py, k);
+        };
+        if let Some((_, s)) = keys.iter().find(|(s, _)| &**s == k) {
+            return s.bind(py).clone();
+        }
+        let s = PyString::new(py, k);
+        if keys.len() == KEEP {
+            keys.remove(0);
+        }
+        keys.push((k.into(), s.clone().unbind()));
+        s
+    })
+}
+
 /// A JSON value as plain Python data.
 pub fn to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
     Ok(match v {
@@ -131,7 +159,7 @@ pub fn to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
         Value::Object(m) => {
             let d = PyDict::new(py);
             for (k, item) in m {
-                d.set_item(k, to_py(py, item)?)?;
+                d.set_item(key(py, k), to_py(py, item)?)?;
             }
             d.into_any().unbind()
         }

@@ -65,6 +65,13 @@ unsafe fn type_name(py: Python<'_>, obj: *mut ffi::PyObject) -> String {
     b.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
 }
 
+/// The UTF-8 text of a `str` object, borrowed from it (no copy for ASCII text); the error
+/// is the encoding error's message (lone surrogates).
+pub fn str_of<'a>(s: &'a Bound<'_, pyo3::types::PyString>) -> Result<&'a str, String> {
+    // SAFETY: a live str object, GIL held; the text lives as long as the object.
+    unsafe { utf8(s.py(), s.as_ptr()) }.map_err(|e| e.reason)
+}
+
 /// The UTF-8 text of a `str` (borrowed from the object: valid while it lives).
 unsafe fn utf8<'a>(py: Python<'_>, s: *mut ffi::PyObject) -> Result<&'a str, NotJson> {
     let mut len: ffi::Py_ssize_t = 0;
