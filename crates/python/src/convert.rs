@@ -56,7 +56,7 @@ fn value_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: u32) -> Result<Val
                     type_name(&k)
                 ));
             };
-            let key = crate::json::str_of(&ks).map_err(|e| format!("{path}: {e}"))?.to_owned();
+            let key = crate::json::str_of(ks).map_err(|e| format!("{path}: {e}"))?.to_owned();
             let saved = path.len();
             path.push_str("[\"");
             path.push_str(&key);
