@@ -606,3 +606,32 @@ func TestToolWithNothingRegistered(t *testing.T) {
 		t.Fatalf("after shutdown: %v", err)
 	}
 }
+
+// The C library installs baton-otel: plugin documents may enable OpenTelemetry export (http
+// and https, both transports) from Go.
+func TestPluginOpenTelemetrySectionIsAvailable(t *testing.T) {
+	rt, _, _ := newRuntime(t)
+	doc := map[string]any{"version": 1, "components": []any{map[string]any{
+		"kind": "observability", "enabled": true,
+		"config": map[string]any{"version": 1, "opentelemetry": map[string]any{"enabled": true, "endpoints": []any{
+			map[string]any{"type": "gen_ai", "endpoint": "https://collector.example:4318/v1/traces", "transport": "http_binary"},
+			map[string]any{"type": "openinference", "endpoint": "http://127.0.0.1:9", "transport": "grpc"},
+		}}},
+	}}}
+	d, err := rt.PluginValidate(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range d {
+		if x.Level == "error" {
+			t.Fatalf("validate: %+v", d)
+		}
+	}
+	rep, err := rt.PluginInitialize(doc)
+	if err != nil || len(rep.Components) != 1 || len(rep.Components[0].Registrations) == 0 {
+		t.Fatalf("initialize: %+v %v", rep, err)
+	}
+	if err := rt.PluginClear(); err != nil {
+		t.Fatal(err)
+	}
+}

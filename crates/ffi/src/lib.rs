@@ -848,6 +848,15 @@ pub extern "C" fn baton_middleware_deregister(
 
 // ----- plugins -----
 
+/// Makes the `opentelemetry` section and `https://` stream sinks of plugin documents work
+/// (`baton_otel::install`), once per process, before the first document is read.
+fn with_otel() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        baton_otel::install();
+    });
+}
+
 /// Checks a plugins document (the `plugins.toml` format, as JSON); pure, installs nothing.
 /// @param diagnostics_out receives the JSON array of diagnostics
 ///        `[{level, code, component?, field?, message}]`; free it with baton_string_free().
@@ -856,6 +865,7 @@ pub extern "C" fn baton_plugin_validate(runtime: BatonRuntime, document_json: *c
     ffi(|| {
         convert::check_out(diagnostics_out, "diagnostics_out")?;
         let doc = json_arg(document_json, "document_json")?;
+        with_otel();
         let d = HANDLES.runtime(runtime)?.plugin_validate(&doc);
         write_string(diagnostics_out, Value::Array(d.iter().map(|d| d.to_json()).collect()).to_string())
     })
@@ -870,6 +880,7 @@ pub extern "C" fn baton_plugin_initialize(runtime: BatonRuntime, document_json: 
     ffi(|| {
         convert::check_out(report_out, "report_out")?;
         let doc = json_arg(document_json, "document_json")?;
+        with_otel();
         let report = HANDLES.runtime(runtime)?.plugin_initialize(&doc)?;
         write_string(report_out, report.to_json().to_string())
     })

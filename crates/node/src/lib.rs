@@ -75,6 +75,8 @@ const EXPORTS: &[(&str, util::Handler)] = &[
 pub fn module_init(exports: Object, env: Env) -> napi::Result<()> {
     let raw_env = env.raw();
     util::set_env(raw_env);
+    // Plugin documents may enable OpenTelemetry export and https stream sinks.
+    baton_otel::install();
     for (name, handler) in EXPORTS {
         if util::export(raw_env, exports.raw(), name, *handler).is_err() {
             return Err(napi::Error::from_reason(format!("cannot export {name}")));
