@@ -87,12 +87,24 @@ unsafe fn utf8<'a>(py: Python<'_>, s: *mut ffi::PyObject) -> Result<&'a str, Not
 /// Writes a JSON string exactly as serde_json escapes it (`\"`, `\\`, the short escapes
 /// `\b \t \n \f \r`, other control bytes as `\u00xx`; everything else verbatim).
 fn write_str(out: &mut Vec<u8>, s: &str) {
+    /// Bytes that need an escape: control bytes, the quote and the backslash.
+    const NEEDS: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            t[i] = true;
+            i += 1;
+        }
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t
+    };
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
+        if !NEEDS[b as usize] {
             continue;
         }
         out.extend_from_slice(&bytes[start..i]);
