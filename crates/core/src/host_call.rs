@@ -116,7 +116,9 @@ pub struct EnteredStream {
     node: Arc<ScopeNode>,
     /// Someone receives the events: only then are chunks recorded.
     observed: bool,
-    collected: Vec<Payload>,
+    /// The recorded chunks' JSON text, comma-separated: the end event's array without its
+    /// brackets (one growing buffer rather than a copy of each chunk's payload).
+    collected: String,
     index: u64,
     finished: bool,
 }
@@ -152,7 +154,7 @@ impl Stack {
         let rt = call.rt();
         rt.emit_start(&node, || rt.event_payload(Family::LlmSanitizeRequest, Some(&node), &call.info, &request), None);
         let observed = rt.registry.has_subscribers(Some(&node));
-        Ok(Some(EnteredStream { call, node, observed, collected: Vec::new(), index: 0, finished: false }))
+        Ok(Some(EnteredStream { call, node, observed, collected: String::new(), index: 0, finished: false }))
     }
 }
 
@@ -183,15 +185,18 @@ impl EnteredStream {
     pub fn chunk(&mut self, text: impl FnOnce() -> Payload) {
         if self.observed {
             let payload = text();
+            if self.index > 0 {
+                self.collected.push(',');
+            }
+            self.collected.push_str(payload.as_json());
             if self.call.chunk_marks {
                 let index = self.index;
                 self.call.stack.emit_mark_with(&Parent::Node(self.node.clone()), "llm.chunk", Some(Category::LLM), || {
                     let mut metadata = Map::new();
                     metadata.insert("llm.chunk.index".into(), json!(index));
-                    (payload.clone(), metadata)
+                    (payload, metadata)
                 });
             }
-            self.collected.push(payload);
         }
         self.index += 1;
     }
@@ -210,14 +215,9 @@ impl EnteredStream {
                 &self.node,
                 Status::Ok,
                 || {
-                    let mut text = String::with_capacity(2 + collected.iter().map(|p| p.as_json().len() + 1).sum::<usize>());
+                    let mut text = String::with_capacity(collected.len() + 2);
                     text.push('[');
-                    for (i, p) in collected.iter().enumerate() {
-                        if i > 0 {
-                            text.push(',');
-                        }
-                        text.push_str(p.as_json());
-                    }
+                    text.push_str(&collected);
                     text.push(']');
                     Payload::from_json_trusted(text.into_boxed_str())
                 },
