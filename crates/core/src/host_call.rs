@@ -349,7 +349,7 @@ mod tests {
         let chunks = vec![json!({"d": "a"}), Value::Null, json!([1, "b"])];
         let from_core = chunks.clone();
         let s = stack.llm_stream("chat", request.clone(), move |_| Ok(from_core.into_iter().map(Ok)), LlmOptions::default()).unwrap();
-        assert_eq!(s.map(|c| c.unwrap()).count(), 3);
+        assert_eq!(s.collect::<Result<Vec<_>>>().unwrap().len(), 3);
         let mut h = stack.enter_llm_stream("chat", request, LlmOptions::default()).unwrap().expect("no value middleware");
         assert!(h.observed());
         for c in &chunks {
