@@ -126,16 +126,45 @@ function createApi(native) {
     seen.pop();
   }
 
+  /**
+   * The fast form of `check`: true when `v` is plain JSON (no paths built, no cycle list; too
+   * deep counts as doubtful). On false, `check` runs to find and name the problem.
+   */
+  function plain(v, depth) {
+    switch (typeof v) {
+      case 'string':
+      case 'boolean':
+      case 'undefined':
+        return true;
+      case 'number':
+        return Number.isFinite(v);
+      case 'object':
+        break;
+      default:
+        return false;
+    }
+    if (v === null || typeof v.toJSON === 'function') return true;
+    if (depth > 100) return false;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) if (!plain(v[i], depth + 1)) return false;
+      return true;
+    }
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return false;
+    for (const k in v) if (!plain(v[k], depth + 1)) return false;
+    return true;
+  }
+
   /** JSON text of a value (validated; `undefined` is null, `undefined` fields are dropped). */
   function enc(v, path) {
     if (v === undefined) return 'null';
-    check(v, path, []);
+    if (!plain(v, 0)) check(v, path, []);
     return JSON.stringify(v);
   }
 
   function encOpt(v, path) {
     if (v === undefined || v === null) return undefined;
-    check(v, path, []);
+    if (!plain(v, 0)) check(v, path, []);
     return JSON.stringify(v);
   }
 
@@ -146,11 +175,26 @@ function createApi(native) {
   }
 
   // ----- delivery (no threads: a microtask drains the queue) -----
+  //
+  // The module batches the events for the subscribers registered here (each event's ATOF
+  // JSON written once, back to back in one text) and records who receives which event;
+  // takeEvents() + takenMeta() hand a batch over in two crossings. Each event is sliced out of
+  // the text and parsed at most once, shared by every subscriber that wants objects
+  // (`format: 'json'` subscribers get the text itself). Subscribers run here, outside any
+  // wasm call.
 
+  const subscribers = new Map(); // facade id -> {fn, json}
+  let nextSubscriberId = 1;
+  const CLOSED = 0xffffffff;
   let drainScheduled = false;
-  // Rejections of subscribers' Promises (the core counts synchronous throws).
-  let asyncSubscriberFailures = 0;
+  // Subscribers that threw or whose Promise rejected.
+  let subscriberFailures = 0;
   let delivering = 0;
+  /**
+   * Events waiting in the module's batch past which a call that emits delivers inline before
+   * returning: a loop that never yields would otherwise let the batch grow without bound.
+   */
+  const HIGH_WATER = 8192;
 
   function scheduleDrain() {
     if (drainScheduled || poisoned !== null) return;
@@ -161,13 +205,98 @@ function createApi(native) {
     });
   }
 
+  function relieve(batched) {
+    if (batched > HIGH_WATER && delivering === 0) runDrain();
+  }
+
   function runDrain() {
-    if (poisoned !== null) return;
+    if (delivering > 0) return;
+    for (;;) {
+      if (poisoned !== null) return;
+      let text;
+      let meta;
+      try {
+        text = native.takeEvents();
+        if (text === undefined) return;
+        meta = native.takenMeta();
+      } catch (e) {
+        // A trap while delivering: remember it; the next call reports it.
+        convert(e);
+        return;
+      }
+      deliver(text, meta);
+    }
+  }
+
+  // Where `atof_version`'s text starts in an event of each shape code (see eventObject).
+  const VERSION_AT = [0, '{"kind":"scope","scope_category":"start","atof_version":"'.length,
+    '{"kind":"scope","scope_category":"end","atof_version":"'.length, '{"kind":"mark","atof_version":"'.length];
+  const SHAPE = 11;
+
+  /**
+   * The object of event `idx` of a batch: for the common shapes (meta's shape code ≠ 0) it is
+   * built from slices of the text at the offsets the module recorded, and only `data` is
+   * parsed; otherwise the event's text is parsed. Either way the same object, keys in the
+   * text's order.
+   */
+  function eventObject(text, meta, n, idx, start, end) {
+    const o = 1 + n + idx * SHAPE;
+    const code = meta[o];
+    if (code === 0) return parse(text.slice(start, end));
+    const kind = code & 3;
+    const u = meta[o + 1];
+    const p = meta[o + 2];
+    const atofVersion = text.slice(start + VERSION_AT[kind], u - 10);
+    const uuid = text.slice(u, u + 36);
+    const parentUuid = (code & 4) !== 0 ? text.slice(p, p + 36) : null;
+    const timestamp = text.slice(meta[o + 3], meta[o + 4]);
+    const name = text.slice(meta[o + 5], meta[o + 6]);
+    const data = parse(text.slice(meta[o + 9], meta[o + 10]));
+    const metadata = (code & 8) !== 0 ? { 'otel.status_code': 'OK' } : {};
+    if (kind === 3) {
+      return { kind: 'mark', atof_version: atofVersion, uuid, parent_uuid: parentUuid, timestamp, name, data, data_schema: null, metadata };
+    }
+    return {
+      kind: 'scope', scope_category: kind === 1 ? 'start' : 'end', atof_version: atofVersion, uuid, parent_uuid: parentUuid,
+      timestamp, name, category: text.slice(meta[o + 7], meta[o + 8]), attributes: [], category_profile: null, data,
+      data_schema: null, metadata,
+    };
+  }
+
+  function deliver(text, meta) {
+    const n = meta[0];
+    const texts = new Array(n);
+    const objects = new Array(n);
+    delivering++;
     try {
-      native.drain();
-    } catch (e) {
-      // A trap while delivering: remember it; the next call reports it.
-      convert(e);
+      for (let i = 1 + n + n * SHAPE; i < meta.length; i += 2) {
+        const id = meta[i];
+        const idx = meta[i + 1];
+        if (idx === CLOSED) {
+          subscribers.delete(id);
+          continue;
+        }
+        const sub = subscribers.get(id);
+        if (sub === undefined) continue;
+        try {
+          let ev;
+          if (sub.json) {
+            ev = texts[idx];
+            if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : meta[idx], meta[idx + 1]);
+          } else {
+            ev = objects[idx];
+            if (ev === undefined) ev = objects[idx] = eventObject(text, meta, n, idx, idx === 0 ? 0 : meta[idx], meta[idx + 1]);
+          }
+          const r = sub.fn(ev);
+          if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+            r.then(undefined, () => { subscriberFailures++; });
+          }
+        } catch {
+          subscriberFailures++;
+        }
+      }
+    } finally {
+      delivering--;
     }
   }
 
@@ -365,11 +494,65 @@ function createApi(native) {
     };
   }
 
+  /** The result of the callback of a synchronous call: a Promise is refused, as on the managed path. */
+  function syncResult(r, what) {
+    if (isThenable(r)) {
+      r.then(undefined, () => {});
+      throw makeError('invalid_state', `${what}: the callback of a synchronous call returned a Promise; use the async form`);
+    }
+    return encResult(r);
+  }
+
+  /**
+   * How a tool call runs, asked of the module before the managed path (the rule stays in the
+   * core): `1` nothing is registered, the call is just its function; `0` middleware sees the
+   * values, take the managed path; otherwise the id of a call the module entered (start event
+   * emitted, scope pushed on `stack`) that this facade runs and ends with `exitTool`: only
+   * subscribers (and event middleware) see it, so the function needs no trip through the core.
+   * A call without options asks `unobserved` first, which takes no arguments' text.
+   */
+  function enterTool(stack, name, text, options) {
+    if (poisoned !== null) throw new BatonError('internal', poisoned);
+    try {
+      if ((options === undefined || options === null) && typeof name === 'string' && name !== '' && native.unobserved(stack)) return 1;
+      return native.enterTool(stack, name, text, optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), false);
+    } catch (e) {
+      throw convert(e);
+    }
+  }
+
+  /** Ends an entered call: `out` is the result's JSON text, or undefined with `thrown`. */
+  function exitTool(id, out, thrown) {
+    let batched;
+    try {
+      batched = native.exitTool(id, out, thrown);
+    } catch (e) {
+      throw convert(e);
+    } finally {
+      scheduleDrain();
+    }
+    relieve(batched);
+  }
+
   function toolSync(name, args, fn, options) {
     notInSubscriber('toolSync');
     checkFn(fn);
     const stack = current();
-    const out = call(native.tool, stack, name, enc(args, 'args'), syncCallback(fn, stack, 'tool'), optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+    const text = enc(args, 'args');
+    const how = enterTool(stack, name, text, options);
+    if (how === 1) return parse(syncResult(fn(parse(text)), 'tool'));
+    if (how !== 0) {
+      let out;
+      try {
+        out = syncResult(fn(parse(text)), 'tool');
+      } catch (e) {
+        exitTool(how, undefined, e);
+        throw e;
+      }
+      exitTool(how, out);
+      return parse(out);
+    }
+    const out = call(native.tool, stack, name, text, syncCallback(fn, stack, 'tool'), optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
     return parse(out);
   }
 
@@ -452,7 +635,39 @@ function createApi(native) {
   async function tool(name, args, fn, options) {
     notInSubscriber('tool');
     checkFn(fn);
-    return startAsync('tool', name, enc(args, 'args'), fn, options, TOOL_KEYS);
+    const text = enc(args, 'args');
+    const stack = current();
+    if (poisoned !== null) throw new BatonError('internal', poisoned);
+    let forked;
+    let how;
+    try {
+      // Nothing registered: the function on the caller's stack, as the core's own shortcut.
+      if ((options === undefined || options === null) && typeof name === 'string' && name !== '' && native.unobserved(stack)) {
+        how = 1;
+      } else {
+        // An entered call runs on a fork, so concurrent calls on this stack do not interleave
+        // with its scope; what the function opens is parented under the call.
+        how = native.enterTool(stack, name, text, optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), true);
+        if (how > 1) forked = native.takeForked();
+      }
+    } catch (e) {
+      throw convert(e);
+    }
+    if (how === 1) return parse(encResult(await fn(parse(text))));
+    if (how !== 0) return runWith(forked, runEntered, how, text, fn);
+    return startAsync('tool', name, text, fn, options, TOOL_KEYS);
+  }
+
+  async function runEntered(id, text, fn) {
+    let out;
+    try {
+      out = encResult(await fn(parse(text)));
+    } catch (e) {
+      exitTool(id, undefined, e);
+      throw e;
+    }
+    exitTool(id, out);
+    return parse(out);
   }
 
   const LLM_KEYS = ['modelName', 'metadata', 'attributes', 'codec', 'responseCodec', 'chunkMarks'];
@@ -712,16 +927,15 @@ function createApi(native) {
     if (!Number.isInteger(priority)) throw makeError('invalid_argument', 'options.priority: expected an integer');
     const scope = scopeArg(options, 'scope', 'options.scope');
     if (kind === 'subscriber') {
-      const deliver = (text) => {
-        delivering++;
-        try {
-          const r = fn(parse(text));
-          if (isThenable(r)) r.then(undefined, () => { asyncSubscriberFailures++; });
-        } finally {
-          delivering--;
-        }
-      };
-      call(native.subscribe, name, deliver, priority, scope);
+      const json = subscriberFormat(options);
+      const id = nextSubscriberId++;
+      subscribers.set(id, { fn, json });
+      try {
+        call(native.subscribe, name, id, priority, scope);
+      } catch (e) {
+        subscribers.delete(id);
+        throw e;
+      }
       return;
     }
     if (kind === 'llm_stream_execution_intercept') {
@@ -819,6 +1033,14 @@ function createApi(native) {
     return call(native.deregister, kind, name, scopeArg(options, 'scope', 'options.scope'));
   }
 
+  /** `format: 'json'` hands a subscriber each event's JSON text instead of an object. */
+  function subscriberFormat(options) {
+    const f = options === undefined || options === null ? undefined : options.format;
+    if (f === undefined || f === 'object') return false;
+    if (f === 'json') return true;
+    throw makeError('invalid_argument', `options.format: expected 'object' or 'json', got ${JSON.stringify(f) ?? String(f)}`);
+  }
+
   function subscribe(name, fn, options) {
     register('subscriber', name, fn, options);
   }
@@ -832,17 +1054,21 @@ function createApi(native) {
 
   async function flush(options) {
     notInSubscriber('flush');
-    return call(native.flush, timeoutOf(options));
+    const ok = call(native.flush, timeoutOf(options));
+    runDrain();
+    return ok;
   }
 
   async function shutdown(options) {
     notInSubscriber('shutdown');
-    return call(native.shutdown, timeoutOf(options));
+    const ok = call(native.shutdown, timeoutOf(options));
+    runDrain();
+    return ok;
   }
 
   function diagnostics() {
     const d = parse(call(native.diagnostics));
-    d.subscriberFailures += asyncSubscriberFailures;
+    d.subscriberFailures += subscriberFailures;
     return d;
   }
 

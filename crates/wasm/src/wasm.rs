@@ -471,6 +471,106 @@ pub fn tool(
     stack.inner.tool(name, args, |a| call_json(callback, &a), options).map(|v| v.to_string()).map_err(to_js)
 }
 
+/// True when nothing is registered, so a managed tool call is just its callback (the core's
+/// rule, `Stack::unobserved`); the facade then calls the function itself. Throws what a call
+/// would (`already_shutdown`, `invalid_state`).
+#[wasm_bindgen]
+pub fn unobserved(stack: &Stack) -> Result<bool, JsValue> {
+    stack.inner.unobserved().map_err(to_js)
+}
+
+thread_local! {
+    /// Tool calls the facade runs itself (`enterTool` .. `exitTool`), by slot (id - 2).
+    static ENTERED: RefCell<(Vec<Option<baton::EnteredCall>>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static FORKED: RefCell<Option<baton::Stack>> = const { RefCell::new(None) };
+}
+
+/// enterTool(stack, name, argsJson, opts, parent) → `0`: middleware sees the values, use the
+/// managed path (`tool` / `callAsync`); `1`: nothing is registered, just call the function;
+/// otherwise the id of the entered call for `exitTool`.
+///
+/// With only subscribers (and event middleware) registered, the facade runs the callback
+/// itself between `enterTool` and `exitTool`: the core emits the same events as `tool`
+/// (`Stack::enter_tool`), without the core's call machinery, the crossings into the callback
+/// and the text round trips. `args` comes from the facade's `JSON.stringify` (kept as is).
+///
+/// `fork` (async calls): the call is entered on a fork of `stack`, so concurrent calls on
+/// `stack` do not interleave with its scope; `takeForked` then gives that fork, on which the
+/// facade runs the function.
+#[wasm_bindgen(js_name = enterTool)]
+pub fn enter_tool(
+    stack: &Stack,
+    name: &str,
+    args: String,
+    opts: Option<String>,
+    parent: Option<Scope>,
+    fork: bool,
+) -> Result<u32, JsValue> {
+    let o = tool_options(opts, parent)?;
+    if stack.inner.unobserved().map_err(to_js)? && !name.is_empty() {
+        return Ok(1);
+    }
+    let payload = baton::Payload::from_json_trusted(args.into_boxed_str());
+    let forked = fork.then(|| stack.inner.fork());
+    let on = forked.as_ref().unwrap_or(&stack.inner);
+    let entered = on.enter_tool(name, || Ok(payload), o).map_err(to_js)?;
+    if entered.is_some() && forked.is_some() {
+        FORKED.with(|f| *f.borrow_mut() = forked);
+    }
+    match entered {
+        None => Ok(0),
+        Some(call) => Ok(ENTERED.with(|e| {
+            let mut e = e.borrow_mut();
+            let (slots, free) = &mut *e;
+            match free.pop() {
+                Some(i) => {
+                    slots[i as usize] = Some(call);
+                    i + 2
+                }
+                None => {
+                    slots.push(Some(call));
+                    slots.len() as u32 + 1
+                }
+            }
+        })),
+    }
+}
+
+/// The fork the last `enterTool(.., fork = true)` entered its call on.
+#[wasm_bindgen(js_name = takeForked)]
+pub fn take_forked() -> Option<Stack> {
+    FORKED.with(|f| f.borrow_mut().take()).map(|inner| Stack { inner })
+}
+
+/// exitTool(id, resultJson) or exitTool(id, undefined, thrown): ends an entered call (its end
+/// event, with ERROR status for a thrown value). Returns how many events wait in the batch
+/// (the facade drains inline past its high-water mark).
+#[wasm_bindgen(js_name = exitTool)]
+pub fn exit_tool(id: u32, result: Option<String>, thrown: JsValue) -> Result<u32, JsValue> {
+    let call = ENTERED.with(|e| {
+        let mut e = e.borrow_mut();
+        let (slots, free) = &mut *e;
+        let call = slots.get_mut(id.wrapping_sub(2) as usize).and_then(Option::take);
+        if call.is_some() {
+            free.push(id - 2);
+        }
+        call
+    });
+    let Some(call) = call else { return Err(to_js(Error::invalid_state("call: already ended"))) };
+    match result {
+        Some(text) => call.exit(Ok(baton::Payload::from_json_trusted(text.into_boxed_str()))),
+        None => {
+            let e = from_thrown(thrown);
+            // The thrown value only names the status here; the facade rethrows it itself.
+            if let Some(t) = e.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
+                THROWN.with(|m| m.borrow_mut().remove(&t.0));
+            }
+            call.exit(Err(&e));
+        }
+    }
+    Ok(batched())
+}
+
 /// A managed LLM call with a synchronous callback. `request`: JSON `{headers, content}`;
 /// `opts`: JSON `{modelName, metadata, attributes}`. Returns the response as JSON text.
 #[wasm_bindgen]
@@ -1209,26 +1309,270 @@ fn stored(id: u32) -> Option<Function> {
     FUNCTIONS.with(|m| m.borrow().get(&id).cloned())
 }
 
-/// Registers a subscriber: `callback(eventJson)` runs when events are drained (on flush or on
-/// the microtask the facade schedules), in emission order.
-#[wasm_bindgen]
-pub fn subscribe(name: &str, callback: Function, priority: i32, scope: Option<Scope>) -> Result<(), JsValue> {
-    let id = next_id();
-    FUNCTIONS.with(|m| m.borrow_mut().insert(id, callback));
-    let mw = Middleware::subscriber(move |event| {
-        let Some(f) = stored(id) else { return Ok(()) };
-        f.call1(&JsValue::NULL, &JsValue::from_str(&event.to_json_string())).map(|_| ()).map_err(|e| {
-            let err = from_thrown(e);
-            if let Some(t) = err.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
-                THROWN.with(|m| m.borrow_mut().remove(&t.0));
-            }
-            Error::callback_failed(err.message().to_string())
+// ----- subscribers: events are batched here and handed to the facade as text -----
+//
+// A JS subscriber is a `BatchSubscriber` with the facade's id. The core's drain calls it for
+// each event; it writes the event's ATOF JSON (`Event::write_json`) once into one shared text,
+// however many subscribers receive it, and records who receives which event. The facade takes
+// the batch (`takeEvents` + `takenMeta`: two crossings per drain, not one per event and
+// subscriber), slices each event out of the text, parses it once for the subscribers that want
+// objects, and calls them in order, outside any wasm call (so a subscriber may emit marks).
+
+/// Marks a subscriber's removal in the deliveries (its `close`): the facade forgets the id
+/// after delivering what came before.
+const CLOSED: u32 = u32::MAX;
+
+struct Batch {
+    /// The events' JSON, back to back (UTF-8; reused between drains).
+    text: Vec<u8>,
+    /// Where each event ends in `text`, in UTF-16 units (as JS strings index).
+    ends: Vec<u32>,
+    /// UTF-16 length of `text`.
+    units: u32,
+    /// (subscriber id, event index or CLOSED), in delivery order.
+    deliveries: Vec<u32>,
+    /// The last event written (consecutive deliveries of one event to several subscribers
+    /// share its text).
+    last: Option<(baton::Uuid, baton::EventKind)>,
+    /// Per event, [`SHAPE`] numbers that let the facade build the event object from slices
+    /// of the text instead of parsing all of it (code 0: parse the text).
+    shapes: Vec<u32>,
+    /// The taken batch's `[events, ends..., shapes..., deliveries...]` (reused).
+    meta: Vec<u32>,
+    /// Scratch for timestamps.
+    ts: String,
+}
+
+/// Numbers per event in `Batch::shapes`: code (0 parse the text, 1 scope start, 2 scope
+/// end, 3 mark; +4 when there is a parent, +8 when the metadata is `{"otel.status_code":"OK"}`,
+/// else `{}`), then where the uuid, parent uuid, timestamp, name, category and data start and
+/// end, in UTF-16 units from the start of the batch text.
+const SHAPE: usize = 11;
+
+thread_local! {
+    static BATCH: RefCell<Batch> = const {
+        RefCell::new(Batch {
+            text: Vec::new(),
+            ends: Vec::new(),
+            units: 0,
+            deliveries: Vec::new(),
+            last: None,
+            shapes: Vec::new(),
+            meta: Vec::new(),
+            ts: String::new(),
         })
-    });
-    rt().register(registration(name, priority, scope, false), mw).map_err(|e| {
-        FUNCTIONS.with(|m| m.borrow_mut().remove(&id));
-        to_js(e)
+    };
+}
+
+struct BatchSubscriber(u32);
+
+impl BatchSubscriber {
+    fn push(&self, event: Option<&baton::Event>) {
+        BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            let b = &mut *b;
+            let index = match event {
+                Some(e) => {
+                    if b.last != Some((e.uuid, e.kind)) || b.ends.is_empty() {
+                        let mut shape = [0u32; SHAPE];
+                        if !write_common(b, e, &mut shape) {
+                            let start = b.text.len();
+                            e.write_json(&mut b.text);
+                            b.units += units(&b.text[start..]);
+                            shape = [0; SHAPE];
+                        }
+                        b.ends.push(b.units);
+                        b.shapes.extend_from_slice(&shape);
+                        b.last = Some((e.uuid, e.kind));
+                    }
+                    b.ends.len() as u32 - 1
+                }
+                None => CLOSED,
+            };
+            b.deliveries.push(self.0);
+            b.deliveries.push(index);
+        });
+    }
+}
+
+/// UTF-16 length of UTF-8 text (ASCII, the usual case, has one unit per byte).
+fn units(bytes: &[u8]) -> u32 {
+    if bytes.is_ascii() {
+        bytes.len() as u32
+    } else {
+        // SAFETY: only UTF-8 is written to the batch (event text, `&str` pieces).
+        unsafe { std::str::from_utf8_unchecked(bytes) }.encode_utf16().count() as u32
+    }
+}
+
+/// A string `serde_json` writes without escapes (no control characters, quotes or backslashes).
+fn plain(s: &str) -> bool {
+    s.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\')
+}
+
+/// Writes the common events — a scope with no attributes, category profile or data schema,
+/// and a mark with none of category, profile or schema; no metadata but an `OK` status; plain
+/// strings — with exactly the bytes of `Event::write_json`, recording where the fields are
+/// (`SHAPE`). Anything else: `false`, nothing written.
+fn write_common(b: &mut Batch, e: &baton::Event, shape: &mut [u32; SHAPE]) -> bool {
+    let (code, sc) = match e.kind {
+        baton::EventKind::Scope(sc) => (if matches!(sc, baton::ScopeCategory::Start) { 1 } else { 2 }, Some(sc)),
+        baton::EventKind::Mark => (3, None),
+    };
+    let category = match (sc, &e.category) {
+        (Some(_), c) => c.as_ref().map(|c| c.as_str()).unwrap_or("unknown"),
+        (None, None) => "",
+        (None, Some(_)) => return false,
+    };
+    let ok_status = match &e.status {
+        None => false,
+        Some(s) if *s == baton::EventStatus::OK => true,
+        Some(_) => return false,
+    };
+    if !e.attributes.is_empty()
+        || e.category_profile.is_some()
+        || e.data_schema.is_some()
+        || !e.metadata.is_empty()
+        || !plain(&e.name)
+        || !plain(category)
+        || !plain(baton::ATOF_VERSION)
+    {
+        return false;
+    }
+    let Batch { text: out, units: base, ts, .. } = b;
+    ts.clear();
+    baton::time::write_micros(ts, e.timestamp_micros);
+    let data = e.data.as_json();
+    let start = out.len();
+    // Offsets in bytes from `start` first; turned into UTF-16 units below.
+    let mut at = [0usize; SHAPE];
+    match sc {
+        Some(sc) => {
+            out.extend_from_slice(b"{\"kind\":\"scope\",\"scope_category\":\"");
+            out.extend_from_slice(sc.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"atof_version\":\"");
+        }
+        None => out.extend_from_slice(b"{\"kind\":\"mark\",\"atof_version\":\""),
+    }
+    out.extend_from_slice(baton::ATOF_VERSION.as_bytes());
+    out.extend_from_slice(b"\",\"uuid\":\"");
+    at[1] = out.len() - start;
+    out.extend_from_slice(e.uuid.encode(&mut [0; 36]).as_bytes());
+    out.extend_from_slice(b"\",\"parent_uuid\":");
+    let mut code = code;
+    match &e.parent_uuid {
+        Some(p) => {
+            code |= 4;
+            out.push(b'"');
+            at[2] = out.len() - start;
+            out.extend_from_slice(p.encode(&mut [0; 36]).as_bytes());
+            out.extend_from_slice(b"\",\"timestamp\":\"");
+        }
+        None => out.extend_from_slice(b"null,\"timestamp\":\""),
+    }
+    at[3] = out.len() - start;
+    out.extend_from_slice(ts.as_bytes());
+    at[4] = out.len() - start;
+    out.extend_from_slice(b"\",\"name\":\"");
+    at[5] = out.len() - start;
+    out.extend_from_slice(e.name.as_bytes());
+    at[6] = out.len() - start;
+    if sc.is_some() {
+        out.extend_from_slice(b"\",\"category\":\"");
+        at[7] = out.len() - start;
+        out.extend_from_slice(category.as_bytes());
+        at[8] = out.len() - start;
+        out.extend_from_slice(b"\",\"attributes\":[],\"category_profile\":null,\"data\":");
+    } else {
+        out.extend_from_slice(b"\",\"data\":");
+    }
+    at[9] = out.len() - start;
+    out.extend_from_slice(data.as_bytes());
+    at[10] = out.len() - start;
+    if ok_status {
+        code |= 8;
+        out.extend_from_slice(b",\"data_schema\":null,\"metadata\":{\"otel.status_code\":\"OK\"}}");
+    } else {
+        out.extend_from_slice(b",\"data_schema\":null,\"metadata\":{}}");
+    }
+    let written = &out[start..];
+    shape[0] = code;
+    if written.is_ascii() {
+        for i in 1..SHAPE {
+            shape[i] = *base + at[i] as u32;
+        }
+        *base += written.len() as u32;
+    } else {
+        // Only the name and the data may hold non-ASCII text: count the units up to each offset.
+        for i in 1..SHAPE {
+            shape[i] = *base + units(&written[..at[i]]);
+        }
+        *base += units(written);
+    }
+    if e.parent_uuid.is_none() {
+        shape[2] = 0;
+    }
+    true
+}
+
+impl baton::Subscriber for BatchSubscriber {
+    fn on_event(&self, event: &baton::Event) -> baton::Result<()> {
+        self.push(Some(event));
+        Ok(())
+    }
+    fn close(&self) -> baton::Result<()> {
+        self.push(None);
+        Ok(())
+    }
+}
+
+/// Events batched for the facade (it drains inline past a high-water mark).
+fn batched() -> u32 {
+    BATCH.with(|b| b.borrow().ends.len() as u32)
+}
+
+/// Registers a subscriber the facade delivers to: `id` is the facade's. Events reach it
+/// through `takeEvents` (see above), in emission order.
+#[wasm_bindgen]
+pub fn subscribe(name: &str, id: u32, priority: i32, scope: Option<Scope>) -> Result<(), JsValue> {
+    let mw = Middleware::Subscriber(Arc::new(BatchSubscriber(id)));
+    rt().register(registration(name, priority, scope, false), mw).map_err(to_js)
+}
+
+/// Delivers what the core has queued into the batch and takes it: the events' text, or
+/// `undefined` when nobody has anything to receive. `takenMeta` then gives its layout.
+#[wasm_bindgen(js_name = takeEvents)]
+pub fn take_events() -> JsValue {
+    rt().drain();
+    BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        let b = &mut *b;
+        if b.deliveries.is_empty() {
+            return JsValue::UNDEFINED;
+        }
+        // SAFETY: only UTF-8 is written to the batch (write_json, `&str` pieces).
+        let text = JsValue::from_str(unsafe { std::str::from_utf8_unchecked(&b.text) });
+        b.meta.clear();
+        b.meta.push(b.ends.len() as u32);
+        b.meta.extend_from_slice(&b.ends);
+        b.meta.extend_from_slice(&b.shapes);
+        b.meta.extend_from_slice(&b.deliveries);
+        b.text.clear();
+        b.ends.clear();
+        b.shapes.clear();
+        b.deliveries.clear();
+        b.units = 0;
+        b.last = None;
+        text
     })
+}
+
+/// The layout of the batch `takeEvents` returned: `[n, end_0..end_n-1, shapes (SHAPE per
+/// event), (id, index)...]` (offsets in UTF-16 units; index `0xffffffff`: the subscriber was
+/// removed).
+#[wasm_bindgen(js_name = takenMeta)]
+pub fn taken_meta() -> js_sys::Uint32Array {
+    BATCH.with(|b| js_sys::Uint32Array::from(&b.borrow().meta[..]))
 }
 
 /// `EventInfo` as JSON text (the names of node/'s `EventInfo`).
@@ -1580,12 +1924,6 @@ pub fn plugin_clear() -> Result<(), JsValue> {
 }
 
 // ----- delivery and lifecycle -----
-
-/// Delivers every queued event to subscribers on this thread; returns how many items ran.
-#[wasm_bindgen]
-pub fn drain() -> u32 {
-    rt().drain() as u32
-}
 
 #[wasm_bindgen]
 pub fn flush(timeout_ms: f64) -> Result<bool, JsValue> {

@@ -1,0 +1,188 @@
+// Delivery to JS subscribers (batched text, format 'json', objects shared), the
+// nothing-registered shortcut and tool calls run by the facade when only subscribers see them.
+// Its own process: the first test needs a runtime with nothing registered.
+// @ts-check
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as baton from '../dist/index.mjs';
+
+test('nothing registered: a tool call is its callback, with the managed call semantics', async () => {
+  const args = { q: 'paris', when: { day: 1 }, skip: undefined };
+  /** @type {any} */
+  let seen = null;
+  const out = baton.toolSync('weather', args, (/** @type {any} */ a) => {
+    seen = a;
+    a.when.day = 2; // a copy: the caller's object is not touched
+    return { temp: 21, date: new Date(0) };
+  });
+  assert.deepEqual(seen, { q: 'paris', when: { day: 2 } }, 'undefined fields dropped, as on the managed path');
+  assert.equal(args.when.day, 1);
+  assert.deepEqual(out, { temp: 21, date: '1970-01-01T00:00:00.000Z' }, 'the result is its JSON form');
+  const sent = { n: 1 };
+  const got = await baton.tool('t', sent, async (a) => a);
+  assert.deepEqual(got, sent);
+  assert.notEqual(got, sent);
+  /** @type {any} */
+  const notJson = { f: () => 1 };
+  assert.throws(() => baton.toolSync('t', notJson, (a) => a), { code: 'invalid_argument', message: /args\.f: a function is not JSON/ });
+  /** @type {any} */
+  const cyclic = { a: [1] };
+  cyclic.a.push(cyclic);
+  assert.throws(() => baton.toolSync('t', cyclic, (a) => a), { code: 'invalid_argument', message: /args\.a\[1\]: a cycle/ });
+  assert.throws(() => baton.toolSync('t', {}, () => /** @type {any} */ ({ big: 1n })), { code: 'invalid_argument', message: /returned value\.big/ });
+  assert.throws(() => baton.toolSync('t', {}, /** @type {any} */ (async () => 1)), { code: 'invalid_state', message: /returned a Promise/ });
+  assert.throws(() => baton.toolSync('', {}, (a) => a), { code: 'invalid_argument' });
+  const boom = new RangeError('boom');
+  assert.throws(() => baton.toolSync('t', {}, () => { throw boom; }), (e) => e === boom);
+  await assert.rejects(baton.tool('t', {}, async () => { throw boom; }), (e) => e === boom);
+  // The callback runs under the caller's scope (no scope of its own).
+  const outer = baton.push('outer');
+  assert.equal(baton.toolSync('t', {}, () => baton.currentScope()?.name ?? null), 'outer');
+  const inner = await baton.tool('t', {}, async () => {
+    const s = baton.push('inner');
+    baton.pop(s);
+    return s.parentUuid;
+  });
+  assert.equal(inner, outer.uuid);
+  baton.pop(outer);
+});
+
+test("format 'json' hands each event's text; objects are parsed once and shared", async () => {
+  /** @type {string[]} */
+  const texts = [];
+  /** @type {any[]} */
+  const a = [];
+  /** @type {any[]} */
+  const b = [];
+  baton.subscribe('text', (t) => { texts.push(t); }, { format: 'json' });
+  baton.subscribe('a', (e) => { a.push(e); });
+  baton.subscribe('b', (e) => { b.push(e); });
+  // Non-ASCII text (2-byte, 3-byte and astral characters) must not shift the event bounds.
+  const args = { city: 'Zürich → 東京 🚀', n: 3 };
+  baton.toolSync('weather', args, () => ({ ok: '✓' }));
+  baton.mark('after', { data: { note: 'ünïcödé' } });
+  assert.ok(await baton.flush());
+  assert.equal(texts.length, 3);
+  assert.ok(texts.every((t) => typeof t === 'string'));
+  assert.deepEqual(texts.map((t) => JSON.parse(t)), a, 'the text is the event the object subscriber got');
+  assert.deepEqual(a[0].data, args);
+  assert.deepEqual(a[1].data, { ok: '✓' });
+  assert.deepEqual(a[2].data, { note: 'ünïcödé' });
+  a.forEach((e, i) => assert.equal(e, b[i], 'one object per event, shared'));
+  assert.throws(() => baton.subscribe('bad', () => {}, /** @type {any} */ ({ format: 'xml' })), {
+    code: 'invalid_argument',
+    message: /options\.format: expected 'object' or 'json', got "xml"/,
+  });
+  for (const n of ['text', 'a', 'b']) baton.deregister('subscriber', n);
+});
+
+test('only subscribers: the facade runs the function between enterTool and exitTool, with the managed events', async () => {
+  /** @type {any[]} */
+  const events = [];
+  baton.subscribe('all', (e) => { events.push(e); });
+  const run = async () => {
+    events.length = 0;
+    const r = baton.toolSync('lookup', { q: 1 }, (a) => {
+      // Nested work is parented under the call's scope.
+      baton.mark('inside', { data: a });
+      return { found: [a.q] };
+    }, { toolCallId: 'c1', metadata: { k: 'v' } });
+    assert.deepEqual(r, { found: [1] });
+    const boom = new TypeError('no such key');
+    assert.throws(() => baton.toolSync('lookup', { q: 2 }, () => { throw boom; }), (e) => e === boom);
+    const ra = await baton.tool('alookup', { q: 3 }, async (a) => {
+      await new Promise((res) => setTimeout(res, 1));
+      const inner = baton.toolSync('inner', { x: a.q }, (x) => x);
+      return { inner };
+    });
+    assert.deepEqual(ra, { inner: { x: 3 } });
+    await assert.rejects(baton.tool('alookup', {}, async () => { throw boom; }), (e) => e === boom);
+    assert.ok(await baton.flush());
+    // Only what does not vary between runs.
+    const byUuid = new Map(events.map((e) => [e.uuid, e.name]));
+    return events.map((e) => ({
+      kind: e.kind, sc: e.scope_category, name: e.name, category: e.category, data: e.data,
+      parent: e.parent_uuid === null ? null : byUuid.get(e.parent_uuid) ?? 'outside',
+      metadata: e.metadata, attributes: e.attributes, profile: e.category_profile,
+    }));
+  };
+  const entered = await run();
+  // The same calls through the managed path: a request intercept that changes nothing makes
+  // the core run them itself.
+  baton.register('tool_request_intercept', 'same', () => undefined);
+  const managed = await run();
+  baton.deregister('tool_request_intercept', 'same');
+  assert.deepEqual(entered, managed);
+  assert.equal(entered.length, 11);
+  assert.deepEqual(entered[1], { kind: 'mark', sc: undefined, name: 'inside', category: undefined, data: { q: 1 }, parent: 'lookup', metadata: {}, attributes: undefined, profile: undefined });
+  assert.equal(entered[4].metadata['otel.status_code'], 'ERROR');
+  assert.equal(entered[4].metadata['exception.type'], 'TypeError');
+  assert.equal(entered[6].parent, 'alookup', 'nested call of an async call');
+  baton.deregister('subscriber', 'all');
+});
+
+test('subscriber failures are counted; a subscriber that is removed gets nothing more', async () => {
+  const before = baton.diagnostics().subscriberFailures;
+  let calls = 0;
+  baton.subscribe('throws', () => { calls++; throw new Error('x'); });
+  baton.subscribe('rejects', async () => { throw new Error('y'); });
+  baton.mark('m1');
+  assert.ok(await baton.flush());
+  await new Promise((res) => setTimeout(res, 0));
+  assert.equal(baton.diagnostics().subscriberFailures, before + 2);
+  baton.mark('m2');
+  baton.deregister('subscriber', 'throws');
+  baton.deregister('subscriber', 'rejects');
+  baton.mark('m3');
+  assert.ok(await baton.flush());
+  assert.equal(calls, 2, 'm2 was emitted before the removal, m3 after it');
+});
+
+test('events reach subscribers on a microtask without flush, in emission order', async () => {
+  /** @type {string[]} */
+  const names = [];
+  baton.subscribe('order', (e) => { names.push(e.name); });
+  for (let i = 0; i < 5; i++) baton.toolSync(`t${i}`, {}, () => null);
+  assert.equal(names.length, 0, 'nothing is delivered inside the caller');
+  await Promise.resolve();
+  await new Promise((res) => setTimeout(res, 0));
+  assert.deepEqual(names, ['t0', 't0', 't1', 't1', 't2', 't2', 't3', 't3', 't4', 't4']);
+  baton.deregister('subscriber', 'order');
+});
+
+test("the module's event text is the core's ATOF line, and built objects equal parsed ones", async () => {
+  /** @type {string[]} */
+  const lines = [];
+  /** @type {string[]} */
+  const texts = [];
+  /** @type {any[]} */
+  const objects = [];
+  baton.plugins.registerSink('lines', { atof: (line) => { lines.push(line); } });
+  baton.plugins.initialize({ version: 1, components: [{ kind: 'observability', config: { atof: { enabled: true, sinks: [{ type: 'callback', sink: 'lines' }] } } }] });
+  baton.subscribe('text', (t) => { texts.push(t); }, { format: 'json' });
+  baton.subscribe('obj', (e) => { objects.push(e); });
+  try {
+    // Common shapes (built from slices) and the rest (parsed): escapes, non-ASCII names and
+    // data, profiles, attributes, metadata, error status, marks with and without categories.
+    const outer = baton.push('agent "quoted" \\ name', { category: 'agent', attributes: ['parallel'], metadata: { a: 1 } });
+    baton.toolSync('plain', { s: 'é→🚀', n: -1.5e-7, nested: [null, true, { x: '' }] }, (a) => a);
+    baton.toolSync('naïve 名前', 'just text', () => null);
+    baton.toolSync('with id', {}, () => 1, { toolCallId: 'id-1' });
+    assert.throws(() => baton.toolSync('fails', {}, () => { throw new Error('bad\nline'); }));
+    baton.mark('m');
+    baton.mark('m2', { data: [1, 2], category: 'note', metadata: { k: 'v' } });
+    const s = baton.push('custom', { category: 'retrieval', input: { q: 'x' }, dataSchema: { name: 's', version: '1' } });
+    baton.pop(s, { output: 'done' });
+    baton.pop(outer);
+    assert.ok(await baton.flush());
+    assert.equal(texts.length, 14);
+    assert.deepEqual(texts, lines, 'the same bytes as the ATOF exporter');
+    assert.deepEqual(objects, lines.map((l) => JSON.parse(l)));
+    assert.deepEqual(objects.map((o) => JSON.stringify(o)), lines, 'same keys in the same order');
+  } finally {
+    baton.deregister('subscriber', 'text');
+    baton.deregister('subscriber', 'obj');
+    baton.plugins.clear();
+    baton.plugins.deregisterSink('lines');
+  }
+});
