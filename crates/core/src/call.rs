@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use crate::codec::{self, Codec, CodecKind};
+use crate::data::Data;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Attributes, Category, Payload};
 use crate::exec;
@@ -521,7 +522,31 @@ impl Call {
 
     // ----- steps 3 and 6: start and end events -----
 
-    pub fn start(&mut self, input: &Value) -> Arc<ScopeNode> {
+    /// The call's scope with its start event; `input` is what the event shows (sanitized).
+    pub fn start(&mut self, input: &Data) -> Arc<ScopeNode> {
+        let node = self.open_node();
+        let rt = self.rt();
+        if self.request_codec.is_some() {
+            rt.emit_start_with(&node, || self.annotated_start(&node, &input.as_value()), None);
+        } else {
+            rt.emit_start(&node, || rt.event_payload_data(self.info.kind.sanitize_request(), Some(&node), &self.info, input), None);
+        }
+        node
+    }
+
+    /// [`Call::start`] for a value (streams).
+    pub fn start_value(&mut self, input: &Value) -> Arc<ScopeNode> {
+        let node = self.open_node();
+        let rt = self.rt();
+        if self.request_codec.is_some() {
+            rt.emit_start_with(&node, || self.annotated_start(&node, input), None);
+        } else {
+            rt.emit_start(&node, || rt.event_payload(self.info.kind.sanitize_request(), Some(&node), &self.info, input), None);
+        }
+        node
+    }
+
+    fn open_node(&mut self) -> Arc<ScopeNode> {
         let profile = category_profile(&self.info);
         let node = ScopeNode::new(
             self.info.name.clone(),
@@ -532,25 +557,19 @@ impl Call {
             std::mem::take(&mut self.metadata),
         );
         self.info.uuid = Some(node.uuid);
-        let rt = self.rt();
-        if self.request_codec.is_some() {
-            rt.emit_start_with(&node, || self.annotated_start(&node, input), None);
-        } else {
-            rt.emit_start(&node, || rt.event_payload(self.info.kind.sanitize_request(), Some(&node), &self.info, input), None);
-        }
         node
     }
 
-    pub fn end(&self, node: &Arc<ScopeNode>, result: &Result<Value>, ctx: Option<&CallCtx>) {
+    pub fn end(&self, node: &Arc<ScopeNode>, result: &Result<Data>, ctx: Option<&CallCtx>) {
         let rt = self.rt();
         match result {
             Ok(v) if self.response_codec.is_some() => {
-                rt.end_scope_with(node, Status::Ok, || self.annotated_end(node, v, false), Map::new())
+                rt.end_scope_with(node, Status::Ok, || self.annotated_end(node, &v.as_value(), false), Map::new())
             }
             Ok(v) => rt.end_scope(
                 node,
                 Status::Ok,
-                || rt.event_payload(self.info.kind.sanitize_response(), Some(node), &self.info, v),
+                || rt.event_payload_data(self.info.kind.sanitize_response(), Some(node), &self.info, v),
                 Map::new(),
             ),
             Err(e) => rt.end_scope(node, Status::Error(e), || Payload::NULL, Map::new()),
@@ -565,7 +584,22 @@ impl Call {
 
     // ----- steps 4 and 5: execution -----
 
-    pub fn run_sync(mut self, input: Value, callback: &dyn Fn(Value) -> Result<Value>) -> Result<Value> {
+    /// Steps 1 and 2 (codecs, guardrails, request intercepts) for data that may be text: it is
+    /// parsed only when one of them is there to need its structure.
+    fn prepare_sync(&mut self, mut input: Data) -> Result<Data> {
+        if self.codec_option.is_some() {
+            self.resolve_codecs(input.value())?;
+        }
+        if self.chain(self.info.kind.guardrails()).is_some() {
+            self.guardrails_sync(input.value())?;
+        }
+        if self.chain(self.info.kind.request_intercepts()).is_some() {
+            input = Data::Value(self.request_intercepts_sync(input.into_value())?);
+        }
+        Ok(input)
+    }
+
+    pub fn run_sync(mut self, input: Data, callback: &dyn Fn(Data) -> Result<Data>) -> Result<Data> {
         // Refuse up front, before any event: an async intercept needs an owned, 'static
         // `next`, which a borrowed sync callback cannot give it.
         let exec_chain = self.chain(self.info.kind.execution_intercepts());
@@ -578,31 +612,46 @@ impl Call {
         }) {
             return Err(async_in_sync(&entry.name));
         }
-        self.resolve_codecs(&input)?;
-        self.guardrails_sync(&input)?;
-        let input = self.request_intercepts_sync(input)?;
+        let input = self.prepare_sync(input)?;
         let node = self.start(&input);
         let (result, ctx) = match exec_chain {
             None => (self.stack.with_pushed(&node, || exec::guard(|| callback(input))), None),
             Some(chain) => {
                 let ctx = CallCtx::new(self.info.clone());
-                let r = self.stack.with_pushed(&node, || run_exec_sync(&chain, &ctx, input, callback));
-                (r, Some(ctx))
+                let callback = |v: Value| callback(Data::Value(v)).map(Data::into_value);
+                let r = self.stack.with_pushed(&node, || run_exec_sync(&chain, &ctx, input.into_value(), &callback));
+                (r.map(Data::Value), Some(ctx))
             }
         };
         self.end(&node, &result, ctx.as_ref());
         result
     }
 
-    pub async fn run_async(mut self, input: Value, callback: AsyncCallback) -> Result<Value> {
-        self.resolve_codecs(&input)?;
-        self.guardrails_async(&input).await?;
-        let input = self.request_intercepts_async(input).await?;
+    pub async fn run_async(mut self, mut input: Data, callback: AsyncDataCallback) -> Result<Data> {
+        if self.codec_option.is_some() {
+            self.resolve_codecs(input.value())?;
+        }
+        if self.chain(self.info.kind.guardrails()).is_some() {
+            self.guardrails_async(input.value()).await?;
+        }
+        if self.chain(self.info.kind.request_intercepts()).is_some() {
+            input = Data::Value(self.request_intercepts_async(input.into_value()).await?);
+        }
         let node = self.start(&input);
         let ctx = CallCtx::new(self.info.clone());
-        let next = AsyncNext { chain: self.chain(self.info.kind.execution_intercepts()), index: 0, ctx: ctx.clone(), callback };
         let pushed = PushedGuard::new(&self.stack, &node).ending(self.rt_handle());
-        let result = next.call(input).with_stack(self.stack.clone()).await;
+        let result = match self.chain(self.info.kind.execution_intercepts()) {
+            // No intercept: the callback gets the data as it is (text stays text).
+            None => reentry::as_callback(exec::catch_panic(async move { callback(input).await })).with_stack(self.stack.clone()).await,
+            Some(chain) => {
+                let callback: AsyncCallback = Arc::new(move |v| {
+                    let fut = callback(Data::Value(v));
+                    Box::pin(async move { fut.await.map(Data::into_value) })
+                });
+                let next = AsyncNext { chain: Some(chain), index: 0, ctx: ctx.clone(), callback };
+                next.call(input.into_value()).with_stack(self.stack.clone()).await.map(Data::Value)
+            }
+        };
         pushed.finish();
         self.end(&node, &result, Some(&ctx));
         result
@@ -640,6 +689,9 @@ fn async_in_sync(name: &str) -> Error {
 
 /// The callback of an async managed call.
 pub type AsyncCallback = Arc<dyn Fn(Value) -> BoxFuture<Result<Value>> + Send + Sync>;
+
+/// The callback of an async managed call over [`Data`] (bindings: text in, text out).
+pub type AsyncDataCallback = Arc<dyn Fn(Data) -> BoxFuture<Result<Data>> + Send + Sync>;
 
 /// `next` for async execution intercepts: runs the rest of the chain and the callback. It can
 /// be called any number of times; every call must finish before the intercept returns.
@@ -723,12 +775,23 @@ impl Drop for PushedGuard {
     }
 }
 
-fn boxed_callback<F, Fut>(callback: F) -> AsyncCallback
+fn boxed_callback<F, Fut>(callback: F) -> AsyncDataCallback
 where
     F: Fn(Value) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Value>> + Send + 'static,
 {
-    Arc::new(move |v| Box::pin(callback(v)) as BoxFuture<Result<Value>>)
+    Arc::new(move |d: Data| {
+        let fut = callback(d.into_value());
+        Box::pin(async move { fut.await.map(Data::Value) }) as BoxFuture<Result<Data>>
+    })
+}
+
+fn boxed_data_callback<F, Fut>(callback: F) -> AsyncDataCallback
+where
+    F: Fn(Data) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Data>> + Send + 'static,
+{
+    Arc::new(move |d| Box::pin(callback(d)) as BoxFuture<Result<Data>>)
 }
 
 impl Stack {
@@ -757,7 +820,44 @@ impl Stack {
         if self.unobserved()? && !name.is_empty() {
             return with_stack(self, || exec::guard(|| callback(args)));
         }
+        let callback = |d: Data| callback(d.into_value()).map(Data::Value);
+        Call::new(self, CallKind::Tool, name, options.into())?.run_sync(Data::Value(args), &callback).map(Data::into_value)
+    }
+
+    /// [`Stack::tool`] over [`Data`]: for bindings, whose arguments and results are JSON text.
+    /// The text is parsed only if something registered needs its structure, so with just
+    /// subscribers it goes from the caller to the events and the callback unchanged.
+    pub fn tool_data(&self, name: &str, args: Data, callback: impl Fn(Data) -> Result<Data>, options: ToolOptions) -> Result<Data> {
+        if self.unobserved()? && !name.is_empty() {
+            return with_stack(self, || exec::guard(|| callback(args)));
+        }
         Call::new(self, CallKind::Tool, name, options.into())?.run_sync(args, &callback)
+    }
+
+    /// The async form of [`Stack::tool_data`].
+    pub fn tool_data_async<F, Fut>(
+        &self,
+        name: &str,
+        args: Data,
+        callback: F,
+        options: ToolOptions,
+    ) -> impl Future<Output = Result<Data>> + Send + 'static
+    where
+        F: Fn(Data) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Data>> + Send + 'static,
+    {
+        let plan = match self.unobserved() {
+            Ok(true) if !name.is_empty() => Ok(None),
+            Ok(_) => Call::new(self, CallKind::Tool, name, options.into()).map(Some),
+            Err(e) => Err(e),
+        };
+        let stack = self.clone();
+        async move {
+            match plan? {
+                None => reentry::as_callback(exec::catch_panic(async move { callback(args).await })).with_stack(stack).await,
+                Some(call) => call.run_async(args, boxed_data_callback(callback)).await,
+            }
+        }
     }
 
     /// The async form of [`Stack::tool`]; middleware may be sync or async.
@@ -782,7 +882,7 @@ impl Stack {
         async move {
             match plan? {
                 None => reentry::as_callback(exec::catch_panic(async move { callback(args).await })).with_stack(stack).await,
-                Some(call) => call.run_async(args, boxed_callback(callback)).await,
+                Some(call) => call.run_async(Data::Value(args), boxed_callback(callback)).await.map(Data::into_value),
             }
         }
     }
@@ -793,7 +893,43 @@ impl Stack {
         if self.unobserved()? && !name.is_empty() {
             return with_stack(self, || exec::guard(|| callback(request)));
         }
+        let callback = |d: Data| callback(d.into_value()).map(Data::Value);
+        Call::new(self, CallKind::Llm, name, options.into())?.run_sync(Data::Value(request), &callback).map(Data::into_value)
+    }
+
+    /// [`Stack::llm`] over [`Data`] (see [`Stack::tool_data`]). The request is parsed to be
+    /// checked (`{headers, content}`); the callback's result stays text.
+    pub fn llm_data(&self, name: &str, mut request: Data, callback: impl Fn(Data) -> Result<Data>, options: LlmOptions) -> Result<Data> {
+        validate_llm_request(request.value())?;
+        if self.unobserved()? && !name.is_empty() {
+            return with_stack(self, || exec::guard(|| callback(request)));
+        }
         Call::new(self, CallKind::Llm, name, options.into())?.run_sync(request, &callback)
+    }
+
+    /// The async form of [`Stack::llm_data`].
+    pub fn llm_data_async<F, Fut>(
+        &self,
+        name: &str,
+        mut request: Data,
+        callback: F,
+        options: LlmOptions,
+    ) -> impl Future<Output = Result<Data>> + Send + 'static
+    where
+        F: Fn(Data) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Data>> + Send + 'static,
+    {
+        let plan = validate_llm_request(request.value()).and_then(|_| match self.unobserved()? {
+            true if !name.is_empty() => Ok(None),
+            _ => Call::new(self, CallKind::Llm, name, options.into()).map(Some),
+        });
+        let stack = self.clone();
+        async move {
+            match plan? {
+                None => reentry::as_callback(exec::catch_panic(async move { callback(request).await })).with_stack(stack).await,
+                Some(call) => call.run_async(request, boxed_data_callback(callback)).await,
+            }
+        }
     }
 
     /// The async form of [`Stack::llm`].
@@ -816,7 +952,7 @@ impl Stack {
         async move {
             match plan? {
                 None => reentry::as_callback(exec::catch_panic(async move { callback(request).await })).with_stack(stack).await,
-                Some(call) => call.run_async(request, boxed_callback(callback)).await,
+                Some(call) => call.run_async(Data::Value(request), boxed_callback(callback)).await.map(Data::into_value),
             }
         }
     }

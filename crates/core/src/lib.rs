@@ -49,12 +49,13 @@ struct RustGuideExamples;
 
 mod call;
 pub mod codec;
+mod data;
 mod dispatch;
 mod error;
 mod event;
-mod host_call;
 pub mod exec;
 pub mod export;
+mod host_call;
 mod id;
 mod lifecycle;
 mod middleware;
@@ -69,7 +70,8 @@ mod stack;
 pub mod stream;
 pub mod time;
 
-pub use call::{strip_credentials, AsyncCallback, AsyncNext, LlmOptions, ToolOptions, CREDENTIAL_HEADERS};
+pub use call::{strip_credentials, AsyncCallback, AsyncDataCallback, AsyncNext, LlmOptions, ToolOptions, CREDENTIAL_HEADERS};
+pub use data::Data;
 pub use dispatch::{set_batch_hook, BatchHook, Diagnostics, OverflowPolicy};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Attributes, Category, DataSchema, Event, EventKind, EventStatus, Payload, ScopeCategory, ATOF_VERSION};
