@@ -694,6 +694,37 @@ def test_python_plugin_component(rec: Recorder) -> None:
     assert rec.by_name("untagged")[0]["metadata"] == {}
 
 
+def test_opentelemetry_section_is_available() -> None:
+    # The native module installs baton-otel: OTLP export (http and https, both transports).
+    doc = {
+        "version": 1,
+        "components": [
+            {
+                "kind": "observability",
+                "config": {
+                    "version": 1,
+                    "opentelemetry": {
+                        "enabled": True,
+                        "endpoints": [
+                            {
+                                "type": "gen_ai",
+                                "endpoint": "https://collector.example:4318/v1/traces",
+                                "transport": "http_binary",
+                            },
+                            {"type": "openinference", "endpoint": "http://127.0.0.1:9", "transport": "grpc"},
+                        ],
+                    },
+                },
+            }
+        ],
+    }
+    assert [d for d in baton.plugins.validate(doc) if d["level"] == "error"] == []
+    report = baton.plugins.initialize(doc)
+    assert report["components"][0]["kind"] == "observability"
+    assert report["components"][0]["registrations"]
+    baton.plugins.clear()
+
+
 def test_plain_intercept_around_an_async_callback_that_really_waits(rec: Recorder, names: List[str]) -> None:
     def around(ctx: baton.CallContext, args: Any, next: baton.Next) -> Any:
         return {"wrapped": next(args)}

@@ -706,6 +706,8 @@ fn configure(py: Python<'_>, queue_capacity: usize, overflow: &str) -> PyResult<
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Plugin documents may enable OpenTelemetry export and https stream sinks.
+    baton_otel::install();
     m.add_class::<PyStack>()?;
     m.add_class::<PyScope>()?;
     m.add_class::<PyCallHandle>()?;
