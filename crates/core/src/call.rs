@@ -775,15 +775,16 @@ impl Drop for PushedGuard {
     }
 }
 
-fn boxed_callback<F, Fut>(callback: F) -> AsyncDataCallback
+/// A value callback as a data callback (the `Value` API over the `Data` pipeline).
+fn value_callback<F, Fut>(callback: F) -> impl Fn(Data) -> BoxFuture<Result<Data>> + Send + Sync + 'static
 where
     F: Fn(Value) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Value>> + Send + 'static,
 {
-    Arc::new(move |d: Data| {
+    move |d: Data| {
         let fut = callback(d.into_value());
         Box::pin(async move { fut.await.map(Data::Value) }) as BoxFuture<Result<Data>>
-    })
+    }
 }
 
 fn boxed_data_callback<F, Fut>(callback: F) -> AsyncDataCallback
@@ -817,11 +818,7 @@ impl Stack {
     /// Runs a managed tool call: guardrails, request intercepts, start event, execution
     /// intercepts around `callback`, end event. Returns the real (unsanitized) result.
     pub fn tool(&self, name: &str, args: Value, callback: impl Fn(Value) -> Result<Value>, options: ToolOptions) -> Result<Value> {
-        if self.unobserved()? && !name.is_empty() {
-            return with_stack(self, || exec::guard(|| callback(args)));
-        }
-        let callback = |d: Data| callback(d.into_value()).map(Data::Value);
-        Call::new(self, CallKind::Tool, name, options.into())?.run_sync(Data::Value(args), &callback).map(Data::into_value)
+        self.tool_data(name, Data::Value(args), |d| callback(d.into_value()).map(Data::Value), options).map(Data::into_value)
     }
 
     /// [`Stack::tool`] over [`Data`]: for bindings, whose arguments and results are JSON text.
@@ -872,29 +869,13 @@ impl Stack {
         F: Fn(Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value>> + Send + 'static,
     {
-        // Decided now, on the caller's stack; the future only carries the outcome.
-        let plan = match self.unobserved() {
-            Ok(true) if !name.is_empty() => Ok(None),
-            Ok(_) => Call::new(self, CallKind::Tool, name, options.into()).map(Some),
-            Err(e) => Err(e),
-        };
-        let stack = self.clone();
-        async move {
-            match plan? {
-                None => reentry::as_callback(exec::catch_panic(async move { callback(args).await })).with_stack(stack).await,
-                Some(call) => call.run_async(Data::Value(args), boxed_callback(callback)).await.map(Data::into_value),
-            }
-        }
+        let fut = self.tool_data_async(name, Data::Value(args), value_callback(callback), options);
+        async move { fut.await.map(Data::into_value) }
     }
 
     /// Runs a managed LLM call; `request` is `{"headers": {...}, "content": <provider JSON>}`.
-    pub fn llm(&self, name: &str, mut request: Value, callback: impl Fn(Value) -> Result<Value>, options: LlmOptions) -> Result<Value> {
-        validate_llm_request(&mut request)?;
-        if self.unobserved()? && !name.is_empty() {
-            return with_stack(self, || exec::guard(|| callback(request)));
-        }
-        let callback = |d: Data| callback(d.into_value()).map(Data::Value);
-        Call::new(self, CallKind::Llm, name, options.into())?.run_sync(Data::Value(request), &callback).map(Data::into_value)
+    pub fn llm(&self, name: &str, request: Value, callback: impl Fn(Value) -> Result<Value>, options: LlmOptions) -> Result<Value> {
+        self.llm_data(name, Data::Value(request), |d| callback(d.into_value()).map(Data::Value), options).map(Data::into_value)
     }
 
     /// [`Stack::llm`] over [`Data`] (see [`Stack::tool_data`]). The request is parsed to be
@@ -936,7 +917,7 @@ impl Stack {
     pub fn llm_async<F, Fut>(
         &self,
         name: &str,
-        mut request: Value,
+        request: Value,
         callback: F,
         options: LlmOptions,
     ) -> impl Future<Output = Result<Value>> + Send + 'static
@@ -944,17 +925,8 @@ impl Stack {
         F: Fn(Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value>> + Send + 'static,
     {
-        let plan = validate_llm_request(&mut request).and_then(|_| match self.unobserved()? {
-            true if !name.is_empty() => Ok(None),
-            _ => Call::new(self, CallKind::Llm, name, options.into()).map(Some),
-        });
-        let stack = self.clone();
-        async move {
-            match plan? {
-                None => reentry::as_callback(exec::catch_panic(async move { callback(request).await })).with_stack(stack).await,
-                Some(call) => call.run_async(Data::Value(request), boxed_callback(callback)).await.map(Data::into_value),
-            }
-        }
+        let fut = self.llm_data_async(name, Data::Value(request), value_callback(callback), options);
+        async move { fut.await.map(Data::into_value) }
     }
 
     /// Runs only the guardrails of a tool call (their scopes and any rejection mark).
