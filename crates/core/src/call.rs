@@ -818,6 +818,10 @@ impl Stack {
     /// Runs a managed tool call: guardrails, request intercepts, start event, execution
     /// intercepts around `callback`, end event. Returns the real (unsanitized) result.
     pub fn tool(&self, name: &str, args: Value, callback: impl Fn(Value) -> Result<Value>, options: ToolOptions) -> Result<Value> {
+        // The unobserved path stays direct: it is the cost every call pays when nobody listens.
+        if self.unobserved()? && !name.is_empty() {
+            return with_stack(self, || exec::guard(|| callback(args)));
+        }
         self.tool_data(name, Data::Value(args), |d| callback(d.into_value()).map(Data::Value), options).map(Data::into_value)
     }
 
