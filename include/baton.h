@@ -128,14 +128,14 @@ typedef uint64_t BatonScope;
 typedef int32_t (*BatonCallbackFn)(void *user_data, const char *input_json, BatonOut *out);
 
 /**
- * A managed LLM stream id (from baton_llm_stream_start()).
- */
-typedef uint64_t BatonStream;
-
-/**
  * A manual-lifecycle call id (from baton_tool_start() / baton_llm_start()).
  */
 typedef uint64_t BatonCall;
+
+/**
+ * A managed LLM stream id (from baton_llm_stream_start()).
+ */
+typedef uint64_t BatonStream;
 
 /**
  * A middleware callback of the families registered with baton_middleware_register().
@@ -391,6 +391,42 @@ int32_t baton_tool_execute(BatonStack stack,
                            BatonCallbackFn callback,
                            void *user_data,
                            char **result_out);
+
+/**
+ * Enters a tool call whose callback the caller runs itself (the host-run form of
+ * baton_tool_execute(), for hosts where a callback from C is costly). Three outcomes:
+ * - `*call_out` is a call id: no middleware sees the call's values (only subscribers and
+ *   event middleware are registered), the start event was emitted and the call's scope is
+ *   the top of `stack`. Run the callback, then end the call with baton_tool_exit() exactly
+ *   once (it frees the id); the events are those baton_tool_execute() would emit.
+ * - `*call_out` is 0 and `*bare_out` is true: nothing is registered anywhere; run the
+ *   callback, nothing is emitted.
+ * - `*call_out` is 0 and `*bare_out` is false: middleware sees the values; use
+ *   baton_tool_execute().
+ *
+ * @param args_json the arguments (checked to be JSON in every case).
+ * @param options_json, parent as in baton_tool_execute().
+ */
+int32_t baton_tool_enter(BatonStack stack,
+                         const char *name,
+                         const char *args_json,
+                         const char *options_json,
+                         BatonScope parent,
+                         bool *bare_out,
+                         BatonCall *call_out);
+
+/**
+ * Ends a call entered with baton_tool_enter() and frees its id: with the callback's result
+ * (`result_json`, JSON), or, when `result_json` is `NULL`, as failed with `status` (a
+ * `BATON_ERR_*`; others count as `BATON_ERR_CALLBACK_FAILED`), `message` and
+ * `exception_type` (both borrowed, may be `NULL`). A result that is not JSON ends the call
+ * as failed and returns `BATON_ERR_INVALID_ARGUMENT`.
+ */
+int32_t baton_tool_exit(BatonCall call,
+                        const char *result_json,
+                        int32_t status,
+                        const char *message,
+                        const char *exception_type);
 
 /**
  * Runs a managed LLM call; `request_json` is `{"headers": {...}, "content": <provider JSON>}`.

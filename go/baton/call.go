@@ -82,18 +82,6 @@ func managed(ctx context.Context, kind callKind, name string, input any, fn Tool
 	if err != nil {
 		return nil, err
 	}
-	if kind == callTool && len(opts) == 0 && name != "" && json.Valid(in) {
-		var bare C.bool
-		var msg *C.char
-		rc := C.go_stack_unobserved(C.uint64_t(st.id), &bare, &msg)
-		runtime.KeepAlive(st)
-		if err := check(rc, msg); err != nil {
-			return nil, err
-		}
-		if bare {
-			return runBare(ctx, in, fn)
-		}
-	}
 	var oj []byte
 	var parent uint64
 	if len(opts) > 0 {
@@ -108,6 +96,23 @@ func managed(ctx context.Context, kind callKind, name string, input any, fn Tool
 		}
 		parent = o.parentID()
 		defer runtime.KeepAlive(o.parent)
+	}
+	if kind == callTool {
+		// Run the function here, without a callback from C, unless middleware sees the values.
+		var bare C.bool
+		var call C.uint64_t
+		var msg *C.char
+		rc := C.go_tool_enter(C.uint64_t(st.id), cbytes(name), cjson(in), optJSON(oj), C.uint64_t(parent), &bare, &call, &msg)
+		runtime.KeepAlive(st)
+		if err := check(rc, msg); err != nil {
+			return nil, err
+		}
+		if bare {
+			return runBare(ctx, in, fn)
+		}
+		if call != 0 {
+			return runEntered(ctx, call, in, fn)
+		}
 	}
 	cs := &callState{ctx: ctx, fn: fn}
 	h := cgo.NewHandle(cs)
@@ -135,22 +140,80 @@ func runBare(ctx context.Context, in []byte, fn ToolFunc) (out json.RawMessage, 
 			out, err = nil, &Error{Kind: KindInternal, Message: fmt.Sprint("panic: ", p)}
 		}
 	}()
+	b, err := invokeTool(ctx, in, fn)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(b) {
+		return nil, &Error{Kind: KindInvalidArgument, Message: "result_json: invalid JSON"}
+	}
+	return b, nil
+}
+
+// runEntered runs the function of a tool call that baton_tool_enter opened (only
+// subscribers see it: the events are emitted, the call's scope is on the stack) and ends it
+// with the result or the error, as baton_tool_execute would.
+func runEntered(ctx context.Context, call C.uint64_t, in []byte, fn ToolFunc) (out json.RawMessage, err error) {
+	exited := false
+	exit := func(result []byte, failure error) error {
+		exited = true
+		var msg *C.char
+		if failure == nil {
+			return check(C.go_tool_exit(call, cjson(result), 0, nil, nil, &msg), msg)
+		}
+		kind, m := KindCallbackFailed, failure.Error()
+		var be *Error
+		if errors.As(failure, &be) {
+			kind, m = be.Kind, be.Message
+		}
+		return check(C.go_tool_exit(call, nil, C.int32_t(statusOf(kind)), cbytes(m), cbytes(fmt.Sprintf("%T", failure)), &msg), msg)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, &Error{Kind: KindInternal, Message: fmt.Sprint("panic: ", p)}
+			if !exited {
+				_ = exit(nil, err)
+			}
+		}
+	}()
+	v, ferr := fn(ctx, json.RawMessage(in))
+	if ferr != nil {
+		_ = exit(nil, ferr) // the event records the function's own error and type
+		return nil, callbackError(ferr)
+	}
+	b, merr := marshal(v)
+	if merr != nil {
+		e := &Error{Kind: KindCallbackFailed, Message: "result: " + merr.Error()}
+		_ = exit(nil, e)
+		return nil, e
+	}
+	if err := exit(b, nil); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// invokeTool calls fn and marshals its result; errors are those of the managed path.
+func invokeTool(ctx context.Context, in []byte, fn ToolFunc) (json.RawMessage, error) {
 	v, err := fn(ctx, json.RawMessage(in))
 	if err != nil {
-		var be *Error
-		if errors.As(err, &be) {
-			return nil, err
-		}
-		return nil, &Error{Kind: KindCallbackFailed, Message: err.Error(), Err: err}
+		return nil, callbackError(err)
 	}
 	b, err := marshal(v)
 	if err != nil {
 		return nil, &Error{Kind: KindCallbackFailed, Message: "result: " + err.Error()}
 	}
-	if !json.Valid(b) {
-		return nil, &Error{Kind: KindInvalidArgument, Message: "json: invalid JSON"}
-	}
 	return b, nil
+}
+
+// callbackError is the error a caller gets for its function's error, as on the managed path:
+// a *Error keeps its kind; anything else is callback_failed with the error as its cause.
+func callbackError(err error) error {
+	var be *Error
+	if errors.As(err, &be) {
+		return err
+	}
+	return &Error{Kind: KindCallbackFailed, Message: err.Error(), Err: err}
 }
 
 // Tool runs a managed tool call under ctx's current scope: guardrails, request intercepts,

@@ -38,6 +38,8 @@ static inline int32_t go_scope_uuid(uint64_t sc, char **out, char **err) { int32
 static inline int32_t go_mark_emit(uint64_t st, const char *name, const char *opts, uint64_t parent, char **err) { int32_t rc = baton_mark_emit(st, name, opts, parent); GO_ERR(rc); return rc; }
 static inline int32_t go_metric_emit(uint64_t st, const char *name, const char *m, const char *unit, char **err) { int32_t rc = baton_metric_emit(st, name, m, unit); GO_ERR(rc); return rc; }
 
+static inline int32_t go_tool_enter(uint64_t st, const char *name, const char *args, const char *opts, uint64_t parent, bool *bare, uint64_t *call, char **err) { int32_t rc = baton_tool_enter(st, name, args, opts, parent, bare, call); GO_ERR(rc); return rc; }
+static inline int32_t go_tool_exit(uint64_t call, const char *result, int32_t status, const char *msg, const char *exc, char **err) { int32_t rc = baton_tool_exit(call, result, status, msg, exc); GO_ERR(rc); return rc; }
 static inline int32_t go_tool_execute(uint64_t st, const char *name, const char *args, const char *opts, uint64_t parent, uintptr_t h, char **out, char **err) {
 	int32_t rc = baton_tool_execute(st, name, args, opts, parent, (BatonCallbackFn)batonGoCallback, UD(h), out); GO_ERR(rc); return rc;
 }

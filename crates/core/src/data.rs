@@ -77,7 +77,7 @@ impl Data {
 
     /// The event payload for this data as it is (no sanitizer): the text itself, or the
     /// value serialized.
-    pub(crate) fn payload(&self) -> Payload {
+    pub fn to_payload(&self) -> Payload {
         match self {
             Data::Json(raw) => Payload::from_raw(raw),
             Data::Value(v) => Payload::from_value(v),
@@ -117,7 +117,7 @@ mod tests {
         let mut d = Data::from_json(r#"{"q": "x", "n": [1, 2]}"#, "args").unwrap();
         assert!(d.is_json());
         assert_eq!(d.json(), r#"{"q": "x", "n": [1, 2]}"#, "the caller's text, verbatim");
-        assert_eq!(d.payload().as_json(), r#"{"q": "x", "n": [1, 2]}"#);
+        assert_eq!(d.to_payload().as_json(), r#"{"q": "x", "n": [1, 2]}"#);
         assert_eq!(*d.as_value(), json!({"q": "x", "n": [1, 2]}));
         assert!(d.is_json(), "as_value does not convert");
         d.value()["q"] = json!("y");
@@ -131,8 +131,8 @@ mod tests {
         let e = Data::from_json("{\"a\": ", "args").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
         assert!(e.message().starts_with("args: invalid JSON"), "{}", e.message());
-        assert!(Data::from_json("null", "x").unwrap().payload().is_null(), "null text is the null payload");
+        assert!(Data::from_json("null", "x").unwrap().to_payload().is_null(), "null text is the null payload");
         let pretty = Data::from_json("{\n  \"a\": \"x\\ny\"\n}", "x").unwrap();
-        assert_eq!(pretty.payload().as_json(), r#"{"a":"x\ny"}"#, "layout line breaks never reach a payload");
+        assert_eq!(pretty.to_payload().as_json(), r#"{"a":"x\ny"}"#, "layout line breaks never reach a payload");
     }
 }

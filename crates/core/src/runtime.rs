@@ -327,7 +327,7 @@ impl RuntimeInner {
     /// credentials to strip: LLM requests are always checked) becomes the payload verbatim.
     pub fn event_payload_data(&self, family: Family, at: Option<&Arc<ScopeNode>>, info: &CallInfo, data: &Data) -> Payload {
         if data.is_json() && family != Family::LlmSanitizeRequest && self.registry.chain(family, at).is_none() {
-            return data.payload();
+            return data.to_payload();
         }
         self.event_payload(family, at, info, &data.as_value())
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use baton::{CallHandle, Error, LlmStream, Result, Runtime, ScopeHandle, Stack};
+use baton::{CallHandle, EnteredCall, Error, LlmStream, Result, Runtime, ScopeHandle, Stack};
 
 pub(crate) enum Handle {
     Runtime(Runtime),
@@ -14,6 +14,8 @@ pub(crate) enum Handle {
     Scope(ScopeHandle, Stack),
     Call(CallHandle),
     Stream(Arc<Mutex<Option<LlmStream>>>),
+    /// A tool call the host runs itself (`baton_tool_enter`), until `baton_tool_exit`.
+    Entered(EnteredCall),
 }
 
 const SHARDS: usize = 32;

@@ -484,6 +484,91 @@ pub extern "C" fn baton_tool_execute(
     })
 }
 
+/// Enters a tool call whose callback the caller runs itself (the host-run form of
+/// baton_tool_execute(), for hosts where a callback from C is costly). Three outcomes:
+/// - `*call_out` is a call id: no middleware sees the call's values (only subscribers and
+///   event middleware are registered), the start event was emitted and the call's scope is
+///   the top of `stack`. Run the callback, then end the call with baton_tool_exit() exactly
+///   once (it frees the id); the events are those baton_tool_execute() would emit.
+/// - `*call_out` is 0 and `*bare_out` is true: nothing is registered anywhere; run the
+///   callback, nothing is emitted.
+/// - `*call_out` is 0 and `*bare_out` is false: middleware sees the values; use
+///   baton_tool_execute().
+///
+/// @param args_json the arguments (checked to be JSON in every case).
+/// @param options_json, parent as in baton_tool_execute().
+#[no_mangle]
+pub extern "C" fn baton_tool_enter(
+    stack: BatonStack,
+    name: *const c_char,
+    args_json: *const c_char,
+    options_json: *const c_char,
+    parent: BatonScope,
+    bare_out: *mut bool,
+    call_out: *mut BatonCall,
+) -> i32 {
+    ffi(|| {
+        convert::check_out(bare_out, "bare_out")?;
+        convert::check_out(call_out, "call_out")?;
+        write_bool(bare_out, false)?;
+        write_id(call_out, || Ok(0))?;
+        let name = cstr(name, "name")?;
+        let args = cstr(args_json, "args_json")?;
+        let opts = tool_options(options_json, parent)?;
+        let st = HANDLES.stack(stack)?;
+        if st.unobserved()? && !name.is_empty() {
+            // Checked without keeping anything: the host runs the callback on its own bytes.
+            serde_json::from_str::<serde::de::IgnoredAny>(args)
+                .map_err(|e| Error::invalid_argument(format!("args_json: invalid JSON: {e}")))?;
+            return write_bool(bare_out, true);
+        }
+        let args = Data::from_json(args, "args_json")?;
+        match st.enter_tool(name, || Ok(args.to_payload()), opts)? {
+            Some(call) => write_id(call_out, || Ok(HANDLES.insert(Handle::Entered(call)))),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Ends a call entered with baton_tool_enter() and frees its id: with the callback's result
+/// (`result_json`, JSON), or, when `result_json` is `NULL`, as failed with `status` (a
+/// `BATON_ERR_*`; others count as `BATON_ERR_CALLBACK_FAILED`), `message` and
+/// `exception_type` (both borrowed, may be `NULL`). A result that is not JSON ends the call
+/// as failed and returns `BATON_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn baton_tool_exit(
+    call: BatonCall,
+    result_json: *const c_char,
+    status: i32,
+    message: *const c_char,
+    exception_type: *const c_char,
+) -> i32 {
+    ffi(|| {
+        let Handle::Entered(entered) = HANDLES.remove(call, "entered call", |h| matches!(h, Handle::Entered(_)))? else {
+            return Err(Error::internal("entered call: wrong handle kind"));
+        };
+        if !result_json.is_null() {
+            return match cstr(result_json, "result_json").and_then(|t| Data::from_json(t, "result_json")) {
+                Ok(d) => {
+                    entered.exit(Ok(d.to_payload()));
+                    Ok(())
+                }
+                Err(e) => {
+                    entered.exit(Err(&e));
+                    Err(e)
+                }
+            };
+        }
+        let kind = kind_of(status).unwrap_or(ErrorKind::CallbackFailed);
+        let mut e = Error::new(kind, opt_cstr(message, "message")?.unwrap_or("callback failed"));
+        if let Some(t) = opt_cstr(exception_type, "exception_type")? {
+            e = e.with_exception_type(t);
+        }
+        entered.exit(Err(&e));
+        Ok(())
+    })
+}
+
 /// Runs a managed LLM call; `request_json` is `{"headers": {...}, "content": <provider JSON>}`.
 /// @param options_json `NULL` or `{"model_name", "metadata", "attributes", "codec",
 ///        "response_codec"}` (codecs: see baton_codec_decode_request()).

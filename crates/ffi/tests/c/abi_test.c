@@ -381,6 +381,47 @@ static void test_unobserved_and_batches(void) {
     OK(baton_runtime_free(rt));
 }
 
+/* The host-run form of a tool call: enter, run the callback here, exit. */
+static void test_enter_exit(void) {
+    BatonRuntime rt = 0;
+    BatonStack st = 0;
+    BatonCall call = 0;
+    bool bare = false;
+    OK(baton_runtime_new(NULL, &rt));
+    OK(baton_stack_new(rt, &st));
+    OK(baton_tool_enter(st, "t", "{\"a\":1}", NULL, 0, &bare, &call));
+    EXPECT(bare && call == 0); /* nothing registered: just run it */
+    EXPECT_RC(baton_tool_enter(st, "t", "{\"a\":", NULL, 0, &bare, &call), BATON_ERR_INVALID_ARGUMENT);
+    Events ev = {NULL, 0, 0};
+    OK(baton_subscriber_register(rt, "collect", 0, 0, collect, &ev, NULL));
+    OK(baton_tool_enter(st, "search", "{\"q\":\"x\"}", "{\"tool_call_id\":\"c1\"}", 0, &bare, &call));
+    EXPECT(!bare && call != 0);
+    BatonScope top = 0;
+    OK(baton_stack_current_scope(st, &top)); /* the call's scope is current while it runs */
+    EXPECT(top != 0);
+    OK(baton_scope_free(top));
+    OK(baton_tool_exit(call, "{\"hits\":2}", 0, NULL, NULL));
+    EXPECT_RC(baton_tool_exit(call, "{}", 0, NULL, NULL), BATON_ERR_NOT_FOUND); /* exited once */
+    OK(baton_tool_enter(st, "fails", "{}", NULL, 0, &bare, &call));
+    OK(baton_tool_exit(call, NULL, BATON_ERR_UPSTREAM, "provider down", "TimeoutError"));
+    OK(baton_tool_enter(st, "bad-result", "{}", NULL, 0, &bare, &call));
+    EXPECT_RC(baton_tool_exit(call, "{\"x\"", 0, NULL, NULL), BATON_ERR_INVALID_ARGUMENT);
+    OK(baton_middleware_register(rt, "tool_conditional_execution", "g", 0, 0, false, allow, NULL, NULL));
+    OK(baton_tool_enter(st, "t", "{}", NULL, 0, &bare, &call));
+    EXPECT(!bare && call == 0); /* a guardrail sees the values: use baton_tool_execute */
+    bool done = false;
+    OK(baton_runtime_flush(rt, 5000, &done));
+    EXPECT(ev.count == 6);
+    EXPECT(contains(&ev, "\"name\":\"search\"") && contains(&ev, "\"tool_call_id\":\"c1\""));
+    EXPECT(contains(&ev, "\"data\":{\"q\":\"x\"}") && contains(&ev, "\"data\":{\"hits\":2}"));
+    EXPECT(contains(&ev, "\"otel.status_description\":\"provider down\"") && contains(&ev, "\"error.type\":\"upstream\""));
+    EXPECT(contains(&ev, "\"exception.type\":\"TimeoutError\""));
+    OK(baton_runtime_shutdown(rt, 5000, &done));
+    OK(baton_stack_free(st));
+    OK(baton_runtime_free(rt));
+    free(ev.text);
+}
+
 int main(void) {
     EXPECT(baton_abi_version() == BATON_ABI_VERSION);
     BatonRuntime rt = 0;
@@ -393,6 +434,7 @@ int main(void) {
     test_calls(rt, &ev);
     test_plugins_and_propagation(rt);
     test_unobserved_and_batches();
+    test_enter_exit();
     bool done = false;
     OK(baton_runtime_shutdown(rt, 5000, &done));
     EXPECT(done && freed == 10); /* the subscriber's and the stream intercept's user_data, and the batch subscriber's */
