@@ -474,13 +474,13 @@ async function tool(name, args, fn, options) {
     const input = parse(text);
     return als.run(native.fork(stack), async () => parse(encResult(await fn(input))));
   }
-  const fork = native.fork(stack);
-  const entered = native.enterTool(fork, name, text, parentOpt(options));
+  const entered = native.enterTool(stack, name, text, parentOpt(options), true);
   if (entered === false) {
     const input = parse(text);
-    return als.run(fork, async () => parse(encResult(await fn(input))));
+    return als.run(native.fork(stack), async () => parse(encResult(await fn(input))));
   }
-  if (entered !== null) return als.run(fork, () => runEnteredAsync(entered, text, fn));
+  // The entered call's handle is also the stack handle of the fork it runs on.
+  if (entered !== null) return als.run(entered, () => runEnteredAsync(entered, text, fn));
   const r = parse(await native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), true));
   relieve();
   return r;
@@ -536,7 +536,7 @@ function toolSync(name, args, fn, options) {
   const stack = current();
   const text = enc(args, 'args');
   if (bare(stack, name, options)) return syncResult(fn(parse(text)));
-  const entered = native.enterTool(stack, name, text, parentOpt(options));
+  const entered = native.enterTool(stack, name, text, parentOpt(options), false);
   if (entered === false) return syncResult(fn(parse(text)));
   if (entered !== null) return runEnteredSync(entered, text, fn);
   const r = parse(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), false));

@@ -807,13 +807,14 @@ pub fn unobserved(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     util::boolean(env, s.unobserved()?)
 }
 
-/// enterTool(stack, name, argsText, options) → `false` (nothing registered: just call the
-/// function), `null` (middleware sees the values: use `tool`), or a handle for `exitTool`.
+/// enterTool(stack, name, argsText, options, fork) → `false` (nothing registered: just call
+/// the function), `null` (middleware sees the values: use `tool`), or a handle for `exitTool`.
 ///
 /// With only subscribers (and event middleware) registered, the facade runs the callback
 /// itself between `enterTool` and `exitTool`: the core emits the same events as `tool`
 /// (`Stack::enter_tool`), and the call saves the core future, the trampoline into JS and the
-/// text round trips. `argsText` comes from the facade's `JSON.stringify`.
+/// text round trips. `argsText` comes from the facade's `JSON.stringify`. With `fork` (async
+/// calls) the call runs on a fork of `stack`, and the handle is that fork's stack handle too.
 pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
     let name = util::req_string(env, a[1], "name")?;
@@ -821,16 +822,17 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     if s.unobserved()? && !name.is_empty() {
         return util::boolean(env, false);
     }
+    let stack = if truthy(env, a[4])? { s.fork() } else { s.clone() };
     let text = trusted_text(env, a[2], "args")?;
-    match s.enter_tool(&name, || Ok(text), o)? {
+    match stack.enter_tool(&name, || Ok(text), o)? {
         None => util::null(env),
-        Some(call) => handles::wrap(env, Handle::Entered(std::cell::RefCell::new(Some(call)))),
+        Some(call) => handles::wrap(env, Handle::Entered { stack, call: std::cell::RefCell::new(Some(call)) }),
     }
 }
 
 /// exitTool(handle, resultText) or exitTool(handle, undefined, thrown): the end event.
 pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let Handle::Entered(cell) = handles::handle(env, a[0], "call")? else {
+    let Handle::Entered { call: cell, .. } = handles::handle(env, a[0], "call")? else {
         return Err(Error::invalid_argument("call: expected an entered tool call").into());
     };
     let Some(call) = cell.borrow_mut().take() else {

@@ -20,8 +20,13 @@ pub enum Handle {
     Chunks(RefCell<Option<ChunkStream>>),
     Next(AsyncNext),
     Ctx(CallCtx),
-    /// A tool call the facade runs itself (`enterTool`); `None` once it was exited.
-    Entered(RefCell<Option<EnteredCall>>),
+    /// A tool call the facade runs itself (`enterTool`; `call` is `None` once exited), with
+    /// the stack it runs on. For an async call that stack is a fork and this handle is also
+    /// the stack handle the facade puts in AsyncLocalStorage: one handle per call, not two.
+    Entered {
+        stack: Stack,
+        call: RefCell<Option<EnteredCall>>,
+    },
 }
 
 pub fn wrap(env: Env, h: Handle) -> JsResult<JsVal> {
@@ -38,7 +43,7 @@ fn wrong(what: &str, expected: &str) -> util::Thrown {
 
 pub fn stack<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a Stack> {
     match handle(env, v, what)? {
-        Handle::Stack(s) => Ok(s),
+        Handle::Stack(s) | Handle::Entered { stack: s, .. } => Ok(s),
         _ => Err(wrong(what, "stack")),
     }
 }
