@@ -84,6 +84,15 @@ impl Data {
         }
     }
 
+    /// [`Data::to_payload`] without copying the text (it moves into the payload).
+    pub fn into_payload(self) -> Payload {
+        match self {
+            // Validated JSON when it was made.
+            Data::Json(raw) => Payload::from_json_trusted(raw.into()),
+            Data::Value(v) => Payload::from_value(&v),
+        }
+    }
+
     /// True when the data is text (nothing has needed its structure yet).
     pub fn is_json(&self) -> bool {
         matches!(self, Data::Json(_))
@@ -118,6 +127,7 @@ mod tests {
         assert!(d.is_json());
         assert_eq!(d.json(), r#"{"q": "x", "n": [1, 2]}"#, "the caller's text, verbatim");
         assert_eq!(d.to_payload().as_json(), r#"{"q": "x", "n": [1, 2]}"#);
+        assert_eq!(d.clone().into_payload(), d.to_payload());
         assert_eq!(*d.as_value(), json!({"q": "x", "n": [1, 2]}));
         assert!(d.is_json(), "as_value does not convert");
         d.value()["q"] = json!("y");

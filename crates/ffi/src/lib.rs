@@ -523,7 +523,7 @@ pub extern "C" fn baton_tool_enter(
             return write_bool(bare_out, true);
         }
         let args = Data::from_json(args, "args_json")?;
-        match st.enter_tool(name, || Ok(args.to_payload()), opts)? {
+        match st.enter_tool(name, || Ok(args.into_payload()), opts)? {
             Some(call) => write_id(call_out, || Ok(HANDLES.insert(Handle::Entered(call)))),
             None => Ok(()),
         }
@@ -550,7 +550,7 @@ pub extern "C" fn baton_tool_exit(
         if !result_json.is_null() {
             return match cstr(result_json, "result_json").and_then(|t| Data::from_json(t, "result_json")) {
                 Ok(d) => {
-                    entered.exit(Ok(d.to_payload()));
+                    entered.exit(Ok(d.into_payload()));
                     Ok(())
                 }
                 Err(e) => {
