@@ -27,7 +27,6 @@ static inline int32_t go_runtime_diagnostics(uint64_t rt, char **out, char **err
 
 static inline int32_t go_stack_new(uint64_t rt, uint64_t *out, char **err) { int32_t rc = baton_stack_new(rt, out); GO_ERR(rc); return rc; }
 static inline int32_t go_stack_fork(uint64_t st, uint64_t *out, char **err) { int32_t rc = baton_stack_fork(st, out); GO_ERR(rc); return rc; }
-static inline int32_t go_stack_unobserved(uint64_t st, bool *out, char **err) { int32_t rc = baton_stack_unobserved(st, out); GO_ERR(rc); return rc; }
 static inline int32_t go_stack_from_propagation(uint64_t rt, const char *ctx, uint64_t *out, char **err) { int32_t rc = baton_stack_from_propagation(rt, ctx, out); GO_ERR(rc); return rc; }
 static inline int32_t go_stack_propagation_context(uint64_t st, char **out, char **err) { int32_t rc = baton_stack_propagation_context(st, out); GO_ERR(rc); return rc; }
 static inline int32_t go_stack_traceparent(uint64_t st, char **out, char **err) { int32_t rc = baton_stack_traceparent(st, out); GO_ERR(rc); return rc; }

@@ -559,13 +559,20 @@ pub extern "C" fn baton_tool_exit(
                 }
             };
         }
-        let kind = kind_of(status).unwrap_or(ErrorKind::CallbackFailed);
-        let mut e = Error::new(kind, opt_cstr(message, "message")?.unwrap_or("callback failed"));
-        if let Some(t) = opt_cstr(exception_type, "exception_type")? {
-            e = e.with_exception_type(t);
-        }
+        let e = reported_error(status, message, exception_type)?;
         entered.exit(Err(&e));
         Ok(())
+    })
+}
+
+/// The error a host reports with a status, a message and its own exception type (both
+/// borrowed, may be `NULL`): what baton_out_set_error() and baton_tool_exit() record.
+fn reported_error(status: i32, message: *const c_char, exception_type: *const c_char) -> Result<Error> {
+    let kind = kind_of(status).unwrap_or(ErrorKind::CallbackFailed);
+    let e = Error::new(kind, opt_cstr(message, "message")?.unwrap_or("callback failed"));
+    Ok(match opt_cstr(exception_type, "exception_type")? {
+        Some(t) => e.with_exception_type(t),
+        None => e,
     })
 }
 
@@ -1086,11 +1093,7 @@ pub extern "C" fn baton_out_set_json_n(out: *mut BatonOut, json: *const c_char, 
 #[no_mangle]
 pub extern "C" fn baton_out_set_error(out: *mut BatonOut, status: i32, message: *const c_char, exception_type: *const c_char) -> i32 {
     ffi(|| {
-        let kind = kind_of(status).unwrap_or(ErrorKind::CallbackFailed);
-        let mut e = Error::new(kind, opt_cstr(message, "message")?.unwrap_or("callback failed"));
-        if let Some(t) = opt_cstr(exception_type, "exception_type")? {
-            e = e.with_exception_type(t);
-        }
+        let e = reported_error(status, message, exception_type)?;
         hooks::out_mut(out)?.error = Some(e);
         Ok(())
     })
