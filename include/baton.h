@@ -416,6 +416,22 @@ int32_t baton_tool_enter(BatonStack stack,
                          BatonCall *call_out);
 
 /**
+ * baton_tool_enter() with explicit lengths, for hosts whose strings are not NUL-terminated
+ * (Go passes its own bytes this way, without a copy): `name` is `name_len` bytes of UTF-8 and
+ * `args_json` is `args_len` bytes of JSON, both borrowed for the call; either may be `NULL`
+ * when its length is 0. Everything else is as baton_tool_enter().
+ */
+int32_t baton_tool_enter_n(BatonStack stack,
+                           const char *name,
+                           size_t name_len,
+                           const char *args_json,
+                           size_t args_len,
+                           const char *options_json,
+                           BatonScope parent,
+                           bool *bare_out,
+                           BatonCall *call_out);
+
+/**
  * Ends a call entered with baton_tool_enter() and frees its id: with the callback's result
  * (`result_json`, JSON), or, when `result_json` is `NULL`, as failed with `status` (a
  * `BATON_ERR_*`; others count as `BATON_ERR_CALLBACK_FAILED`), `message` and
@@ -427,6 +443,18 @@ int32_t baton_tool_exit(BatonCall call,
                         int32_t status,
                         const char *message,
                         const char *exception_type);
+
+/**
+ * baton_tool_exit() with the result's length: `result_json` is `result_len` bytes of JSON
+ * (not NUL-terminated, borrowed for the call), or `NULL` to end the call as failed with
+ * `status`, `message` and `exception_type` (NUL-terminated, as in baton_tool_exit()).
+ */
+int32_t baton_tool_exit_n(BatonCall call,
+                          const char *result_json,
+                          size_t result_len,
+                          int32_t status,
+                          const char *message,
+                          const char *exception_type);
 
 /**
  * Runs a managed LLM call; `request_json` is `{"headers": {...}, "content": <provider JSON>}`.

@@ -71,11 +71,12 @@ func managed(ctx context.Context, kind callKind, name string, input any, fn Tool
 	if fn == nil {
 		return nil, &Error{Kind: KindInvalidArgument, Message: "callback: nil function"}
 	}
-	st, err := stackFor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if stackOf(ctx) != st {
+	st := stackOf(ctx)
+	if st == nil {
+		var err error
+		if st, err = freshStack(RuntimeOf(ctx)); err != nil {
+			return nil, err
+		}
 		ctx = context.WithValue(ctx, stackKey{}, st)
 	}
 	in, err := marshalArg("input", input)
@@ -99,19 +100,16 @@ func managed(ctx context.Context, kind callKind, name string, input any, fn Tool
 	}
 	if kind == callTool {
 		// Run the function here, without a callback from C, unless middleware sees the values.
-		var bare C.bool
-		var call C.uint64_t
-		var msg *C.char
-		rc := C.go_tool_enter(C.uint64_t(st.id), cbytes(name), cjson(in), optJSON(oj), C.uint64_t(parent), &bare, &call, &msg)
+		r := C.go_tool_enter_n(C.uint64_t(st.id), strData(name), C.size_t(len(name)), bytesData(in), C.size_t(len(in)), optJSON(oj), C.uint64_t(parent))
 		runtime.KeepAlive(st)
-		if err := check(rc, msg); err != nil {
+		if err := check(r.rc, r.err); err != nil {
 			return nil, err
 		}
-		if bare {
+		if r.bare {
 			return runBare(ctx, in, fn)
 		}
-		if call != 0 {
-			return runEntered(ctx, call, in, fn)
+		if r.call != 0 {
+			return runEntered(ctx, r.call, in, fn)
 		}
 	}
 	cs := &callState{ctx: ctx, fn: fn}
@@ -134,13 +132,8 @@ func managed(ctx context.Context, kind callKind, name string, input any, fn Tool
 // runBare is a tool call with nothing registered anywhere: the core would only run the
 // callback (no scope, no event), so it is called here, without crossing into C and back.
 // Results and errors are what the managed path gives.
-func runBare(ctx context.Context, in []byte, fn ToolFunc) (out json.RawMessage, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			out, err = nil, &Error{Kind: KindInternal, Message: fmt.Sprint("panic: ", p)}
-		}
-	}()
-	b, err := invokeTool(ctx, in, fn)
+func runBare(ctx context.Context, in []byte, fn ToolFunc) (json.RawMessage, error) {
+	b, _, err := runGuarded(ctx, in, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -153,57 +146,51 @@ func runBare(ctx context.Context, in []byte, fn ToolFunc) (out json.RawMessage, 
 // runEntered runs the function of a tool call that baton_tool_enter opened (only
 // subscribers see it: the events are emitted, the call's scope is on the stack) and ends it
 // with the result or the error, as baton_tool_execute would.
-func runEntered(ctx context.Context, call C.uint64_t, in []byte, fn ToolFunc) (out json.RawMessage, err error) {
-	exited := false
-	exit := func(result []byte, failure error) error {
-		exited = true
-		var msg *C.char
-		if failure == nil {
-			return check(C.go_tool_exit(call, cjson(result), 0, nil, nil, &msg), msg)
+func runEntered(ctx context.Context, call C.uint64_t, in []byte, fn ToolFunc) (json.RawMessage, error) {
+	b, fnErr, err := runGuarded(ctx, in, fn)
+	if err != nil {
+		if fnErr == nil {
+			fnErr = err // a panic or a result that is not JSON-encodable
 		}
-		kind, m := KindCallbackFailed, failure.Error()
-		var be *Error
-		if errors.As(failure, &be) {
-			kind, m = be.Kind, be.Message
-		}
-		return check(C.go_tool_exit(call, nil, C.int32_t(statusOf(kind)), cbytes(m), cbytes(fmt.Sprintf("%T", failure)), &msg), msg)
+		exitFailed(call, fnErr) // the event records the function's own error and type
+		return nil, err
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			out, err = nil, &Error{Kind: KindInternal, Message: fmt.Sprint("panic: ", p)}
-			if !exited {
-				_ = exit(nil, err)
-			}
-		}
-	}()
-	v, ferr := fn(ctx, json.RawMessage(in))
-	if ferr != nil {
-		_ = exit(nil, ferr) // the event records the function's own error and type
-		return nil, callbackError(ferr)
-	}
-	b, merr := marshal(v)
-	if merr != nil {
-		e := &Error{Kind: KindCallbackFailed, Message: "result: " + merr.Error()}
-		_ = exit(nil, e)
-		return nil, e
-	}
-	if err := exit(b, nil); err != nil {
+	r := C.go_tool_exit_n(call, bytesData(b), C.size_t(len(b)), 0, nil, nil)
+	if err := check(r.rc, r.err); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// invokeTool calls fn and marshals its result; errors are those of the managed path.
-func invokeTool(ctx context.Context, in []byte, fn ToolFunc) (json.RawMessage, error) {
-	v, err := fn(ctx, json.RawMessage(in))
-	if err != nil {
-		return nil, callbackError(err)
+// exitFailed ends an entered call as failed by the function's error.
+func exitFailed(call C.uint64_t, failure error) {
+	kind, m := KindCallbackFailed, failure.Error()
+	var be *Error
+	if errors.As(failure, &be) {
+		kind, m = be.Kind, be.Message
 	}
-	b, err := marshal(v)
-	if err != nil {
-		return nil, &Error{Kind: KindCallbackFailed, Message: "result: " + err.Error()}
+	r := C.go_tool_exit_n(call, nil, 0, C.int32_t(statusOf(kind)), cbytes(m), cbytes(fmt.Sprintf("%T", failure)))
+	_ = check(r.rc, r.err)
+}
+
+// runGuarded calls fn and marshals its result. err is what the caller gets (as on the managed
+// path); fnErr is the function's own error when that caused it. A panic in fn (or in
+// marshalling its result) becomes an internal error.
+func runGuarded(ctx context.Context, in []byte, fn ToolFunc) (b json.RawMessage, fnErr, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b, fnErr, err = nil, nil, &Error{Kind: KindInternal, Message: fmt.Sprint("panic: ", p)}
+		}
+	}()
+	v, fnErr := fn(ctx, json.RawMessage(in))
+	if fnErr != nil {
+		return nil, fnErr, callbackError(fnErr)
 	}
-	return b, nil
+	b, merr := marshal(v)
+	if merr != nil {
+		return nil, nil, &Error{Kind: KindCallbackFailed, Message: "result: " + merr.Error()}
+	}
+	return b, nil, nil
 }
 
 // callbackError is the error a caller gets for its function's error, as on the managed path:

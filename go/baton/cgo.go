@@ -29,6 +29,24 @@ func cjson(b []byte) *C.char {
 	return (*C.char)(unsafe.Pointer(&buf[0]))
 }
 
+// strData points at s's bytes for the duration of one C call, without a copy (nil when s is
+// empty). cgo lets C borrow Go memory that holds no Go pointers while the call lasts; Baton
+// copies what it keeps. The functions taking it have an explicit length (s has no NUL).
+func strData(s string) *C.char {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.char)(*(*unsafe.Pointer)(unsafe.Pointer(&s)))
+}
+
+// bytesData is strData for a byte slice.
+func bytesData(b []byte) *C.char {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
 // ctake copies a string Baton returned and frees it.
 func ctake(p *C.char) string {
 	if p == nil {

@@ -37,8 +37,23 @@ static inline int32_t go_scope_uuid(uint64_t sc, char **out, char **err) { int32
 static inline int32_t go_mark_emit(uint64_t st, const char *name, const char *opts, uint64_t parent, char **err) { int32_t rc = baton_mark_emit(st, name, opts, parent); GO_ERR(rc); return rc; }
 static inline int32_t go_metric_emit(uint64_t st, const char *name, const char *m, const char *unit, char **err) { int32_t rc = baton_metric_emit(st, name, m, unit); GO_ERR(rc); return rc; }
 
-static inline int32_t go_tool_enter(uint64_t st, const char *name, const char *args, const char *opts, uint64_t parent, bool *bare, uint64_t *call, char **err) { int32_t rc = baton_tool_enter(st, name, args, opts, parent, bare, call); GO_ERR(rc); return rc; }
-static inline int32_t go_tool_exit(uint64_t call, const char *result, int32_t status, const char *msg, const char *exc, char **err) { int32_t rc = baton_tool_exit(call, result, status, msg, exc); GO_ERR(rc); return rc; }
+/* Host-run tool calls (the Go hot path): Go passes its own bytes with their lengths (no copy,
+ * no NUL), and the outcome comes back by value, so no Go variable escapes to the heap for an
+ * out-parameter. */
+typedef struct { int32_t rc; bool bare; uint64_t call; char *err; } go_enter_result;
+typedef struct { int32_t rc; char *err; } go_status;
+static inline go_enter_result go_tool_enter_n(uint64_t st, const char *name, size_t name_len, const char *args, size_t args_len, const char *opts, uint64_t parent) {
+	go_enter_result r = {0, false, 0, NULL};
+	r.rc = baton_tool_enter_n(st, name, name_len, args, args_len, opts, parent, &r.bare, &r.call);
+	if (r.rc != 0) r.err = strdup(baton_last_error_message());
+	return r;
+}
+static inline go_status go_tool_exit_n(uint64_t call, const char *result, size_t result_len, int32_t status, const char *msg, const char *exc) {
+	go_status r = {0, NULL};
+	r.rc = baton_tool_exit_n(call, result, result_len, status, msg, exc);
+	if (r.rc != 0) r.err = strdup(baton_last_error_message());
+	return r;
+}
 static inline int32_t go_tool_execute(uint64_t st, const char *name, const char *args, const char *opts, uint64_t parent, uintptr_t h, char **out, char **err) {
 	int32_t rc = baton_tool_execute(st, name, args, opts, parent, (BatonCallbackFn)batonGoCallback, UD(h), out); GO_ERR(rc); return rc;
 }

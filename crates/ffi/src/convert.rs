@@ -18,6 +18,20 @@ pub(crate) fn cstr<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| Error::invalid_argument(format!("{what}: invalid UTF-8 ({e})")))
 }
 
+/// A borrowed, required UTF-8 string of `len` bytes (not NUL-terminated); `NULL` only when
+/// `len` is 0.
+pub(crate) fn str_n<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a str> {
+    if len == 0 {
+        return Ok("");
+    }
+    if p.is_null() {
+        return Err(Error::invalid_argument(format!("{what}: null pointer with length {len}")));
+    }
+    // SAFETY: the caller passes `len` readable bytes that outlive the call.
+    let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
+    std::str::from_utf8(bytes).map_err(|e| Error::invalid_argument(format!("{what}: invalid UTF-8 ({e})")))
+}
+
 /// A borrowed, optional UTF-8 string (`NULL` is `None`).
 pub(crate) fn opt_cstr<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
     if p.is_null() {

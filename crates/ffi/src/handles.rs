@@ -2,6 +2,7 @@
 //! freed or mistyped id is a clean `not_found` instead of a dangling pointer.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -20,16 +21,40 @@ pub(crate) enum Handle {
 
 const SHARDS: usize = 32;
 
+/// Ids are sequential numbers Baton hands out, never attacker-chosen keys, so the table hashes
+/// them with one multiplication instead of SipHash (a hot path: every host-run tool call
+/// inserts and removes one id). The high half is folded in because the ids of one shard share
+/// their low bits.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+type Shard = HashMap<u64, Handle, BuildHasherDefault<IdHasher>>;
+
 pub(crate) struct Table {
     next: AtomicU64,
-    shards: [Mutex<HashMap<u64, Handle>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
 }
 
 pub(crate) static HANDLES: LazyLock<Table> =
-    LazyLock::new(|| Table { next: AtomicU64::new(1), shards: std::array::from_fn(|_| Mutex::new(HashMap::new())) });
+    LazyLock::new(|| Table { next: AtomicU64::new(1), shards: std::array::from_fn(|_| Mutex::new(Shard::default())) });
 
 impl Table {
-    fn shard(&self, id: u64) -> MutexGuard<'_, HashMap<u64, Handle>> {
+    fn shard(&self, id: u64) -> MutexGuard<'_, Shard> {
         self.shards[(id as usize) % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
     }
 

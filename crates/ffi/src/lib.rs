@@ -20,7 +20,7 @@ use baton::{Data, Error, ErrorKind, Family, Registration, Result, Runtime, Runti
 use serde_json::{json, Value};
 
 use crate::convert::{
-    cstr, end_options, json_arg, llm_options, mark_options, opt_cstr, options, scope_options, tool_options, write_bool, write_id,
+    cstr, end_options, json_arg, llm_options, mark_options, opt_cstr, options, scope_options, str_n, tool_options, write_bool, write_id,
     write_string,
 };
 use crate::handles::{Handle, HANDLES};
@@ -507,27 +507,66 @@ pub extern "C" fn baton_tool_enter(
     bare_out: *mut bool,
     call_out: *mut BatonCall,
 ) -> i32 {
+    ffi(|| tool_enter(stack, || cstr(name, "name"), || cstr(args_json, "args_json"), options_json, parent, bare_out, call_out))
+}
+
+/// baton_tool_enter() with explicit lengths, for hosts whose strings are not NUL-terminated
+/// (Go passes its own bytes this way, without a copy): `name` is `name_len` bytes of UTF-8 and
+/// `args_json` is `args_len` bytes of JSON, both borrowed for the call; either may be `NULL`
+/// when its length is 0. Everything else is as baton_tool_enter().
+#[no_mangle]
+pub extern "C" fn baton_tool_enter_n(
+    stack: BatonStack,
+    name: *const c_char,
+    name_len: usize,
+    args_json: *const c_char,
+    args_len: usize,
+    options_json: *const c_char,
+    parent: BatonScope,
+    bare_out: *mut bool,
+    call_out: *mut BatonCall,
+) -> i32 {
     ffi(|| {
-        convert::check_out(bare_out, "bare_out")?;
-        convert::check_out(call_out, "call_out")?;
-        write_bool(bare_out, false)?;
-        write_id(call_out, || Ok(0))?;
-        let name = cstr(name, "name")?;
-        let args = cstr(args_json, "args_json")?;
-        let opts = tool_options(options_json, parent)?;
-        let st = HANDLES.stack(stack)?;
-        if st.unobserved()? && !name.is_empty() {
-            // Checked without keeping anything: the host runs the callback on its own bytes.
-            serde_json::from_str::<serde::de::IgnoredAny>(args)
-                .map_err(|e| Error::invalid_argument(format!("args_json: invalid JSON: {e}")))?;
-            return write_bool(bare_out, true);
-        }
-        let args = Data::from_json(args, "args_json")?;
-        match st.enter_tool(name, || Ok(args.into_payload()), opts)? {
-            Some(call) => write_id(call_out, || Ok(HANDLES.insert(Handle::Entered(call)))),
-            None => Ok(()),
-        }
+        tool_enter(
+            stack,
+            || str_n(name, name_len, "name"),
+            || str_n(args_json, args_len, "args_json"),
+            options_json,
+            parent,
+            bare_out,
+            call_out,
+        )
     })
+}
+
+fn tool_enter<'a>(
+    stack: BatonStack,
+    name: impl FnOnce() -> Result<&'a str>,
+    args: impl FnOnce() -> Result<&'a str>,
+    options_json: *const c_char,
+    parent: BatonScope,
+    bare_out: *mut bool,
+    call_out: *mut BatonCall,
+) -> Result<()> {
+    convert::check_out(bare_out, "bare_out")?;
+    convert::check_out(call_out, "call_out")?;
+    write_bool(bare_out, false)?;
+    write_id(call_out, || Ok(0))?;
+    let name = name()?;
+    let args = args()?;
+    let opts = tool_options(options_json, parent)?;
+    let st = HANDLES.stack(stack)?;
+    if st.unobserved()? && !name.is_empty() {
+        // Checked without keeping anything: the host runs the callback on its own bytes.
+        serde_json::from_str::<serde::de::IgnoredAny>(args)
+            .map_err(|e| Error::invalid_argument(format!("args_json: invalid JSON: {e}")))?;
+        return write_bool(bare_out, true);
+    }
+    let args = Data::from_json(args, "args_json")?;
+    match st.enter_tool(name, || Ok(args.into_payload()), opts)? {
+        Some(call) => write_id(call_out, || Ok(HANDLES.insert(Handle::Entered(call)))),
+        None => Ok(()),
+    }
 }
 
 /// Ends a call entered with baton_tool_enter() and frees its id: with the callback's result
@@ -543,26 +582,54 @@ pub extern "C" fn baton_tool_exit(
     message: *const c_char,
     exception_type: *const c_char,
 ) -> i32 {
+    ffi(|| tool_exit(call, (!result_json.is_null()).then(|| cstr(result_json, "result_json")), status, message, exception_type))
+}
+
+/// baton_tool_exit() with the result's length: `result_json` is `result_len` bytes of JSON
+/// (not NUL-terminated, borrowed for the call), or `NULL` to end the call as failed with
+/// `status`, `message` and `exception_type` (NUL-terminated, as in baton_tool_exit()).
+#[no_mangle]
+pub extern "C" fn baton_tool_exit_n(
+    call: BatonCall,
+    result_json: *const c_char,
+    result_len: usize,
+    status: i32,
+    message: *const c_char,
+    exception_type: *const c_char,
+) -> i32 {
     ffi(|| {
-        let Handle::Entered(entered) = HANDLES.remove(call, "entered call", |h| matches!(h, Handle::Entered(_)))? else {
-            return Err(Error::internal("entered call: wrong handle kind"));
-        };
-        if !result_json.is_null() {
-            return match cstr(result_json, "result_json").and_then(|t| Data::from_json(t, "result_json")) {
-                Ok(d) => {
-                    entered.exit(Ok(d.into_payload()));
-                    Ok(())
-                }
-                Err(e) => {
-                    entered.exit(Err(&e));
-                    Err(e)
-                }
-            };
-        }
-        let e = reported_error(status, message, exception_type)?;
-        entered.exit(Err(&e));
-        Ok(())
+        let result = (!result_json.is_null()).then(|| str_n(result_json, result_len, "result_json"));
+        tool_exit(call, result, status, message, exception_type)
     })
+}
+
+/// Ends an entered call: with `result` (`Some`: the result's text, or the error reading it),
+/// or as failed with the reported status, message and exception type (`None`).
+fn tool_exit(
+    call: BatonCall,
+    result: Option<Result<&str>>,
+    status: i32,
+    message: *const c_char,
+    exception_type: *const c_char,
+) -> Result<()> {
+    let Handle::Entered(entered) = HANDLES.remove(call, "entered call", |h| matches!(h, Handle::Entered(_)))? else {
+        return Err(Error::internal("entered call: wrong handle kind"));
+    };
+    if let Some(text) = result {
+        return match text.and_then(|t| Data::from_json(t, "result_json")) {
+            Ok(d) => {
+                entered.exit(Ok(d.into_payload()));
+                Ok(())
+            }
+            Err(e) => {
+                entered.exit(Err(&e));
+                Err(e)
+            }
+        };
+    }
+    let e = reported_error(status, message, exception_type)?;
+    entered.exit(Err(&e));
+    Ok(())
 }
 
 /// The error a host reports with a status, a message and its own exception type (both

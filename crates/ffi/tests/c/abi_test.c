@@ -406,12 +406,29 @@ static void test_enter_exit(void) {
     OK(baton_tool_exit(call, NULL, BATON_ERR_UPSTREAM, "provider down", "TimeoutError"));
     OK(baton_tool_enter(st, "bad-result", "{}", NULL, 0, &bare, &call));
     EXPECT_RC(baton_tool_exit(call, "{\"x\"", 0, NULL, NULL), BATON_ERR_INVALID_ARGUMENT);
+    /* The explicit-length forms read exactly the given bytes (no NUL needed). */
+    const char buf[] = "lookup{\"k\":1}[7]xyz";
+    OK(baton_tool_enter_n(st, buf, 6, buf + 6, 7, NULL, 0, &bare, &call));
+    EXPECT(!bare && call != 0);
+    OK(baton_tool_exit_n(call, buf + 13, 3, 0, NULL, NULL));
+    EXPECT_RC(baton_tool_exit_n(call, buf + 13, 3, 0, NULL, NULL), BATON_ERR_NOT_FOUND);
+    EXPECT_RC(baton_tool_enter_n(st, NULL, 3, "{}", 2, NULL, 0, &bare, &call), BATON_ERR_INVALID_ARGUMENT);
+    EXPECT(call == 0);
+    EXPECT_RC(baton_tool_enter_n(st, "t", 1, NULL, 0, NULL, 0, &bare, &call), BATON_ERR_INVALID_ARGUMENT); /* "" is not JSON */
+    EXPECT_RC(baton_tool_enter_n(st, "\xff", 1, "{}", 2, NULL, 0, &bare, &call), BATON_ERR_INVALID_ARGUMENT);
+    EXPECT(strstr(baton_last_error_message(), "name: invalid UTF-8") != NULL);
+    OK(baton_tool_enter_n(st, "n-fails", 7, "{}", 2, NULL, 0, &bare, &call));
+    OK(baton_tool_exit_n(call, NULL, 0, BATON_ERR_TIMEOUT, "slow", NULL));
+    OK(baton_tool_enter_n(st, "n-bad", 5, "{}", 2, NULL, 0, &bare, &call));
+    EXPECT_RC(baton_tool_exit_n(call, "{}", 1, 0, NULL, NULL), BATON_ERR_INVALID_ARGUMENT); /* "{" */
     OK(baton_middleware_register(rt, "tool_conditional_execution", "g", 0, 0, false, allow, NULL, NULL));
     OK(baton_tool_enter(st, "t", "{}", NULL, 0, &bare, &call));
     EXPECT(!bare && call == 0); /* a guardrail sees the values: use baton_tool_execute */
     bool done = false;
     OK(baton_runtime_flush(rt, 5000, &done));
-    EXPECT(ev.count == 6);
+    EXPECT(ev.count == 12);
+    EXPECT(contains(&ev, "\"name\":\"lookup\"") && contains(&ev, "\"data\":{\"k\":1}") && contains(&ev, "\"data\":[7]"));
+    EXPECT(contains(&ev, "\"otel.status_description\":\"slow\"") && contains(&ev, "\"name\":\"n-bad\""));
     EXPECT(contains(&ev, "\"name\":\"search\"") && contains(&ev, "\"tool_call_id\":\"c1\""));
     EXPECT(contains(&ev, "\"data\":{\"q\":\"x\"}") && contains(&ev, "\"data\":{\"hits\":2}"));
     EXPECT(contains(&ev, "\"otel.status_description\":\"provider down\"") && contains(&ev, "\"error.type\":\"upstream\""));
