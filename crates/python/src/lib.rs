@@ -28,6 +28,7 @@ mod facade;
 mod host;
 mod json;
 mod mw;
+mod native;
 mod plugins;
 mod stream;
 

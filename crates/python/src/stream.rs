@@ -323,9 +323,9 @@ impl PyLlmStream {
             }
         }
     }
-    /// `async for` over a host-run stream with an async source iterates one Python async
-    /// generator (`baton._bridge.host_pull`) that pulls and records every chunk: cheaper per
-    /// chunk than an awaitable per `__anext__`. Otherwise the stream is its own iterator.
+    /// `async for` over a host-run stream with an async source iterates a native `HostPull`
+    /// (below; on CPython 3.9 the Python async generator `baton._bridge.host_pull`) that pulls
+    /// and records every chunk. Otherwise the stream is its own iterator.
     fn __aiter__(slf: Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let anext = match slf.get().lock().as_mut() {
@@ -342,7 +342,10 @@ impl PyLlmStream {
             _ => None,
         };
         match anext {
-            Some(aiter) => Ok(bridge_fn(py, &HOST_PULL, "host_pull")?.call1((slf, aiter))?.unbind()),
+            Some(aiter) => match host_pull(&slf, aiter.clone_ref(py))? {
+                Some(it) => Ok(it),
+                None => Ok(bridge_fn(py, &HOST_PULL, "host_pull")?.call1((slf, aiter))?.unbind()),
+            },
             None => Ok(slf.into_any().unbind()),
         }
     }
@@ -517,5 +520,301 @@ impl PyChunks {
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Err(e)),
             },
         }))
+    }
+}
+
+// ----- `async for` over a host-run stream, natively (CPython ≥ 3.10) -----
+
+/// The async iterator `LlmStream.__aiter__` returns for a host-run stream over an async
+/// source, and the awaitable its `__anext__` returns (itself): each pull makes the call's
+/// scope current, sends into the source's `__anext__()` awaitable with `PyIter_Send`, and
+/// records the chunk it returns — what `baton._bridge.host_pull` does, without a second
+/// async generator and an exception object per chunk. See [`crate::native`].
+#[repr(C)]
+struct HostPull {
+    ob_base: pyo3::ffi::PyObject,
+    /// The `LlmStream`.
+    stream: *mut pyo3::ffi::PyObject,
+    /// The source async iterator.
+    source: *mut pyo3::ffi::PyObject,
+    /// Its type's `am_anext` (NULL: call `__anext__`).
+    anext: *mut std::ffi::c_void,
+    /// The awaitable iterator of the pull in progress.
+    pending: *mut pyo3::ffi::PyObject,
+}
+
+static HOST_PULL_TYPE: pyo3::sync::PyOnceLock<Option<Py<PyAny>>> = pyo3::sync::PyOnceLock::new();
+
+fn host_pull_type(py: Python<'_>) -> Option<&'static Py<PyAny>> {
+    HOST_PULL_TYPE
+        .get_or_init(py, || {
+            crate::native::send_fn(py)?;
+            crate::native::make_type(
+                py,
+                c"baton._native.HostPull",
+                std::mem::size_of::<HostPull>(),
+                crate::native::Slots {
+                    dealloc: hp_dealloc,
+                    iternext: hp_iternext,
+                    am_send: hp_am_send,
+                    am_aiter: Some(hp_aiter),
+                    am_anext: Some(hp_anext),
+                    send: hp_send,
+                    throw: hp_throw,
+                    close: hp_close,
+                },
+            )
+            .ok()
+        })
+        .as_ref()
+}
+
+/// A native `HostPull` over `source`, or `None` on a CPython without `PyIter_Send`.
+fn host_pull(stream: &Bound<'_, PyLlmStream>, source: Py<PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    let py = stream.py();
+    let Some(tp) = host_pull_type(py) else {
+        return Ok(None);
+    };
+    // SAFETY: GIL held; a fresh zeroed instance of HostPull's type, whose fields take owned
+    // references.
+    unsafe {
+        let o = crate::native::alloc(tp);
+        if o.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let this = &mut *(o as *mut HostPull);
+        this.stream = stream.clone().into_any().into_ptr();
+        let src = source.into_ptr();
+        this.source = src;
+        this.anext = pyo3::ffi::PyType_GetSlot(pyo3::ffi::Py_TYPE(src), pyo3::ffi::Py_am_anext);
+        Ok(Some(Bound::from_owned_ptr(py, o).unbind()))
+    }
+}
+
+fn hp_stream<'a>(py: Python<'a>, this: &'a HostPull) -> &'a PyLlmStream {
+    // SAFETY: `stream` is set at creation to an `LlmStream` and held until dealloc.
+    unsafe { Bound::ref_from_ptr(py, &this.stream).cast_unchecked::<PyLlmStream>() }.get()
+}
+
+/// The pull raised (the exception is set): the stream ends — at `StopAsyncIteration`
+/// normally, with an `Exception` failed, with anything else (cancellation) cancelled — and
+/// the exception propagates unchanged.
+fn hp_pull_failed(py: Python<'_>, stream: &PyLlmStream) {
+    // SAFETY: GIL held, an exception is set.
+    if unsafe { pyo3::ffi::PyErr_ExceptionMatches(pyo3::ffi::PyExc_StopAsyncIteration) } != 0 {
+        stream.pop_pushed();
+        stream.end_host(py, Ok(()));
+        return;
+    }
+    let err = PyErr::fetch(py);
+    stream.pop_pushed();
+    if err.is_instance_of::<pyo3::exceptions::PyException>(py) {
+        let core = errors::from_py(py, err.clone_ref(py));
+        stream.end_host(py, Err(&core));
+    } else {
+        stream.close(py);
+    }
+    err.restore(py);
+}
+
+/// Records the chunk the pull returned (steals it): `PYGEN_RETURN` with it in `out`, or
+/// `PYGEN_ERROR` when it is not JSON (the stream then ended with that error).
+unsafe fn hp_record(
+    py: Python<'_>,
+    stream: &PyLlmStream,
+    chunk: *mut pyo3::ffi::PyObject,
+    out: *mut *mut pyo3::ffi::PyObject,
+) -> std::ffi::c_int {
+    unsafe {
+        match stream.record(py, Bound::from_owned_ptr(py, chunk)) {
+            Ok(c) => {
+                *out = c.into_ptr();
+                crate::native::PYGEN_RETURN
+            }
+            Err(e) => {
+                e.restore(py);
+                crate::native::PYGEN_ERROR
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn hp_aiter(o: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    unsafe {
+        pyo3::ffi::Py_IncRef(o);
+        o
+    }
+}
+
+unsafe extern "C" fn hp_anext(o: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    unsafe {
+        crate::native::guard(std::ptr::null_mut(), |py| {
+            let this = &mut *(o as *mut HostPull);
+            if this.stream.is_null() {
+                pyo3::ffi::PyErr_SetNone(pyo3::ffi::PyExc_StopAsyncIteration);
+                return std::ptr::null_mut();
+            }
+            if !this.pending.is_null() {
+                pyo3::ffi::PyErr_SetString(
+                    pyo3::ffi::PyExc_RuntimeError,
+                    c"anext(): a chunk of this stream is already being pulled".as_ptr(),
+                );
+                return std::ptr::null_mut();
+            }
+            let stream = hp_stream(py, this);
+            if !stream.push() {
+                // Ended or closed (also while the consumer held the last chunk).
+                pyo3::ffi::PyErr_SetNone(pyo3::ffi::PyExc_StopAsyncIteration);
+                return std::ptr::null_mut();
+            }
+            let aw = if this.anext.is_null() {
+                crate::native::call_method(this.source, c"__anext__", std::ptr::null_mut())
+            } else {
+                let f: pyo3::ffi::unaryfunc = std::mem::transmute::<*mut std::ffi::c_void, pyo3::ffi::unaryfunc>(this.anext);
+                f(this.source)
+            };
+            let it = match Bound::from_owned_ptr_or_err(py, aw).and_then(crate::native::awaitable_iter) {
+                Ok(it) => it,
+                Err(e) => {
+                    e.restore(py);
+                    hp_pull_failed(py, stream);
+                    return std::ptr::null_mut();
+                }
+            };
+            this.pending = it.into_ptr();
+            pyo3::ffi::Py_IncRef(o);
+            o
+        })
+    }
+}
+
+unsafe extern "C" fn hp_am_send(
+    o: *mut pyo3::ffi::PyObject,
+    arg: *mut pyo3::ffi::PyObject,
+    out: *mut *mut pyo3::ffi::PyObject,
+) -> std::ffi::c_int {
+    unsafe {
+        crate::native::guard(crate::native::PYGEN_ERROR, |py| {
+            let this = &mut *(o as *mut HostPull);
+            if this.pending.is_null() {
+                pyo3::ffi::PyErr_SetString(pyo3::ffi::PyExc_RuntimeError, c"cannot reuse already awaited __anext__()".as_ptr());
+                return crate::native::PYGEN_ERROR;
+            }
+            let Some(send) = crate::native::send_fn(py) else {
+                pyo3::ffi::PyErr_SetString(pyo3::ffi::PyExc_SystemError, c"PyIter_Send is missing".as_ptr());
+                return crate::native::PYGEN_ERROR;
+            };
+            let mut res: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+            let r = crate::native::send(send, this.pending, arg, &mut res);
+            if r == crate::native::PYGEN_NEXT {
+                *out = res;
+                return r;
+            }
+            crate::native::clear(&mut this.pending);
+            let stream = hp_stream(py, this);
+            if r == crate::native::PYGEN_RETURN {
+                return hp_record(py, stream, res, out);
+            }
+            hp_pull_failed(py, stream);
+            crate::native::PYGEN_ERROR
+        })
+    }
+}
+
+/// `send(arg)` as a method / `__next__`: the yielded value, or NULL with `StopIteration(chunk)`.
+unsafe fn hp_send_value(o: *mut pyo3::ffi::PyObject, arg: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    unsafe {
+        let mut res: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+        match hp_am_send(o, arg, &mut res) {
+            crate::native::PYGEN_NEXT => res,
+            crate::native::PYGEN_RETURN => {
+                crate::native::set_stop_iteration(res);
+                std::ptr::null_mut()
+            }
+            _ => std::ptr::null_mut(),
+        }
+    }
+}
+
+unsafe extern "C" fn hp_iternext(o: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    unsafe { hp_send_value(o, pyo3::ffi::Py_None()) }
+}
+
+unsafe extern "C" fn hp_send(o: *mut pyo3::ffi::PyObject, arg: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    unsafe { hp_send_value(o, arg) }
+}
+
+unsafe extern "C" fn hp_throw(o: *mut pyo3::ffi::PyObject, args: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    unsafe {
+        crate::native::guard(std::ptr::null_mut(), |py| {
+            let this = &mut *(o as *mut HostPull);
+            if this.pending.is_null() {
+                crate::native::raise_thrown(args);
+                return std::ptr::null_mut();
+            }
+            let r = crate::native::call_method(this.pending, c"throw", args);
+            if !r.is_null() {
+                return r; // the source caught it and yielded again
+            }
+            crate::native::clear(&mut this.pending);
+            let stream = hp_stream(py, this);
+            if let Some(v) = crate::native::take_stop_iteration(py) {
+                let mut res: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+                if hp_record(py, stream, v.into_ptr(), &mut res) == crate::native::PYGEN_RETURN {
+                    crate::native::set_stop_iteration(res);
+                }
+                return std::ptr::null_mut();
+            }
+            hp_pull_failed(py, stream);
+            std::ptr::null_mut()
+        })
+    }
+}
+
+unsafe extern "C" fn hp_close(o: *mut pyo3::ffi::PyObject, _: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    unsafe {
+        crate::native::guard(std::ptr::null_mut(), |py| {
+            let this = &mut *(o as *mut HostPull);
+            if this.pending.is_null() {
+                let none = pyo3::ffi::Py_None();
+                pyo3::ffi::Py_IncRef(none);
+                return none;
+            }
+            let pending = std::mem::replace(&mut this.pending, std::ptr::null_mut());
+            let r = crate::native::call_method(pending, c"close", std::ptr::null_mut());
+            pyo3::ffi::Py_DecRef(pending);
+            // Abandoned mid-pull: the call ends as cancelled (as `host_pull` on GeneratorExit).
+            let stream = hp_stream(py, this);
+            stream.pop_pushed();
+            if r.is_null() {
+                let err = PyErr::fetch(py);
+                stream.close(py);
+                err.restore(py);
+                return std::ptr::null_mut();
+            }
+            stream.close(py);
+            r
+        })
+    }
+}
+
+unsafe extern "C" fn hp_dealloc(o: *mut pyo3::ffi::PyObject) {
+    unsafe {
+        let mut saved = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        pyo3::ffi::PyErr_Fetch(&mut saved.0, &mut saved.1, &mut saved.2);
+        crate::native::guard((), |py| {
+            let this = &mut *(o as *mut HostPull);
+            if !this.pending.is_null() && !this.stream.is_null() {
+                crate::native::clear(&mut this.pending);
+                let stream = hp_stream(py, this);
+                stream.pop_pushed();
+                stream.close(py);
+            }
+            crate::native::clear(&mut this.pending);
+            crate::native::clear(&mut this.source);
+            crate::native::clear(&mut this.stream);
+        });
+        crate::native::free(o);
+        pyo3::ffi::PyErr_Restore(saved.0, saved.1, saved.2);
     }
 }
