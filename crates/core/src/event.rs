@@ -253,18 +253,51 @@ impl Event {
     /// ASCII, the payload text verbatim (a [`Payload`] is valid JSON by construction, so it
     /// is not parsed again), serde only for strings and user JSON values.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        fn str_val(out: &mut Vec<u8>, s: &str) {
+        self.write_with(out, &mut NoLayout);
+    }
+
+    /// [`Event::write_json`], also recording in `layout` where each top-level value lies in
+    /// the text written and what form it has.
+    ///
+    /// A host whose own JSON parser is its slowest step (V8's `JSON.parse` costs more than
+    /// everything else a JS subscriber's event does) can then build the event object from
+    /// slices of the text: strings without escapes are the slice between their quotes, and
+    /// only what is really structured (`data`, user metadata) is parsed.
+    pub fn write_json_layout(&self, out: &mut Vec<u8>, layout: &mut EventLayout) {
+        *layout = EventLayout::default();
+        layout.base = out.len();
+        layout.kind = match self.kind {
+            EventKind::Scope(ScopeCategory::Start) => LayoutKind::ScopeStart,
+            EventKind::Scope(ScopeCategory::End) => LayoutKind::ScopeEnd,
+            EventKind::Mark => LayoutKind::Mark,
+        };
+        self.write_with(out, layout);
+    }
+
+    fn write_with<R: Recorder>(&self, out: &mut Vec<u8>, rec: &mut R) {
+        fn str_val<R: Recorder>(out: &mut Vec<u8>, rec: &mut R, f: EventField, s: &str) {
+            let start = out.len();
             let _ = serde_json::to_writer(&mut *out, s);
+            // Written as is (no escapes) exactly when the quoted text is two bytes longer.
+            let form = if out.len() - start == s.len() + 2 { ValueForm::PlainString } else { ValueForm::Json };
+            rec.record(f, start, out.len(), form);
         }
         fn json_val<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
             if serde_json::to_writer(&mut *out, v).is_err() {
                 out.extend_from_slice(b"null");
             }
         }
-        fn uuid(out: &mut Vec<u8>, id: &Uuid) {
+        fn null<R: Recorder>(out: &mut Vec<u8>, rec: &mut R, f: EventField) {
+            let start = out.len();
+            out.extend_from_slice(b"null");
+            rec.record(f, start, out.len(), ValueForm::Null);
+        }
+        fn uuid<R: Recorder>(out: &mut Vec<u8>, rec: &mut R, f: EventField, id: &Uuid) {
+            let start = out.len();
             out.push(b'"');
             out.extend_from_slice(id.encode(&mut [0; 36]).as_bytes());
             out.push(b'"');
+            rec.record(f, start, out.len(), ValueForm::PlainString);
         }
         match self.kind {
             EventKind::Scope(sc) => {
@@ -275,55 +308,223 @@ impl Event {
             EventKind::Mark => out.extend_from_slice(b"{\"kind\":\"mark\","),
         }
         out.extend_from_slice(b"\"atof_version\":");
-        str_val(out, ATOF_VERSION);
+        str_val(out, rec, EventField::AtofVersion, ATOF_VERSION);
         out.extend_from_slice(b",\"uuid\":");
-        uuid(out, &self.uuid);
+        uuid(out, rec, EventField::Uuid, &self.uuid);
         out.extend_from_slice(b",\"parent_uuid\":");
         match &self.parent_uuid {
-            Some(p) => uuid(out, p),
-            None => out.extend_from_slice(b"null"),
+            Some(p) => uuid(out, rec, EventField::ParentUuid, p),
+            None => null(out, rec, EventField::ParentUuid),
         }
-        out.extend_from_slice(b",\"timestamp\":\"");
+        out.extend_from_slice(b",\"timestamp\":");
+        let start = out.len();
+        out.push(b'"');
         let mut ts = String::with_capacity(27);
         time::write_micros(&mut ts, self.timestamp_micros);
         out.extend_from_slice(ts.as_bytes());
-        out.extend_from_slice(b"\",\"name\":");
-        str_val(out, &self.name);
+        out.push(b'"');
+        rec.record(EventField::Timestamp, start, out.len(), ValueForm::PlainString);
+        out.extend_from_slice(b",\"name\":");
+        str_val(out, rec, EventField::Name, &self.name);
         if matches!(self.kind, EventKind::Scope(_)) {
             out.extend_from_slice(b",\"category\":");
-            str_val(out, self.category.as_ref().map(Category::as_str).unwrap_or("unknown"));
-            out.extend_from_slice(b",\"attributes\":[");
+            str_val(out, rec, EventField::Category, self.category.as_ref().map(Category::as_str).unwrap_or("unknown"));
+            out.extend_from_slice(b",\"attributes\":");
+            let start = out.len();
+            out.push(b'[');
             for (i, a) in self.attributes.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                str_val(out, a);
+                let _ = serde_json::to_writer(&mut *out, a);
             }
-            out.extend_from_slice(b"],\"category_profile\":");
+            out.push(b']');
+            let form = if self.attributes.is_empty() { ValueForm::EmptyArray } else { ValueForm::Json };
+            rec.record(EventField::Attributes, start, out.len(), form);
+            out.extend_from_slice(b",\"category_profile\":");
             match &self.category_profile {
-                Some(p) => json_val(out, p),
-                None => out.extend_from_slice(b"null"),
+                Some(p) => {
+                    let start = out.len();
+                    json_val(out, p);
+                    rec.record(EventField::CategoryProfile, start, out.len(), ValueForm::Json);
+                }
+                None => null(out, rec, EventField::CategoryProfile),
             }
         } else {
             if let Some(c) = &self.category {
                 out.extend_from_slice(b",\"category\":");
-                str_val(out, c.as_str());
+                str_val(out, rec, EventField::Category, c.as_str());
             }
             if let Some(p) = &self.category_profile {
                 out.extend_from_slice(b",\"category_profile\":");
+                let start = out.len();
                 json_val(out, p);
+                rec.record(EventField::CategoryProfile, start, out.len(), ValueForm::Json);
             }
         }
         out.extend_from_slice(b",\"data\":");
+        let start = out.len();
         out.extend_from_slice(self.data.as_json().as_bytes());
+        rec.record(EventField::Data, start, out.len(), ValueForm::Json);
         out.extend_from_slice(b",\"data_schema\":");
         match &self.data_schema {
-            Some(s) => json_val(out, s),
-            None => out.extend_from_slice(b"null"),
+            Some(s) => {
+                let start = out.len();
+                json_val(out, s);
+                rec.record(EventField::DataSchema, start, out.len(), ValueForm::Json);
+            }
+            None => null(out, rec, EventField::DataSchema),
         }
         out.extend_from_slice(b",\"metadata\":");
+        let start = out.len();
         json_val(out, &MetaSer(self));
+        let form = match &self.status {
+            _ if !self.metadata.is_empty() => ValueForm::Json,
+            None => ValueForm::EmptyObject,
+            Some(s) if *s == EventStatus::OK => ValueForm::StatusOk,
+            Some(_) => ValueForm::Json,
+        };
+        rec.record(EventField::Metadata, start, out.len(), form);
         out.push(b'}');
+    }
+}
+
+/// What [`Event::write_with`] reports as it writes each top-level value.
+trait Recorder {
+    fn record(&mut self, field: EventField, start: usize, end: usize, form: ValueForm);
+}
+
+/// Plain [`Event::write_json`]: records nothing (compiled away).
+struct NoLayout;
+
+impl Recorder for NoLayout {
+    #[inline(always)]
+    fn record(&mut self, _: EventField, _: usize, _: usize, _: ValueForm) {}
+}
+
+/// The top-level values of an ATOF event after `kind` (and `scope_category`), in the order
+/// [`Event::write_json`] writes them. [`EventLayout::fields`] is indexed by this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EventField {
+    AtofVersion = 0,
+    Uuid = 1,
+    ParentUuid = 2,
+    Timestamp = 3,
+    Name = 4,
+    /// Always on scope events; on marks only when set.
+    Category = 5,
+    /// Scope events only.
+    Attributes = 6,
+    /// Always on scope events (maybe `null`); on marks only when set.
+    CategoryProfile = 7,
+    Data = 8,
+    DataSchema = 9,
+    Metadata = 10,
+}
+
+impl EventField {
+    /// How many fields an [`EventLayout`] holds.
+    pub const COUNT: usize = 11;
+    /// Their JSON keys, indexed by `Field as usize`.
+    pub const KEYS: [&'static str; EventField::COUNT] = [
+        "atof_version",
+        "uuid",
+        "parent_uuid",
+        "timestamp",
+        "name",
+        "category",
+        "attributes",
+        "category_profile",
+        "data",
+        "data_schema",
+        "metadata",
+    ];
+}
+
+/// The form of one top-level value in an event's text, so a host can skip its parser for
+/// the common ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ValueForm {
+    /// Not written (a mark's optional `category` or `category_profile`).
+    #[default]
+    Absent = 0,
+    /// `null`.
+    Null = 1,
+    /// A string without escapes: its value is the text between the quotes.
+    PlainString = 2,
+    /// Any other JSON (parse the slice).
+    Json = 3,
+    /// `[]`.
+    EmptyArray = 4,
+    /// `{}`.
+    EmptyObject = 5,
+    /// `{"otel.status_code":"OK"}` (the metadata of a successful end with nothing else).
+    StatusOk = 6,
+}
+
+/// The event's kind and scope category, as an [`EventLayout`] reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LayoutKind {
+    #[default]
+    ScopeStart = 1,
+    ScopeEnd = 2,
+    Mark = 3,
+}
+
+/// Where one value lies: byte offsets from the start of the event's text (`end` exclusive,
+/// quotes of strings included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldSpan {
+    pub start: u32,
+    pub end: u32,
+    pub form: ValueForm,
+}
+
+/// What [`Event::write_json_layout`] records: the event's kind and, per [`Field`], where its
+/// value lies in the text written and its form.
+#[derive(Clone, Debug, Default)]
+pub struct EventLayout {
+    pub kind: LayoutKind,
+    pub fields: [FieldSpan; EventField::COUNT],
+    /// Where the event's text starts in the buffer it was written to.
+    base: usize,
+}
+
+impl EventLayout {
+    /// A layout with nothing recorded (for statics; the same as `default()`).
+    pub const EMPTY: EventLayout = EventLayout {
+        kind: LayoutKind::ScopeStart,
+        fields: [FieldSpan { start: 0, end: 0, form: ValueForm::Absent }; EventField::COUNT],
+        base: 0,
+    };
+
+    /// The same layout with offsets counted in UTF-16 code units instead of bytes (what JS,
+    /// Java and .NET strings index by). `text` is the event's text as written (from its
+    /// first byte). ASCII text, the usual case, has the same offsets in both.
+    pub fn to_utf16(&mut self, text: &[u8]) {
+        if text.is_ascii() {
+            return;
+        }
+        let units = |to: u32| -> u32 {
+            let s = String::from_utf8_lossy(&text[..to as usize]);
+            s.encode_utf16().count() as u32
+        };
+        for f in &mut self.fields {
+            if f.form != ValueForm::Absent {
+                f.start = units(f.start);
+                f.end = units(f.end);
+            }
+        }
+    }
+}
+
+impl Recorder for EventLayout {
+    #[inline]
+    fn record(&mut self, field: EventField, start: usize, end: usize, form: ValueForm) {
+        self.fields[field as usize] = FieldSpan { start: (start - self.base) as u32, end: (end - self.base) as u32, form };
     }
 }
 
@@ -427,9 +628,9 @@ mod tests {
         );
     }
 
-    /// The direct writer and the `Serialize` form give the same text, byte for byte.
-    #[test]
-    fn write_json_is_the_serialize_form() {
+    /// Events covering every field form: escaped and non-ASCII strings, parents or not,
+    /// marks with and without their optional fields, statuses, empty and full metadata.
+    fn writer_cases() -> Vec<Event> {
         let mut cases = Vec::new();
         for kind in [EventKind::Scope(ScopeCategory::Start), EventKind::Scope(ScopeCategory::End), EventKind::Mark] {
             cases.push(sample(kind));
@@ -455,12 +656,73 @@ mod tests {
             e.timestamp_micros = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
             cases.push(e);
         }
-        for e in &cases {
+        for kind in [EventKind::Scope(ScopeCategory::End), EventKind::Mark] {
+            let mut e = sample(kind);
+            e.status = Some(EventStatus::OK);
+            e.category = None;
+            cases.push(e);
+        }
+        cases
+    }
+
+    /// The direct writer and the `Serialize` form give the same text, byte for byte.
+    #[test]
+    fn write_json_is_the_serialize_form() {
+        for e in &writer_cases() {
             let mut direct = Vec::new();
             e.write_json(&mut direct);
             assert_eq!(String::from_utf8(direct).unwrap(), serde_json::to_string(e).unwrap());
             assert_eq!(e.to_json_string(), serde_json::to_string(e).unwrap());
         }
+    }
+
+    /// The layout writer writes the same text, and every field it reports is where it says,
+    /// in the form it says: the slice parses to the key's value, a plain string's value is
+    /// the text between its quotes, an absent field is missing from the JSON. Offsets hold
+    /// after text already in the buffer, in bytes and (after `to_utf16`) in UTF-16 units.
+    #[test]
+    fn write_json_layout_reports_every_field() {
+        let mut seen = std::collections::HashSet::new();
+        for e in &writer_cases() {
+            let mut out = b"[prefix \xc3\xa9]".to_vec();
+            let base = out.len();
+            let mut layout = EventLayout::default();
+            e.write_json_layout(&mut out, &mut layout);
+            let text = std::str::from_utf8(&out[base..]).unwrap();
+            assert_eq!(text, serde_json::to_string(e).unwrap());
+            let v: Value = serde_json::from_str(text).unwrap();
+            let kind = match (v["kind"].as_str().unwrap(), v.get("scope_category").and_then(Value::as_str)) {
+                ("scope", Some("start")) => LayoutKind::ScopeStart,
+                ("scope", Some("end")) => LayoutKind::ScopeEnd,
+                _ => LayoutKind::Mark,
+            };
+            assert_eq!(layout.kind, kind);
+            let mut utf16 = layout.clone();
+            utf16.to_utf16(text.as_bytes());
+            let units: Vec<u16> = text.encode_utf16().collect();
+            for (i, key) in EventField::KEYS.iter().enumerate() {
+                let f = layout.fields[i];
+                seen.insert(f.form);
+                let Some(expected) = v.get(*key) else {
+                    assert_eq!(f.form, ValueForm::Absent, "{key}");
+                    continue;
+                };
+                let slice = &text[f.start as usize..f.end as usize];
+                assert_eq!(&serde_json::from_str::<Value>(slice).unwrap(), expected, "{key}");
+                let u = utf16.fields[i];
+                assert_eq!(String::from_utf16(&units[u.start as usize..u.end as usize]).unwrap(), slice, "{key}");
+                match f.form {
+                    ValueForm::Absent => panic!("{key} is present but reported absent"),
+                    ValueForm::Null => assert!(expected.is_null()),
+                    ValueForm::PlainString => assert_eq!(&slice[1..slice.len() - 1], expected.as_str().unwrap(), "{key}"),
+                    ValueForm::Json => {}
+                    ValueForm::EmptyArray => assert_eq!(expected, &json!([])),
+                    ValueForm::EmptyObject => assert_eq!(expected, &json!({})),
+                    ValueForm::StatusOk => assert_eq!(expected, &json!({"otel.status_code": "OK"})),
+                }
+            }
+        }
+        assert_eq!(seen.len(), 7, "every form is exercised: {seen:?}");
     }
 
     #[test]

@@ -74,7 +74,10 @@ pub use call::{strip_credentials, AsyncCallback, AsyncDataCallback, AsyncNext, L
 pub use data::Data;
 pub use dispatch::{set_batch_hook, BatchHook, Diagnostics, OverflowPolicy};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{Attributes, Category, DataSchema, Event, EventKind, EventStatus, Payload, ScopeCategory, ATOF_VERSION};
+pub use event::{
+    Attributes, Category, DataSchema, Event, EventField, EventKind, EventLayout, EventStatus, FieldSpan, LayoutKind, Payload,
+    ScopeCategory, ValueForm, ATOF_VERSION,
+};
 pub use host_call::{EnteredCall, EnteredStream};
 pub use id::Uuid;
 pub use lifecycle::CallHandle;
