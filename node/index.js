@@ -82,15 +82,21 @@ function notJson(root, keys, what) {
   return makeError('invalid_argument', `${renderPath(root, keys)}: ${what} is not JSON`);
 }
 
+/**
+ * Throws (naming the path) unless `v` is JSON; returns whether it is exactly its JSON form —
+ * false when `JSON.stringify` would change it: an `undefined` field or array hole, a
+ * `toJSON` method (a Date). An exact value can be handed on as it is instead of a copy.
+ */
 function check(v, root, keys, seen) {
   switch (typeof v) {
     case 'string':
     case 'boolean':
+      return true;
     case 'undefined':
-      return;
+      return false;
     case 'number':
       if (!Number.isFinite(v)) throw notJson(root, keys, `the number ${v}`);
-      return;
+      return true;
     case 'function':
       throw notJson(root, keys, 'a function');
     case 'symbol':
@@ -100,16 +106,18 @@ function check(v, root, keys, seen) {
     default:
       break;
   }
-  if (v === null || typeof v.toJSON === 'function') return;
+  if (v === null) return true;
+  if (typeof v.toJSON === 'function') return false;
   if (seen.includes(v)) throw makeError('invalid_argument', `${renderPath(root, keys)}: a cycle (the value contains itself) is not JSON`);
   if (seen.length > 512) throw makeError('invalid_argument', `${renderPath(root, keys)}: nested too deeply (more than 512 levels)`);
   seen.push(v);
+  let exact = true;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
       const x = v[i];
       if (x !== null && typeof x !== 'string' && typeof x !== 'boolean' && !(typeof x === 'number' && Number.isFinite(x))) {
         keys.push(i);
-        check(x, root, keys, seen);
+        if (!check(x, root, keys, seen)) exact = false;
         keys.pop();
       }
     }
@@ -124,20 +132,28 @@ function check(v, root, keys, seen) {
       const x = v[k];
       if (x !== null && typeof x !== 'string' && typeof x !== 'boolean' && !(typeof x === 'number' && Number.isFinite(x))) {
         keys.push(k);
-        check(x, root, keys, seen);
+        if (!check(x, root, keys, seen)) exact = false;
         keys.pop();
       }
     }
   }
   seen.pop();
+  return exact;
 }
 
-/** JSON text of a value (validated; `undefined` fields dropped). */
+/** Whether the value last given to `enc` is exactly its JSON form (see `check`). */
+let encExact = false;
+
+/** JSON text of a value (validated; `undefined` fields dropped). Sets `encExact`. */
 function enc(v, root) {
-  if (v === undefined) return 'null';
-  if (v !== null && typeof v === 'object') check(v, root, [], []);
-  else check(v, root, [], []);
-  return JSON.stringify(v);
+  if (v === undefined) {
+    encExact = false;
+    return 'null';
+  }
+  const exact = check(v, root, [], []);
+  const text = JSON.stringify(v);
+  encExact = exact;
+  return text;
 }
 
 const parse = JSON.parse;
@@ -189,6 +205,75 @@ function relieve() {
   if (pending[0] > HIGH_WATER && delivering === 0) drain();
 }
 
+// An event's layout in a batch (crates/node/src/deliver.rs, `Event::write_json_layout`):
+// its kind, then per top-level value after `kind` its form and where it starts and ends.
+const LAYOUT = 34;
+const KIND_SCOPE_START = 1;
+const KIND_MARK = 3;
+const FORM_ABSENT = 0;
+const FORM_NULL = 1;
+const FORM_STRING = 2;
+const FORM_JSON = 3;
+const FORM_EMPTY_ARRAY = 4;
+const FORM_EMPTY_OBJECT = 5;
+// Where each value's numbers start in an event's layout (after the kind).
+const F_VERSION = 1;
+const F_UUID = 4;
+const F_PARENT = 7;
+const F_TIMESTAMP = 10;
+const F_NAME = 13;
+const F_CATEGORY = 16;
+const F_ATTRIBUTES = 19;
+const F_PROFILE = 22;
+const F_DATA = 25;
+const F_SCHEMA = 28;
+const F_METADATA = 31;
+
+/** One top-level value of an event: sliced when it is a plain string, parsed only when structured. */
+function value(text, l, at) {
+  switch (l[at]) {
+    case FORM_STRING:
+      return text.slice(l[at + 1] + 1, l[at + 2] - 1);
+    case FORM_NULL:
+      return null;
+    case FORM_JSON:
+      return parse(text.slice(l[at + 1], l[at + 2]));
+    case FORM_EMPTY_ARRAY:
+      return [];
+    case FORM_EMPTY_OBJECT:
+      return {};
+    case FORM_ABSENT:
+      return undefined;
+    default:
+      return { 'otel.status_code': 'OK' };
+  }
+}
+
+/**
+ * The object of event `idx` of a batch — the same as `JSON.parse` of its text, keys in the
+ * same order — built from the values the layout locates. A mark with a category or profile
+ * (rare) is parsed whole.
+ */
+function eventObject(text, l, idx, start, end) {
+  const o = idx * LAYOUT;
+  const kind = l[o];
+  if (kind === KIND_MARK) {
+    if (l[o + F_CATEGORY] !== FORM_ABSENT || l[o + F_PROFILE] !== FORM_ABSENT) return parse(text.slice(start, end));
+    return {
+      kind: 'mark', atof_version: value(text, l, o + F_VERSION), uuid: value(text, l, o + F_UUID),
+      parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP), name: value(text, l, o + F_NAME),
+      data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA), metadata: value(text, l, o + F_METADATA),
+    };
+  }
+  return {
+    kind: 'scope', scope_category: kind === KIND_SCOPE_START ? 'start' : 'end', atof_version: value(text, l, o + F_VERSION),
+    uuid: value(text, l, o + F_UUID), parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP),
+    name: value(text, l, o + F_NAME), category: value(text, l, o + F_CATEGORY), attributes: value(text, l, o + F_ATTRIBUTES),
+    category_profile: value(text, l, o + F_PROFILE), data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA),
+    metadata: value(text, l, o + F_METADATA),
+  };
+}
+
 function drain() {
   for (;;) {
     const batch = native.takeEvents();
@@ -196,8 +281,9 @@ function drain() {
     const text = batch[0];
     const d = batch[1];
     const ends = batch[2];
-    // An event is sliced out of the batch text (cheap) and parsed only for a subscriber
-    // that wants objects, once, shared by all of them.
+    const layouts = batch[3];
+    // An event is sliced out of the batch text (cheap) or built from its layout, only for
+    // a subscriber that wants it in that form, once, shared by all of them.
     const texts = new Array(ends.length);
     const objects = new Array(ends.length);
     delivering++;
@@ -212,11 +298,13 @@ function drain() {
         const sub = subscribers.get(id);
         if (sub === undefined) continue;
         try {
-          let ev = texts[idx];
-          if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : ends[idx - 1], ends[idx]);
-          if (!sub.json) {
-            const o = objects[idx];
-            ev = o === undefined ? (objects[idx] = JSON.parse(ev)) : o;
+          let ev;
+          if (sub.json) {
+            ev = texts[idx];
+            if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : ends[idx - 1], ends[idx]);
+          } else {
+            ev = objects[idx];
+            if (ev === undefined) ev = objects[idx] = eventObject(text, layouts, idx, idx === 0 ? 0 : ends[idx - 1], ends[idx]);
           }
           const r = sub.fn(ev);
           if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
@@ -455,33 +543,55 @@ function bare(stack, name, options) {
   return (options === undefined || options === null) && typeof name === 'string' && name !== '' && native.unobserved(stack);
 }
 
+/**
+ * A payload handed on inside a call no middleware sees: the value itself when it is exactly
+ * its JSON form (`check`), else its JSON copy — what the managed path would hand on.
+ */
+function own(v, root) {
+  if (v === undefined) return null;
+  return check(v, root, [], []) ? v : parse(JSON.stringify(v));
+}
+
 /** The result of a callback of a synchronous call: a Promise is refused, as the addon does. */
 function syncResult(r) {
   if (isThenable(r)) {
     r.then(undefined, () => {});
     throw makeError('invalid_state', 'the callback of a synchronous call returned a Promise; use the async form');
   }
-  return parse(encResult(r));
+  return own(r, 'returned value');
 }
 
-async function tool(name, args, fn, options) {
-  notInSubscriber('tool');
-  checkFn(fn);
-  const stack = current();
-  const text = enc(args, 'args');
-  if (bare(stack, name, options)) {
-    // As on the managed path: a JSON copy in, a JSON copy out, on a fork of the stack.
-    const input = parse(text);
-    return als.run(native.fork(stack), async () => parse(encResult(await fn(input))));
+/** The function of an async call with nothing to observe it, on a fork of the caller's stack. */
+async function bareAsync(input, fn) {
+  return own(await fn(input), 'returned value');
+}
+
+/**
+ * A managed tool call. Not an `async function`: the common paths settle with one Promise
+ * instead of three (an async function returning another async function's Promise adopts it
+ * through extra microtask turns); every error still arrives as a rejection.
+ */
+function tool(name, args, fn, options) {
+  try {
+    notInSubscriber('tool');
+    checkFn(fn);
+    const stack = current();
+    if (bare(stack, name, options)) return als.run(native.fork(stack), bareAsync, own(args, 'args'), fn);
+    const text = enc(args, 'args');
+    const exact = encExact;
+    const entered = native.enterTool(stack, name, text, parentOpt(options), true);
+    if (entered === false) return als.run(native.fork(stack), bareAsync, exact ? args : parse(text), fn);
+    // The entered call's handle is also the stack handle of the fork it runs on.
+    if (entered !== null) return als.run(entered, runEnteredAsync, entered, exact ? args : parse(text), fn);
+    // The addon answers with a Promise, or with the text itself when the call settled at once.
+    return Promise.resolve(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), true)).then(managedResult);
+  } catch (e) {
+    return Promise.reject(e);
   }
-  const entered = native.enterTool(stack, name, text, parentOpt(options), true);
-  if (entered === false) {
-    const input = parse(text);
-    return als.run(native.fork(stack), async () => parse(encResult(await fn(input))));
-  }
-  // The entered call's handle is also the stack handle of the fork it runs on.
-  if (entered !== null) return als.run(entered, () => runEnteredAsync(entered, text, fn));
-  const r = parse(await native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), true));
+}
+
+function managedResult(text) {
+  const r = parse(text);
   relieve();
   return r;
 }
@@ -490,38 +600,53 @@ async function tool(name, args, fn, options) {
  * A tool call whose values no middleware sees (only subscribers are registered): the addon
  * emitted its start event and pushed its scope (`enterTool`); the function runs here, on the
  * JS side, and `exitTool` emits the end event. Same events, values and errors as the managed
- * path, without the core future and the trampolines into JS.
+ * path, without the core future and the trampolines into JS. The function gets the caller's
+ * own arguments and the caller its own result when they are exactly their JSON form
+ * (`own`), else JSON copies, as the managed path gives.
  */
-async function runEnteredAsync(entered, text, fn) {
-  let out;
+function runEnteredAsync(entered, input, fn) {
+  let r;
   try {
-    out = encResult(await fn(parse(text)));
+    r = fn(input);
   } catch (e) {
-    throw failEntered(entered, e);
+    return Promise.reject(failEntered(entered, e));
   }
-  return exitEntered(entered, out);
+  if (isThenable(r)) {
+    return Promise.resolve(r).then((v) => exitEntered(entered, v), (e) => { throw failEntered(entered, e); });
+  }
+  try {
+    return Promise.resolve(exitEntered(entered, r));
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
-function runEnteredSync(entered, text, fn) {
-  let out;
+function runEnteredSync(entered, input, fn) {
+  let r;
   try {
-    const r = fn(parse(text));
+    r = fn(input);
     if (isThenable(r)) {
       r.then(undefined, () => {});
       throw makeError('invalid_state', 'the callback of a synchronous call returned a Promise; use the async form');
     }
+  } catch (e) {
+    throw failEntered(entered, e);
+  }
+  return exitEntered(entered, r);
+}
+
+/** Ends an entered call with its function's result (a value that is not JSON fails it). */
+function exitEntered(entered, r) {
+  let out;
+  try {
     out = encResult(r);
   } catch (e) {
     throw failEntered(entered, e);
   }
-  return exitEntered(entered, out);
-}
-
-/** Ends an entered call with the result's JSON text; the caller gets a JSON copy. */
-function exitEntered(entered, out) {
+  const exact = encExact;
   native.exitTool(entered, out);
   relieve();
-  return parse(out);
+  return exact ? r : parse(out);
 }
 
 /** Ends an entered call with the value its function threw; returns that value to rethrow. */
@@ -534,11 +659,12 @@ function toolSync(name, args, fn, options) {
   notInSubscriber('toolSync');
   checkFn(fn);
   const stack = current();
+  if (bare(stack, name, options)) return syncResult(fn(own(args, 'args')));
   const text = enc(args, 'args');
-  if (bare(stack, name, options)) return syncResult(fn(parse(text)));
+  const exact = encExact;
   const entered = native.enterTool(stack, name, text, parentOpt(options), false);
-  if (entered === false) return syncResult(fn(parse(text)));
-  if (entered !== null) return runEnteredSync(entered, text, fn);
+  if (entered === false) return syncResult(fn(exact ? args : parse(text)));
+  if (entered !== null) return runEnteredSync(entered, exact ? args : parse(text), fn);
   const r = parse(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), false));
   relieve();
   return r;

@@ -807,8 +807,17 @@ pub fn unobserved(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     util::boolean(env, s.unobserved()?)
 }
 
+thread_local! {
+    /// Synchronous entered calls, innermost last. A synchronous call's function runs to the
+    /// end before its caller continues, so these calls end in the reverse order they began
+    /// (a nested `toolSync` inside the function enters and exits above its parent), and a
+    /// stack is all they need: no handle object, no finalizer.
+    static ENTERED_SYNC: std::cell::RefCell<Vec<baton::EnteredCall>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// enterTool(stack, name, argsText, options, fork) → `false` (nothing registered: just call
-/// the function), `null` (middleware sees the values: use `tool`), or a handle for `exitTool`.
+/// the function), `null` (middleware sees the values: use `tool`), or, entered, the handle
+/// for `exitTool` — for a synchronous call (`fork` false) a number instead, its depth.
 ///
 /// With only subscribers (and event middleware) registered, the facade runs the callback
 /// itself between `enterTool` and `exitTool`: the core emits the same events as `tool`
@@ -822,8 +831,22 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     if s.unobserved()? && !name.is_empty() {
         return util::boolean(env, false);
     }
-    let stack = if truthy(env, a[4])? { s.fork() } else { s.clone() };
+    let fork = truthy(env, a[4])?;
     let text = trusted_text(env, a[2], "args")?;
+    if !fork {
+        return match s.enter_tool(&name, || Ok(text), o)? {
+            None => util::null(env),
+            Some(call) => {
+                let depth = ENTERED_SYNC.with(|c| {
+                    let mut c = c.borrow_mut();
+                    c.push(call);
+                    c.len()
+                });
+                util::number(env, depth as f64)
+            }
+        };
+    }
+    let stack = s.fork();
     match stack.enter_tool(&name, || Ok(text), o)? {
         None => util::null(env),
         Some(call) => handles::wrap(env, Handle::Entered { stack, call: std::cell::RefCell::new(Some(call)) }),
@@ -832,11 +855,26 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 /// exitTool(handle, resultText) or exitTool(handle, undefined, thrown): the end event.
 pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let Handle::Entered { call: cell, .. } = handles::handle(env, a[0], "call")? else {
-        return Err(Error::invalid_argument("call: expected an entered tool call").into());
-    };
-    let Some(call) = cell.borrow_mut().take() else {
-        return Err(Error::invalid_state("call: already ended").into());
+    let call = if util::type_of(env, a[0])? == sys::ValueType::napi_number {
+        let depth = util::get_number(env, a[0])?;
+        ENTERED_SYNC.with(|c| {
+            let mut c = c.borrow_mut();
+            if depth != c.len() as f64 {
+                return Err(Error::invalid_state(format!(
+                    "call: synchronous tool calls must end innermost first (ending {depth} with {} open)",
+                    c.len()
+                )));
+            }
+            c.pop().ok_or_else(|| Error::invalid_state("call: already ended"))
+        })?
+    } else {
+        let Handle::Entered { call: cell, .. } = handles::handle(env, a[0], "call")? else {
+            return Err(Error::invalid_argument("call: expected an entered tool call").into());
+        };
+        let Some(call) = cell.borrow_mut().take() else {
+            return Err(Error::invalid_state("call: already ended").into());
+        };
+        call
     };
     if util::type_of(env, a[1])? == sys::ValueType::napi_string {
         call.exit(Ok(trusted_text(env, a[1], "returned value")?));

@@ -4,8 +4,11 @@
 //! (off the JS thread) into a batch and, when the batch was empty, asks the JS thread — through
 //! one thread-safe function call — to drain it. The drain hands the facade one text holding
 //! the batch's events back to back, where each event ends (in UTF-16 units, so the facade
-//! slices without decoding) and who receives what; the facade parses an event only for a
-//! subscriber that wants objects, and calls the subscribers in order. The dispatcher never
+//! slices without decoding), each event's layout (where its top-level values lie and their
+//! form, from `Event::write_json_layout`) and who receives what. For a subscriber that wants
+//! objects the facade builds each event once from slices of the text and parses only its
+//! structured values (`JSON.parse` of the whole event costs more than everything else a
+//! delivery does); `format: 'json'` subscribers get the slice itself. The dispatcher never
 //! waits for JS, so nothing can deadlock; `flush` waits for the core on a worker thread and
 //! then drains on the JS thread.
 //!
@@ -20,7 +23,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use baton::{Event, Result, Subscriber};
+use baton::{Event, EventLayout, Result, Subscriber};
 use napi::sys;
 
 use crate::util::{self, ck, Env, JsResult, JsVal};
@@ -41,10 +44,27 @@ struct Batch {
     /// Identity of the last serialized event (its uuid and kind), to share it between
     /// subscribers receiving the same event.
     last: Option<(baton::Uuid, baton::EventKind)>,
+    /// Per event, 1 + 3 × `EventField::COUNT` numbers (the facade's `LAYOUT`): its kind, then
+    /// per `baton::EventField` the value's form and where it starts and ends, in UTF-16 units from
+    /// the start of `text`.
+    layouts: Vec<u32>,
+    /// Whether `text` is all ASCII (then JS gets it as a one-byte string, without decoding).
+    ascii: bool,
+    /// Scratch for one event's layout.
+    scratch: EventLayout,
 }
 
-static BATCH: Mutex<Batch> =
-    Mutex::new(Batch { text: String::new(), ends: Vec::new(), units: 0, events: 0, deliveries: Vec::new(), last: None });
+static BATCH: Mutex<Batch> = Mutex::new(Batch {
+    text: String::new(),
+    ends: Vec::new(),
+    units: 0,
+    events: 0,
+    deliveries: Vec::new(),
+    last: None,
+    layouts: Vec::new(),
+    ascii: true,
+    scratch: EventLayout::EMPTY,
+});
 
 /// Events waiting in the batch. Read by the facade through an external `Uint32Array` (see
 /// [`pending_counter`]); a plain aligned `u32` underneath.
@@ -67,12 +87,24 @@ fn push(id: u32, event: Option<&Event>) {
     match event {
         Some(e) => {
             if b.last != Some((e.uuid, e.kind)) || b.events == 0 {
+                let b = &mut *b;
                 let start = b.text.len();
-                // SAFETY of the write: `write_json` writes valid UTF-8 only.
-                e.write_json(unsafe { b.text.as_mut_vec() });
+                // SAFETY of the write: `write_json_layout` writes valid UTF-8 only.
+                e.write_json_layout(unsafe { b.text.as_mut_vec() }, &mut b.scratch);
                 let written = &b.text[start..];
                 // ASCII (the usual case) has one UTF-16 unit per byte; count only otherwise.
-                let units = if written.is_ascii() { written.len() } else { written.encode_utf16().count() };
+                let units = if written.is_ascii() {
+                    written.len()
+                } else {
+                    b.ascii = false;
+                    b.scratch.to_utf16(written.as_bytes());
+                    written.encode_utf16().count()
+                };
+                let base = b.units;
+                b.layouts.push(b.scratch.kind as u32);
+                for f in &b.scratch.fields {
+                    b.layouts.extend_from_slice(&[f.form as u32, base + f.start, base + f.end]);
+                }
                 b.units += units as u32;
                 let end = b.units;
                 b.ends.push(end);
@@ -109,9 +141,10 @@ impl Subscriber for JsSubscriber {
     }
 }
 
-/// `takeEvents()` → `null` or `[text, Uint32Array deliveries, Uint32Array ends]`.
+/// `takeEvents()` → `null` or `[text, Uint32Array deliveries, Uint32Array ends,
+/// Uint32Array layouts]`.
 pub fn take(env: Env) -> JsResult<JsVal> {
-    let (text, deliveries, ends) = {
+    let (text, ascii, mut bufs) = {
         let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
         if b.deliveries.is_empty() {
             return util::null(env);
@@ -120,38 +153,48 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         b.units = 0;
         b.last = None;
         PENDING.store(0, Ordering::Relaxed);
-        (std::mem::take(&mut b.text), std::mem::take(&mut b.deliveries), std::mem::take(&mut b.ends))
+        let ascii = std::mem::replace(&mut b.ascii, true);
+        let bufs = [std::mem::take(&mut b.deliveries), std::mem::take(&mut b.ends), std::mem::take(&mut b.layouts)];
+        (std::mem::take(&mut b.text), ascii, bufs)
     };
-    let out = util::array(env, 3)?;
-    let t = util::string(env, &text)?;
+    let out = util::array(env, 4)?;
+    let t = if ascii { latin1(env, &text)? } else { util::string(env, &text)? };
     util::set_index(env, out, 0, t)?;
-    let d = u32_array(env, &deliveries)?;
-    util::set_index(env, out, 1, d)?;
-    let e = u32_array(env, &ends)?;
-    util::set_index(env, out, 2, e)?;
-    recycle(text, deliveries, ends);
+    for (i, items) in bufs.iter().enumerate() {
+        let a = u32_array(env, items)?;
+        util::set_index(env, out, i as u32 + 1, a)?;
+    }
+    recycle(text, &mut bufs);
     Ok(out)
+}
+
+/// A JS string of ASCII text: V8 stores it as one byte per character as it is, where the
+/// UTF-8 path would decode it first.
+fn latin1(env: Env, s: &str) -> JsResult<JsVal> {
+    let mut v = ptr::null_mut();
+    ck!(env, sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut v));
+    Ok(v)
 }
 
 /// Gives the taken buffers back (emptied) when the dispatcher has not started new ones, so
 /// a steady stream of batches does not regrow them from nothing each time. A burst's
 /// oversized buffers are dropped instead.
-fn recycle(mut text: String, mut deliveries: Vec<u32>, mut ends: Vec<u32>) {
+fn recycle(mut text: String, bufs: &mut [Vec<u32>; 3]) {
     if text.capacity() > 1 << 20 {
         return;
     }
     text.clear();
-    deliveries.clear();
-    ends.clear();
     let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
     if b.text.capacity() == 0 && b.events == 0 {
         b.text = text;
     }
-    if b.deliveries.capacity() == 0 && b.deliveries.is_empty() {
-        b.deliveries = deliveries;
-    }
-    if b.ends.capacity() == 0 && b.ends.is_empty() {
-        b.ends = ends;
+    let b = &mut *b;
+    let [deliveries, ends, layouts] = bufs;
+    for (mine, taken) in [(&mut b.deliveries, deliveries), (&mut b.ends, ends), (&mut b.layouts, layouts)] {
+        if mine.capacity() == 0 && mine.is_empty() {
+            taken.clear();
+            *mine = std::mem::take(taken);
+        }
     }
 }
 
