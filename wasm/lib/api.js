@@ -127,40 +127,76 @@ function createApi(native) {
   }
 
   /**
-   * The fast form of `check`: true when `v` is plain JSON (no paths built, no cycle list; too
-   * deep counts as doubtful). On false, `check` runs to find and name the problem.
+   * The fast form of `check`, which also tells whether a value can be handed on as it is:
+   * 1 when `v` is exactly its JSON form, 0 when it is JSON but `JSON.stringify` changes it
+   * (an `undefined` field or array hole, a `toJSON` method such as a Date's), -1 when it may
+   * not be JSON (no paths built, no cycle list; too deep counts as doubtful): `check` then
+   * finds and names the problem.
    */
   function plain(v, depth) {
     switch (typeof v) {
       case 'string':
       case 'boolean':
+        return 1;
       case 'undefined':
-        return true;
+        return 0;
       case 'number':
-        return Number.isFinite(v);
+        return Number.isFinite(v) ? 1 : -1;
       case 'object':
         break;
       default:
-        return false;
+        return -1;
     }
-    if (v === null || typeof v.toJSON === 'function') return true;
-    if (depth > 100) return false;
+    if (v === null) return 1;
+    if (typeof v.toJSON === 'function') return 0;
+    if (depth > 100) return -1;
+    let r = 1;
     if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) if (!plain(v[i], depth + 1)) return false;
-      return true;
+      for (let i = 0; i < v.length; i++) {
+        const x = plain(v[i], depth + 1);
+        if (x < 0) return -1;
+        if (x === 0) r = 0;
+      }
+      return r;
     }
     const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) return false;
-    for (const k in v) if (!plain(v[k], depth + 1)) return false;
-    return true;
+    if (proto !== Object.prototype && proto !== null) return -1;
+    for (const k in v) {
+      const x = plain(v[k], depth + 1);
+      if (x < 0) return -1;
+      if (x === 0) r = 0;
+    }
+    return r;
   }
 
-  /** JSON text of a value (validated; `undefined` is null, `undefined` fields are dropped). */
+  /** Whether the value last given to `enc` is exactly its JSON form (see `plain`). */
+  let encExact = false;
+
+  /** JSON text of a value (validated; `undefined` fields dropped). Sets `encExact`. */
   function enc(v, path) {
-    if (v === undefined) return 'null';
-    if (!plain(v, 0)) check(v, path, []);
-    return JSON.stringify(v);
+    if (v === undefined) {
+      encExact = false;
+      return 'null';
+    }
+    const p = plain(v, 0);
+    if (p < 0) check(v, path, []);
+    const text = JSON.stringify(v);
+    encExact = p === 1;
+    return text;
   }
+
+  /**
+   * A payload handed on inside a call no middleware sees: the value itself when it is exactly
+   * its JSON form, else its JSON copy — what the managed path would hand on.
+   */
+  function own(v, path) {
+    if (v === undefined) return null;
+    const p = plain(v, 0);
+    if (p === 1) return v;
+    if (p < 0) check(v, path, []);
+    return parse(JSON.stringify(v));
+  }
+
 
   function encOpt(v, path) {
     if (v === undefined || v === null) return undefined;
@@ -228,38 +264,71 @@ function createApi(native) {
     }
   }
 
-  // Where `atof_version`'s text starts in an event of each shape code (see eventObject).
-  const VERSION_AT = [0, '{"kind":"scope","scope_category":"start","atof_version":"'.length,
-    '{"kind":"scope","scope_category":"end","atof_version":"'.length, '{"kind":"mark","atof_version":"'.length];
-  const SHAPE = 11;
+  // An event's layout in a batch (crates/wasm/src/wasm.rs, `Event::write_json_layout`): its
+  // kind, then per top-level value after `kind` its form and where it starts and ends.
+  const LAYOUT = 34;
+  const KIND_SCOPE_START = 1;
+  const KIND_MARK = 3;
+  const FORM_ABSENT = 0;
+  const FORM_NULL = 1;
+  const FORM_STRING = 2;
+  const FORM_JSON = 3;
+  const FORM_EMPTY_ARRAY = 4;
+  const FORM_EMPTY_OBJECT = 5;
+  // Where each value's numbers start in an event's layout (after the kind).
+  const F_VERSION = 1;
+  const F_UUID = 4;
+  const F_PARENT = 7;
+  const F_TIMESTAMP = 10;
+  const F_NAME = 13;
+  const F_CATEGORY = 16;
+  const F_ATTRIBUTES = 19;
+  const F_PROFILE = 22;
+  const F_DATA = 25;
+  const F_SCHEMA = 28;
+  const F_METADATA = 31;
+
+  /** One top-level value of an event: sliced when it is a plain string, parsed only when structured. */
+  function value(text, l, at) {
+    switch (l[at]) {
+      case FORM_STRING:
+        return text.slice(l[at + 1] + 1, l[at + 2] - 1);
+      case FORM_NULL:
+        return null;
+      case FORM_JSON:
+        return parse(text.slice(l[at + 1], l[at + 2]));
+      case FORM_EMPTY_ARRAY:
+        return [];
+      case FORM_EMPTY_OBJECT:
+        return {};
+      case FORM_ABSENT:
+        return undefined;
+      default:
+        return { 'otel.status_code': 'OK' };
+    }
+  }
 
   /**
-   * The object of event `idx` of a batch: for the common shapes (meta's shape code ≠ 0) it is
-   * built from slices of the text at the offsets the module recorded, and only `data` is
-   * parsed; otherwise the event's text is parsed. Either way the same object, keys in the
-   * text's order.
+   * The object of the event whose layout starts at `o` — the same as `JSON.parse` of its
+   * text, keys in the same order — built from the values the layout locates. A mark with a
+   * category or profile (rare) is parsed whole.
    */
-  function eventObject(text, meta, n, idx, start, end) {
-    const o = 1 + n + idx * SHAPE;
-    const code = meta[o];
-    if (code === 0) return parse(text.slice(start, end));
-    const kind = code & 3;
-    const u = meta[o + 1];
-    const p = meta[o + 2];
-    const atofVersion = text.slice(start + VERSION_AT[kind], u - 10);
-    const uuid = text.slice(u, u + 36);
-    const parentUuid = (code & 4) !== 0 ? text.slice(p, p + 36) : null;
-    const timestamp = text.slice(meta[o + 3], meta[o + 4]);
-    const name = text.slice(meta[o + 5], meta[o + 6]);
-    const data = parse(text.slice(meta[o + 9], meta[o + 10]));
-    const metadata = (code & 8) !== 0 ? { 'otel.status_code': 'OK' } : {};
-    if (kind === 3) {
-      return { kind: 'mark', atof_version: atofVersion, uuid, parent_uuid: parentUuid, timestamp, name, data, data_schema: null, metadata };
+  function eventObject(text, l, o, start, end) {
+    const kind = l[o];
+    if (kind === KIND_MARK) {
+      if (l[o + F_CATEGORY] !== FORM_ABSENT || l[o + F_PROFILE] !== FORM_ABSENT) return parse(text.slice(start, end));
+      return {
+        kind: 'mark', atof_version: value(text, l, o + F_VERSION), uuid: value(text, l, o + F_UUID),
+        parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP), name: value(text, l, o + F_NAME),
+        data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA), metadata: value(text, l, o + F_METADATA),
+      };
     }
     return {
-      kind: 'scope', scope_category: kind === 1 ? 'start' : 'end', atof_version: atofVersion, uuid, parent_uuid: parentUuid,
-      timestamp, name, category: text.slice(meta[o + 7], meta[o + 8]), attributes: [], category_profile: null, data,
-      data_schema: null, metadata,
+      kind: 'scope', scope_category: kind === KIND_SCOPE_START ? 'start' : 'end', atof_version: value(text, l, o + F_VERSION),
+      uuid: value(text, l, o + F_UUID), parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP),
+      name: value(text, l, o + F_NAME), category: value(text, l, o + F_CATEGORY), attributes: value(text, l, o + F_ATTRIBUTES),
+      category_profile: value(text, l, o + F_PROFILE), data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA),
+      metadata: value(text, l, o + F_METADATA),
     };
   }
 
@@ -269,7 +338,7 @@ function createApi(native) {
     const objects = new Array(n);
     delivering++;
     try {
-      for (let i = 1 + n + n * SHAPE; i < meta.length; i += 2) {
+      for (let i = 1 + n + n * LAYOUT; i < meta.length; i += 2) {
         const id = meta[i];
         const idx = meta[i + 1];
         if (idx === CLOSED) {
@@ -285,7 +354,7 @@ function createApi(native) {
             if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : meta[idx], meta[idx + 1]);
           } else {
             ev = objects[idx];
-            if (ev === undefined) ev = objects[idx] = eventObject(text, meta, n, idx, idx === 0 ? 0 : meta[idx], meta[idx + 1]);
+            if (ev === undefined) ev = objects[idx] = eventObject(text, meta, 1 + n + idx * LAYOUT, idx === 0 ? 0 : meta[idx], meta[idx + 1]);
           }
           const r = sub.fn(ev);
           if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
@@ -509,12 +578,11 @@ function createApi(native) {
    * values, take the managed path; otherwise the id of a call the module entered (start event
    * emitted, scope pushed on `stack`) that this facade runs and ends with `exitTool`: only
    * subscribers (and event middleware) see it, so the function needs no trip through the core.
-   * A call without options asks `unobserved` first, which takes no arguments' text.
+   * (A call without options asks `unobserved` first, through `bare`, which takes no text.)
    */
   function enterTool(stack, name, text, options) {
     if (poisoned !== null) throw new BatonError('internal', poisoned);
     try {
-      if ((options === undefined || options === null) && typeof name === 'string' && name !== '' && native.unobserved(stack)) return 1;
       return native.enterTool(stack, name, text, optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), false);
     } catch (e) {
       throw convert(e);
@@ -538,22 +606,46 @@ function createApi(native) {
     notInSubscriber('toolSync');
     checkFn(fn);
     const stack = current();
+    if (poisoned === null && bare(stack, name, options)) return ownResult(fn(own(args, 'args')), 'tool');
     const text = enc(args, 'args');
+    const input = encExact ? args : undefined;
     const how = enterTool(stack, name, text, options);
-    if (how === 1) return parse(syncResult(fn(parse(text)), 'tool'));
+    if (how === 1) return ownResult(fn(input === undefined ? parse(text) : input), 'tool');
     if (how !== 0) {
+      let r;
       let out;
       try {
-        out = syncResult(fn(parse(text)), 'tool');
+        r = fn(input === undefined ? parse(text) : input);
+        out = syncResult(r, 'tool');
       } catch (e) {
         exitTool(how, undefined, e);
         throw e;
       }
+      const exact = encExact;
       exitTool(how, out);
-      return parse(out);
+      return exact ? r : parse(out);
     }
     const out = call(native.tool, stack, name, text, syncCallback(fn, stack, 'tool'), optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
     return parse(out);
+  }
+
+  /** Whether a call without options on `stack` is just its function (nothing registered). */
+  function bare(stack, name, options) {
+    if ((options !== undefined && options !== null) || typeof name !== 'string' || name === '') return false;
+    try {
+      return native.unobserved(stack);
+    } catch (e) {
+      throw convert(e);
+    }
+  }
+
+  /** A synchronous call's result handed back as it is when exact, else its JSON copy. */
+  function ownResult(r, what) {
+    if (isThenable(r)) {
+      r.then(undefined, () => {});
+      throw makeError('invalid_state', `${what}: the callback of a synchronous call returned a Promise; use the async form`);
+    }
+    return own(r, 'returned value');
   }
 
   // ----- async calls: the native side polls a task; Promises are settled back into it -----
@@ -631,43 +723,75 @@ function createApi(native) {
     return jsonTask(id);
   }
 
-  /** A managed tool call whose callback may return a Promise. */
-  async function tool(name, args, fn, options) {
-    notInSubscriber('tool');
-    checkFn(fn);
-    const text = enc(args, 'args');
-    const stack = current();
-    if (poisoned !== null) throw new BatonError('internal', poisoned);
-    let forked;
-    let how;
+  /**
+   * A managed tool call whose callback may return a Promise. Not an `async function`: the
+   * common paths settle with one Promise instead of three; every error is still a rejection.
+   * The function runs on a fork of the caller's stack (what it opens is parented under the
+   * call, and concurrent calls do not interleave on the caller's stack).
+   */
+  function tool(name, args, fn, options) {
     try {
-      // Nothing registered: the function on the caller's stack, as the core's own shortcut.
-      if ((options === undefined || options === null) && typeof name === 'string' && name !== '' && native.unobserved(stack)) {
-        how = 1;
-      } else {
-        // An entered call runs on a fork, so concurrent calls on this stack do not interleave
-        // with its scope; what the function opens is parented under the call.
+      notInSubscriber('tool');
+      checkFn(fn);
+      const stack = current();
+      if (poisoned !== null) throw new BatonError('internal', poisoned);
+      if (bare(stack, name, options)) return runWith(call(native.fork, stack), bareAsync, own(args, 'args'), fn);
+      const text = enc(args, 'args');
+      const input = encExact ? args : parse(text);
+      let forked;
+      let how;
+      try {
         how = native.enterTool(stack, name, text, optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), true);
         if (how > 1) forked = native.takeForked();
+      } catch (e) {
+        throw convert(e);
       }
+      if (how === 1) return runWith(call(native.fork, stack), bareAsync, input, fn);
+      if (how !== 0) return runWith(forked, runEntered, how, input, fn);
+      return startAsync('tool', name, text, fn, options, TOOL_KEYS);
     } catch (e) {
-      throw convert(e);
+      return Promise.reject(e);
     }
-    if (how === 1) return parse(encResult(await fn(parse(text))));
-    if (how !== 0) return runWith(forked, runEntered, how, text, fn);
-    return startAsync('tool', name, text, fn, options, TOOL_KEYS);
   }
 
-  async function runEntered(id, text, fn) {
+  async function bareAsync(input, fn) {
+    return own(await fn(input), 'returned value');
+  }
+
+  /** Runs an entered call's function and ends the call (`exitTool`) when it settles. */
+  function runEntered(id, input, fn) {
+    let r;
+    try {
+      r = fn(input);
+    } catch (e) {
+      exitTool(id, undefined, e);
+      return Promise.reject(e);
+    }
+    if (isThenable(r)) {
+      return Promise.resolve(r).then((v) => exitEntered(id, v), (e) => {
+        exitTool(id, undefined, e);
+        throw e;
+      });
+    }
+    try {
+      return Promise.resolve(exitEntered(id, r));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Ends an entered call with its function's result (a value that is not JSON fails it). */
+  function exitEntered(id, r) {
     let out;
     try {
-      out = encResult(await fn(parse(text)));
+      out = encResult(r);
     } catch (e) {
       exitTool(id, undefined, e);
       throw e;
     }
+    const exact = encExact;
     exitTool(id, out);
-    return parse(out);
+    return exact ? r : parse(out);
   }
 
   const LLM_KEYS = ['modelName', 'metadata', 'attributes', 'codec', 'responseCodec', 'chunkMarks'];

@@ -18,10 +18,10 @@ test('nothing registered: a tool call is its callback, with the managed call sem
   assert.deepEqual(seen, { q: 'paris', when: { day: 2 } }, 'undefined fields dropped, as on the managed path');
   assert.equal(args.when.day, 1);
   assert.deepEqual(out, { temp: 21, date: '1970-01-01T00:00:00.000Z' }, 'the result is its JSON form');
-  const sent = { n: 1 };
-  const got = await baton.tool('t', sent, async (a) => a);
-  assert.deepEqual(got, sent);
-  assert.notEqual(got, sent);
+  // A value that is exactly its JSON form is handed on as it is (docs/wasm.md, as node/).
+  const sent = { n: 1, list: [1, 'two', null] };
+  assert.equal(await baton.tool('t', sent, async (a) => a), sent);
+  assert.equal(baton.toolSync('t', sent, (a) => a), sent);
   /** @type {any} */
   const notJson = { f: () => 1 };
   assert.throws(() => baton.toolSync('t', notJson, (a) => a), { code: 'invalid_argument', message: /args\.f: a function is not JSON/ });
@@ -35,7 +35,8 @@ test('nothing registered: a tool call is its callback, with the managed call sem
   const boom = new RangeError('boom');
   assert.throws(() => baton.toolSync('t', {}, () => { throw boom; }), (e) => e === boom);
   await assert.rejects(baton.tool('t', {}, async () => { throw boom; }), (e) => e === boom);
-  // The callback runs under the caller's scope (no scope of its own).
+  // The callback runs under the caller's scope (no scope of its own); the async one on a fork
+  // of the caller's stack, so what it opens is still parented under the caller's scope.
   const outer = baton.push('outer');
   assert.equal(baton.toolSync('t', {}, () => baton.currentScope()?.name ?? null), 'outer');
   const inner = await baton.tool('t', {}, async () => {
@@ -74,6 +75,56 @@ test("format 'json' hands each event's text; objects are parsed once and shared"
     message: /options\.format: expected 'object' or 'json', got "xml"/,
   });
   for (const n of ['text', 'a', 'b']) baton.deregister('subscriber', n);
+});
+
+test('event objects are built from the layout: the same object and key order as parsing the text', async () => {
+  /** @type {string[]} */
+  const texts = [];
+  /** @type {baton.AtofEvent[]} */
+  const objects = [];
+  baton.subscribe('text', (t) => { texts.push(t); }, { format: 'json' });
+  baton.subscribe('objects', (e) => { objects.push(e); });
+  // Every form a value can take: escaped and plain strings, a parent, attributes, a
+  // category profile, user metadata, an error status, marks with and without a category.
+  const agent = baton.push('agent "quoted"\n', { attributes: ['remote', 'parallel'], metadata: { team: 'x' } });
+  baton.toolSync('search', { q: 'a' }, (a) => a, { toolCallId: 'call-1' });
+  assert.throws(() => baton.toolSync('fails', {}, () => { throw new Error('no "luck"'); }));
+  baton.mark('plain', { data: [1, 2.5, 'x'] });
+  baton.mark('categorized', { category: 'custom', data: null });
+  baton.pop(agent, { output: { done: true } });
+  assert.ok(await baton.flush());
+  assert.equal(objects.length, texts.length);
+  assert.ok(objects.length >= 8);
+  objects.forEach((o, i) => assert.equal(JSON.stringify(o), texts[i], `event ${i} (${o.kind} ${o.name})`));
+  baton.deregister('subscriber', 'text');
+  baton.deregister('subscriber', 'objects');
+});
+
+test('with only subscribers registered, exact values pass through and others are JSON copies', async () => {
+  /** @type {baton.AtofEvent[]} */
+  const events = [];
+  baton.subscribe('events', (e) => { events.push(e); });
+  const args = { q: 'x', nested: { n: 1 } };
+  /** @type {any} */
+  let seen = null;
+  const result = { found: [1, 2] };
+  assert.equal(baton.toolSync('t', args, (a) => { seen = a; return result; }), result);
+  assert.equal(seen, args);
+  assert.equal(await baton.tool('t', args, async (a) => { seen = a; return result; }), result);
+  assert.equal(seen, args);
+  // Not exact (an undefined field, a Date): the function and the caller get the JSON form.
+  const loose = { q: 'x', skip: undefined };
+  const out = baton.toolSync('t', loose, (a) => { seen = a; return { at: new Date(0) }; });
+  assert.notEqual(seen, loose);
+  assert.deepEqual(seen, { q: 'x' });
+  assert.deepEqual(out, { at: '1970-01-01T00:00:00.000Z' });
+  // Changing a value after the call does not change the events already emitted.
+  args.nested.n = 2;
+  assert.ok(await baton.flush());
+  const starts = events.filter((e) => e.kind === 'scope' && e.scope_category === 'start');
+  assert.deepEqual(starts[0].data, { q: 'x', nested: { n: 1 } });
+  assert.deepEqual(events.at(-1)?.data, { at: '1970-01-01T00:00:00.000Z' });
+  baton.deregister('subscriber', 'events');
 });
 
 test('only subscribers: the facade runs the function between enterTool and exitTool, with the managed events', async () => {

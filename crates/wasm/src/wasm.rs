@@ -1312,10 +1312,12 @@ fn stored(id: u32) -> Option<Function> {
 // ----- subscribers: events are batched here and handed to the facade as text -----
 //
 // A JS subscriber is a `BatchSubscriber` with the facade's id. The core's drain calls it for
-// each event; it writes the event's ATOF JSON (`Event::write_json`) once into one shared text,
-// however many subscribers receive it, and records who receives which event. The facade takes
+// each event; it writes the event's ATOF JSON once into one shared text, however many
+// subscribers receive it, with the event's layout (`Event::write_json_layout`: where each
+// top-level value lies and its form), and records who receives which event. The facade takes
 // the batch (`takeEvents` + `takenMeta`: two crossings per drain, not one per event and
-// subscriber), slices each event out of the text, parses it once for the subscribers that want
+// subscriber), slices each event out of the text (for `format: 'json'`) or builds its object
+// from the layout, parsing only the structured values, once for every subscriber that wants
 // objects, and calls them in order, outside any wasm call (so a subscriber may emit marks).
 
 /// Marks a subscriber's removal in the deliveries (its `close`): the facade forgets the id
@@ -1334,20 +1336,18 @@ struct Batch {
     /// The last event written (consecutive deliveries of one event to several subscribers
     /// share its text).
     last: Option<(baton::Uuid, baton::EventKind)>,
-    /// Per event, [`SHAPE`] numbers that let the facade build the event object from slices
-    /// of the text instead of parsing all of it (code 0: parse the text).
-    shapes: Vec<u32>,
-    /// The taken batch's `[events, ends..., shapes..., deliveries...]` (reused).
+    /// Per event, [`LAYOUT`] numbers: its kind, then per `baton::EventField` the value's form
+    /// and where it starts and ends, in UTF-16 units from the start of the batch text.
+    layouts: Vec<u32>,
+    /// The taken batch's `[events, ends..., layouts..., deliveries...]` (reused).
     meta: Vec<u32>,
-    /// Scratch for timestamps.
-    ts: String,
+    /// Scratch for one event's layout.
+    scratch: baton::EventLayout,
 }
 
-/// Numbers per event in `Batch::shapes`: code (0 parse the text, 1 scope start, 2 scope
-/// end, 3 mark; +4 when there is a parent, +8 when the metadata is `{"otel.status_code":"OK"}`,
-/// else `{}`), then where the uuid, parent uuid, timestamp, name, category and data start and
-/// end, in UTF-16 units from the start of the batch text.
-const SHAPE: usize = 11;
+/// Numbers per event in `Batch::layouts` (the facade's `LAYOUT`, which must agree).
+const LAYOUT: usize = 1 + 3 * baton::EventField::COUNT;
+const _: () = assert!(LAYOUT == 34, "wasm/lib/api.js reads 34 numbers per event");
 
 thread_local! {
     static BATCH: RefCell<Batch> = const {
@@ -1357,9 +1357,9 @@ thread_local! {
             units: 0,
             deliveries: Vec::new(),
             last: None,
-            shapes: Vec::new(),
+            layouts: Vec::new(),
             meta: Vec::new(),
-            ts: String::new(),
+            scratch: baton::EventLayout::EMPTY,
         })
     };
 }
@@ -1374,15 +1374,20 @@ impl BatchSubscriber {
             let index = match event {
                 Some(e) => {
                     if b.last != Some((e.uuid, e.kind)) || b.ends.is_empty() {
-                        let mut shape = [0u32; SHAPE];
-                        if !write_common(b, e, &mut shape) {
-                            let start = b.text.len();
-                            e.write_json(&mut b.text);
-                            b.units += units(&b.text[start..]);
-                            shape = [0; SHAPE];
+                        let start = b.text.len();
+                        e.write_json_layout(&mut b.text, &mut b.scratch);
+                        let written = &b.text[start..];
+                        let units = units(written);
+                        if units as usize != written.len() {
+                            b.scratch.to_utf16(written);
                         }
+                        let base = b.units;
+                        b.layouts.push(b.scratch.kind as u32);
+                        for f in &b.scratch.fields {
+                            b.layouts.extend_from_slice(&[f.form as u32, base + f.start, base + f.end]);
+                        }
+                        b.units += units;
                         b.ends.push(b.units);
-                        b.shapes.extend_from_slice(&shape);
                         b.last = Some((e.uuid, e.kind));
                     }
                     b.ends.len() as u32 - 1
@@ -1400,119 +1405,9 @@ fn units(bytes: &[u8]) -> u32 {
     if bytes.is_ascii() {
         bytes.len() as u32
     } else {
-        // SAFETY: only UTF-8 is written to the batch (event text, `&str` pieces).
+        // SAFETY: only UTF-8 is written to the batch (`write_json_layout`).
         unsafe { std::str::from_utf8_unchecked(bytes) }.encode_utf16().count() as u32
     }
-}
-
-/// A string `serde_json` writes without escapes (no control characters, quotes or backslashes).
-fn plain(s: &str) -> bool {
-    s.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\')
-}
-
-/// Writes the common events — a scope with no attributes, category profile or data schema,
-/// and a mark with none of category, profile or schema; no metadata but an `OK` status; plain
-/// strings — with exactly the bytes of `Event::write_json`, recording where the fields are
-/// (`SHAPE`). Anything else: `false`, nothing written.
-fn write_common(b: &mut Batch, e: &baton::Event, shape: &mut [u32; SHAPE]) -> bool {
-    let (code, sc) = match e.kind {
-        baton::EventKind::Scope(sc) => (if matches!(sc, baton::ScopeCategory::Start) { 1 } else { 2 }, Some(sc)),
-        baton::EventKind::Mark => (3, None),
-    };
-    let category = match (sc, &e.category) {
-        (Some(_), c) => c.as_ref().map(|c| c.as_str()).unwrap_or("unknown"),
-        (None, None) => "",
-        (None, Some(_)) => return false,
-    };
-    let ok_status = match &e.status {
-        None => false,
-        Some(s) if *s == baton::EventStatus::OK => true,
-        Some(_) => return false,
-    };
-    if !e.attributes.is_empty()
-        || e.category_profile.is_some()
-        || e.data_schema.is_some()
-        || !e.metadata.is_empty()
-        || !plain(&e.name)
-        || !plain(category)
-        || !plain(baton::ATOF_VERSION)
-    {
-        return false;
-    }
-    let Batch { text: out, units: base, ts, .. } = b;
-    ts.clear();
-    baton::time::write_micros(ts, e.timestamp_micros);
-    let data = e.data.as_json();
-    let start = out.len();
-    // Offsets in bytes from `start` first; turned into UTF-16 units below.
-    let mut at = [0usize; SHAPE];
-    match sc {
-        Some(sc) => {
-            out.extend_from_slice(b"{\"kind\":\"scope\",\"scope_category\":\"");
-            out.extend_from_slice(sc.as_str().as_bytes());
-            out.extend_from_slice(b"\",\"atof_version\":\"");
-        }
-        None => out.extend_from_slice(b"{\"kind\":\"mark\",\"atof_version\":\""),
-    }
-    out.extend_from_slice(baton::ATOF_VERSION.as_bytes());
-    out.extend_from_slice(b"\",\"uuid\":\"");
-    at[1] = out.len() - start;
-    out.extend_from_slice(e.uuid.encode(&mut [0; 36]).as_bytes());
-    out.extend_from_slice(b"\",\"parent_uuid\":");
-    let mut code = code;
-    match &e.parent_uuid {
-        Some(p) => {
-            code |= 4;
-            out.push(b'"');
-            at[2] = out.len() - start;
-            out.extend_from_slice(p.encode(&mut [0; 36]).as_bytes());
-            out.extend_from_slice(b"\",\"timestamp\":\"");
-        }
-        None => out.extend_from_slice(b"null,\"timestamp\":\""),
-    }
-    at[3] = out.len() - start;
-    out.extend_from_slice(ts.as_bytes());
-    at[4] = out.len() - start;
-    out.extend_from_slice(b"\",\"name\":\"");
-    at[5] = out.len() - start;
-    out.extend_from_slice(e.name.as_bytes());
-    at[6] = out.len() - start;
-    if sc.is_some() {
-        out.extend_from_slice(b"\",\"category\":\"");
-        at[7] = out.len() - start;
-        out.extend_from_slice(category.as_bytes());
-        at[8] = out.len() - start;
-        out.extend_from_slice(b"\",\"attributes\":[],\"category_profile\":null,\"data\":");
-    } else {
-        out.extend_from_slice(b"\",\"data\":");
-    }
-    at[9] = out.len() - start;
-    out.extend_from_slice(data.as_bytes());
-    at[10] = out.len() - start;
-    if ok_status {
-        code |= 8;
-        out.extend_from_slice(b",\"data_schema\":null,\"metadata\":{\"otel.status_code\":\"OK\"}}");
-    } else {
-        out.extend_from_slice(b",\"data_schema\":null,\"metadata\":{}}");
-    }
-    let written = &out[start..];
-    shape[0] = code;
-    if written.is_ascii() {
-        for i in 1..SHAPE {
-            shape[i] = *base + at[i] as u32;
-        }
-        *base += written.len() as u32;
-    } else {
-        // Only the name and the data may hold non-ASCII text: count the units up to each offset.
-        for i in 1..SHAPE {
-            shape[i] = *base + units(&written[..at[i]]);
-        }
-        *base += units(written);
-    }
-    if e.parent_uuid.is_none() {
-        shape[2] = 0;
-    }
-    true
 }
 
 impl baton::Subscriber for BatchSubscriber {
@@ -1555,11 +1450,11 @@ pub fn take_events() -> JsValue {
         b.meta.clear();
         b.meta.push(b.ends.len() as u32);
         b.meta.extend_from_slice(&b.ends);
-        b.meta.extend_from_slice(&b.shapes);
+        b.meta.extend_from_slice(&b.layouts);
         b.meta.extend_from_slice(&b.deliveries);
         b.text.clear();
         b.ends.clear();
-        b.shapes.clear();
+        b.layouts.clear();
         b.deliveries.clear();
         b.units = 0;
         b.last = None;
@@ -1567,7 +1462,7 @@ pub fn take_events() -> JsValue {
     })
 }
 
-/// The layout of the batch `takeEvents` returned: `[n, end_0..end_n-1, shapes (SHAPE per
+/// The layout of the batch `takeEvents` returned: `[n, end_0..end_n-1, layouts (LAYOUT per
 /// event), (id, index)...]` (offsets in UTF-16 units; index `0xffffffff`: the subscriber was
 /// removed).
 #[wasm_bindgen(js_name = takenMeta)]
