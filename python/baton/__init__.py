@@ -471,6 +471,7 @@ if not TYPE_CHECKING:
 
 
 _tool_enter = _native.tool_enter
+_HostCall = _native.HostCall
 _llm_stream_enter = _native.llm_stream_enter
 _check_result = _native.check_result
 _CoroutineType = types.CoroutineType
@@ -490,22 +491,15 @@ async def tool_async(
     """The asyncio form of :func:`tool`; ``fn`` and middleware may be coroutine functions."""
     # Entered natively; while no middleware needs the values (nothing registered, or only
     # subscribers), the callback runs and is awaited right here on the caller's own objects.
-    h = _tool_enter(name, args, tool_call_id, metadata, attributes, parent)
+    h = _tool_enter(name, args, tool_call_id, metadata, attributes, parent, fn)
     if h is True:  # nothing registered: no events
         r = fn(args)
         if r.__class__ is _CoroutineType or (r.__class__ not in _PLAIN and inspect.isawaitable(r)):
             r = await r
         return _check_result(r)
-    if isinstance(h, Stack):
-        return await h.tool_async(
-            name,
-            args,
-            fn,
-            tool_call_id=tool_call_id,
-            metadata=metadata,
-            attributes=attributes,
-            parent=_handle(parent) if parent is not None else None,
-        )
+    if h.__class__ is not _HostCall:
+        # Middleware needs the values: the call through the core's pipeline, driven here.
+        return await cast(Awaitable[Any], h)
     call = cast(_native.HostCall, h)
     try:
         r = fn(args)

@@ -438,7 +438,8 @@ def tool_enter(
     metadata: _Meta,
     attributes: Optional[Sequence[str]],
     parent: Any,
-) -> Union[bool, "HostCall", Stack]: ...
+    callback: Optional[Callable[[Any], Any]] = None,
+) -> Union[bool, "HostCall", Stack, Awaitable[Any]]: ...
 def check_result(result: Any) -> Any: ...
 def llm_stream_enter(
     name: str,

@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use baton::{BoxFuture, Error, LlmStream};
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use serde_json::Value;
@@ -191,21 +192,24 @@ impl Drop for Pending {
 struct SendPtr<T>(T);
 unsafe impl<T> Send for SendPtr<T> {}
 
-#[pymethods]
+/// What one step of a driven future gives.
+enum Step {
+    Done(Py<PyAny>),
+    /// An awaitable to await next, and whether it is middleware's.
+    Await(Py<PyAny>, bool),
+}
+
 impl Pending {
-    /// Resumes the future (with the outcome of the awaitable it asked for, if any) and
-    /// polls it once: `(True, result, False)` when finished, `(False, awaitable, is_middleware)`
-    /// when it needs that awaited next. Raises the call's error.
-    #[pyo3(signature = (ok=true, value=None))]
-    fn step(&self, py: Python<'_>, ok: bool, value: Option<Bound<'_, PyAny>>) -> PyResult<(bool, Py<PyAny>, bool)> {
+    /// Hands `reply` (the outcome of the awaitable asked for, if any) to the future and
+    /// polls it once. `Err`: the call's error.
+    fn step_with(&self, py: Python<'_>, reply: Option<PyResult<Py<PyAny>>>) -> PyResult<Step> {
         let mut st = self
             .state
             .try_lock()
             .map_err(|_| errors::new_err(py, baton::ErrorKind::InvalidState, "this awaitable is already being driven"))?;
-        if let Some(reply) = st.reply.take() {
-            let value = value.unwrap_or_else(|| py.None().into_bound(py));
-            let r = if ok { Ok(value.unbind()) } else { Err(PyErr::from_value(value)) };
-            *reply.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        if let Some(waiting) = st.reply.take() {
+            let r = reply.unwrap_or_else(|| Ok(py.None()));
+            *waiting.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
         }
         let Some(fut) = st.fut.as_mut() else {
             return Err(errors::new_err(py, baton::ErrorKind::InvalidState, "this awaitable has already finished"));
@@ -230,14 +234,14 @@ impl Pending {
             Ok(Poll::Ready(r)) => {
                 st.fut = None;
                 match r {
-                    Ok(out) => Ok((true, out.into_py(py)?, false)),
+                    Ok(out) => Ok(Step::Done(out.into_py(py)?)),
                     Err(e) => Err(errors::to_py(py, &e)),
                 }
             }
             Ok(Poll::Pending) => match self.slot.request.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 Some((aw, reply, middleware)) => {
                     st.reply = Some(reply);
-                    Ok((false, aw, middleware))
+                    Ok(Step::Await(aw, middleware))
                 }
                 None => {
                     st.fut = None;
@@ -248,14 +252,329 @@ impl Pending {
     }
 
     /// Drops the future (a call still in flight ends as cancelled).
-    fn close(&self, py: Python<'_>) {
+    fn close_future(&self, py: Python<'_>) {
         let fut = self.state.lock().unwrap_or_else(|p| p.into_inner()).fut.take();
         crate::host::emitting(py, move || drop(fut));
     }
+}
 
-    fn __await__(slf: Py<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+#[pymethods]
+impl Pending {
+    /// Resumes the future (with the outcome of the awaitable it asked for, if any) and
+    /// polls it once: `(True, result, False)` when finished, `(False, awaitable, is_middleware)`
+    /// when it needs that awaited next. Raises the call's error.
+    #[pyo3(signature = (ok=true, value=None))]
+    fn step(&self, py: Python<'_>, ok: bool, value: Option<Bound<'_, PyAny>>) -> PyResult<(bool, Py<PyAny>, bool)> {
+        let value = value.unwrap_or_else(|| py.None().into_bound(py));
+        let reply = if ok { Ok(value.unbind()) } else { Err(PyErr::from_value(value)) };
+        match self.step_with(py, Some(reply))? {
+            Step::Done(v) => Ok((true, v, false)),
+            Step::Await(aw, middleware) => Ok((false, aw, middleware)),
+        }
+    }
+
+    /// Drops the future (a call still in flight ends as cancelled).
+    fn close(&self, py: Python<'_>) {
+        self.close_future(py)
+    }
+
+    /// A native driver ([`Drive`]) on CPython ≥ 3.10, else `baton._bridge.drive(self)`.
+    fn __await__(slf: Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if let Some(d) = drive(&slf)? {
+            return Ok(d);
+        }
         let coro = helper(py, &DRIVE, "drive")?.call1((slf,))?;
         Ok(coro.call_method0("__await__")?.unbind())
+    }
+}
+
+// ----- the driver, natively (CPython ≥ 3.10) -----
+
+/// What `await pending` iterates on CPython ≥ 3.10: `baton._bridge.drive` written against
+/// the C API ([`crate::native`]). Each step polls the future; an awaitable it asks for is
+/// sent into with `PyIter_Send` right away, so a middleware coroutine that finishes without
+/// suspending costs no Python frame of ours and no exception object; one that suspends
+/// yields to the task through this object, which resumes it (`send` / `throw` / `close`) as
+/// `await` would. `baton._bridge.in_middleware` is set while a middleware's awaitable runs.
+#[repr(C)]
+struct Drive {
+    ob_base: ffi::PyObject,
+    /// The `Pending`.
+    pending: *mut ffi::PyObject,
+    /// The awaitable iterator being awaited, or NULL.
+    sub: *mut ffi::PyObject,
+    /// Whether `sub` is middleware's.
+    middleware: std::ffi::c_int,
+}
+
+static DRIVE_TYPE: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
+static IN_MIDDLEWARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+extern "C" {
+    // Public C API since 3.7 (not in the limited API; exported by every CPython the binding
+    // supports, as facade.rs's PyContextVar_Get).
+    fn PyContextVar_Set(var: *mut ffi::PyObject, value: *mut ffi::PyObject) -> *mut ffi::PyObject;
+    fn PyContextVar_Reset(var: *mut ffi::PyObject, token: *mut ffi::PyObject) -> std::ffi::c_int;
+}
+
+fn drive_type(py: Python<'_>) -> Option<&'static Py<PyAny>> {
+    DRIVE_TYPE
+        .get_or_init(py, || {
+            crate::native::send_fn(py)?;
+            crate::native::make_type(
+                py,
+                c"baton._native.Drive",
+                std::mem::size_of::<Drive>(),
+                crate::native::Slots {
+                    dealloc: drive_dealloc,
+                    iternext: drive_iternext,
+                    am_send: drive_am_send,
+                    am_aiter: None,
+                    am_anext: None,
+                    send: drive_send,
+                    throw: drive_throw,
+                    close: drive_close,
+                },
+            )
+            .ok()
+        })
+        .as_ref()
+}
+
+/// `pending` as what `await` iterates: its native driver, or the `Pending` itself (3.9).
+pub fn awaitable(py: Python<'_>, pending: Pending) -> PyResult<Py<PyAny>> {
+    let p = Bound::new(py, pending)?;
+    match drive(&p)? {
+        Some(d) => Ok(d),
+        None => Ok(p.into_any().unbind()),
+    }
+}
+
+fn drive(pending: &Bound<'_, Pending>) -> PyResult<Option<Py<PyAny>>> {
+    let py = pending.py();
+    let Some(tp) = drive_type(py) else {
+        return Ok(None);
+    };
+    // SAFETY: GIL held; a fresh zeroed Drive whose field takes an owned reference.
+    unsafe {
+        let o = crate::native::alloc(tp);
+        if o.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        (*(o as *mut Drive)).pending = pending.clone().into_any().into_ptr();
+        Ok(Some(Bound::from_owned_ptr(py, o).unbind()))
+    }
+}
+
+fn drive_pending<'a>(py: Python<'a>, this: &'a Drive) -> &'a Pending {
+    // SAFETY: `pending` is set at creation to a `Pending` and held until dealloc.
+    unsafe { Bound::ref_from_ptr(py, &this.pending).cast_unchecked::<Pending>() }.get()
+}
+
+/// Sets `in_middleware` for the awaitable's step; the token to reset it with.
+fn enter_await(py: Python<'_>, middleware: bool) -> PyResult<Bound<'_, PyAny>> {
+    let var = IN_MIDDLEWARE
+        .get_or_try_init(py, || -> PyResult<Py<PyAny>> { Ok(py.import("baton._bridge")?.getattr("in_middleware")?.unbind()) })?;
+    let value = pyo3::types::PyBool::new(py, middleware);
+    // SAFETY: a ContextVar and a bool; a new reference or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, PyContextVar_Set(var.as_ptr(), value.as_ptr())) }
+}
+
+fn leave_await(py: Python<'_>, token: Bound<'_, PyAny>) {
+    if let Some(var) = IN_MIDDLEWARE.get(py) {
+        // SAFETY: the token `enter_await` got from this variable, in the same context.
+        if unsafe { PyContextVar_Reset(var.as_ptr(), token.as_ptr()) } < 0 {
+            // SAFETY: GIL held.
+            unsafe { ffi::PyErr_Clear() };
+        }
+    }
+}
+
+/// How the driver is resumed.
+enum Resume {
+    /// `send(arg)` (borrowed), also the first step (`None`).
+    Send(*mut ffi::PyObject),
+    /// `throw(*args)` (a borrowed tuple).
+    Throw(*mut ffi::PyObject),
+}
+
+/// The awaitable below raised `err`: an `Exception` goes to the core; anything else
+/// (cancellation, `GeneratorExit`) drops the future and propagates (raised again, `None`).
+fn sub_failed(py: Python<'_>, this: &Drive, err: PyErr) -> Option<PyErr> {
+    if err.is_instance_of::<pyo3::exceptions::PyException>(py) {
+        return Some(err);
+    }
+    drive_pending(py, this).close_future(py);
+    err.restore(py);
+    None
+}
+
+/// Runs the driver until the awaitable below suspends (`PYGEN_NEXT`, the value it yields in
+/// `out`) or the future finishes (`PYGEN_RETURN` with the result / `PYGEN_ERROR`).
+unsafe fn drive_run(py: Python<'_>, this: &mut Drive, mut resume: Resume, out: *mut *mut ffi::PyObject) -> std::ffi::c_int {
+    use crate::native::{PYGEN_ERROR, PYGEN_NEXT, PYGEN_RETURN};
+    if this.pending.is_null() {
+        unsafe { ffi::PyErr_SetString(ffi::PyExc_RuntimeError, c"cannot reuse an awaited Baton call".as_ptr()) };
+        return PYGEN_ERROR;
+    }
+    let Some(send) = crate::native::send_fn(py) else {
+        unsafe { ffi::PyErr_SetString(ffi::PyExc_SystemError, c"PyIter_Send is missing".as_ptr()) };
+        return PYGEN_ERROR;
+    };
+    let mut reply: Option<PyResult<Py<PyAny>>> = None;
+    loop {
+        if !this.sub.is_null() {
+            let token = match enter_await(py, this.middleware != 0) {
+                Ok(t) => t,
+                Err(e) => {
+                    e.restore(py);
+                    return PYGEN_ERROR;
+                }
+            };
+            let mut res: *mut ffi::PyObject = std::ptr::null_mut();
+            let r = match resume {
+                Resume::Send(arg) => unsafe { crate::native::send(send, this.sub, arg, &mut res) },
+                Resume::Throw(args) => {
+                    res = unsafe { crate::native::call_method(this.sub, c"throw", args) };
+                    if !res.is_null() {
+                        PYGEN_NEXT
+                    } else if let Some(v) = unsafe { crate::native::take_stop_iteration(py) } {
+                        res = v.into_ptr();
+                        PYGEN_RETURN
+                    } else {
+                        PYGEN_ERROR
+                    }
+                }
+            };
+            resume = Resume::Send(unsafe { ffi::Py_None() });
+            if r == PYGEN_NEXT {
+                leave_await(py, token);
+                unsafe { *out = res };
+                return PYGEN_NEXT;
+            }
+            unsafe { crate::native::clear(&mut this.sub) };
+            if r == PYGEN_RETURN {
+                leave_await(py, token);
+                reply = Some(Ok(unsafe { Bound::from_owned_ptr(py, res) }.unbind()));
+            } else {
+                let err = PyErr::fetch(py);
+                leave_await(py, token);
+                match sub_failed(py, this, err) {
+                    Some(e) => reply = Some(Err(e)),
+                    None => return PYGEN_ERROR,
+                }
+            }
+        } else if let Resume::Throw(args) = resume {
+            // Nothing below to throw into: the call ends, the exception propagates.
+            drive_pending(py, this).close_future(py);
+            unsafe { crate::native::raise_thrown(args) };
+            return PYGEN_ERROR;
+        }
+        match drive_pending(py, this).step_with(py, reply.take()) {
+            Ok(Step::Done(v)) => {
+                unsafe { *out = v.into_ptr() };
+                return PYGEN_RETURN;
+            }
+            Ok(Step::Await(aw, middleware)) => match crate::native::awaitable_iter(aw.into_bound(py)) {
+                Ok(it) => {
+                    this.sub = it.into_ptr();
+                    this.middleware = middleware as std::ffi::c_int;
+                }
+                // Not awaitable: the TypeError `await` would raise goes to the core.
+                Err(e) => reply = Some(Err(e)),
+            },
+            Err(e) => {
+                e.restore(py);
+                return PYGEN_ERROR;
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn drive_am_send(o: *mut ffi::PyObject, arg: *mut ffi::PyObject, out: *mut *mut ffi::PyObject) -> std::ffi::c_int {
+    crate::native::guard(crate::native::PYGEN_ERROR, |py| unsafe { drive_run(py, &mut *(o as *mut Drive), Resume::Send(arg), out) })
+}
+
+/// A result as a method / `__next__` returns it: the yielded value, or NULL with
+/// `StopIteration(result)` or the error.
+unsafe fn as_value(r: std::ffi::c_int, res: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    match r {
+        crate::native::PYGEN_NEXT => res,
+        crate::native::PYGEN_RETURN => {
+            unsafe { crate::native::set_stop_iteration(res) };
+            std::ptr::null_mut()
+        }
+        _ => std::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn drive_iternext(o: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let mut res: *mut ffi::PyObject = std::ptr::null_mut();
+    unsafe {
+        let r = drive_am_send(o, ffi::Py_None(), &mut res);
+        as_value(r, res)
+    }
+}
+
+unsafe extern "C" fn drive_send(o: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let mut res: *mut ffi::PyObject = std::ptr::null_mut();
+    unsafe {
+        let r = drive_am_send(o, arg, &mut res);
+        as_value(r, res)
+    }
+}
+
+unsafe extern "C" fn drive_throw(o: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let mut res: *mut ffi::PyObject = std::ptr::null_mut();
+    let r = crate::native::guard(crate::native::PYGEN_ERROR, |py| unsafe {
+        drive_run(py, &mut *(o as *mut Drive), Resume::Throw(args), &mut res)
+    });
+    unsafe { as_value(r, res) }
+}
+
+unsafe extern "C" fn drive_close(o: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    crate::native::guard(std::ptr::null_mut(), |py| unsafe {
+        let this = &mut *(o as *mut Drive);
+        let mut failed = None;
+        if !this.sub.is_null() {
+            let sub = std::mem::replace(&mut this.sub, std::ptr::null_mut());
+            let r = crate::native::call_method(sub, c"close", std::ptr::null_mut());
+            ffi::Py_DecRef(sub);
+            if r.is_null() {
+                failed = Some(PyErr::fetch(py));
+            } else {
+                ffi::Py_DecRef(r);
+            }
+        }
+        if !this.pending.is_null() {
+            drive_pending(py, this).close_future(py);
+        }
+        match failed {
+            Some(e) => {
+                e.restore(py);
+                std::ptr::null_mut()
+            }
+            None => {
+                let none = ffi::Py_None();
+                ffi::Py_IncRef(none);
+                none
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn drive_dealloc(o: *mut ffi::PyObject) {
+    unsafe {
+        let mut saved = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        ffi::PyErr_Fetch(&mut saved.0, &mut saved.1, &mut saved.2);
+        crate::native::guard((), |_py| {
+            let this = &mut *(o as *mut Drive);
+            crate::native::clear(&mut this.sub);
+            crate::native::clear(&mut this.pending);
+        });
+        crate::native::free(o);
+        ffi::PyErr_Restore(saved.0, saved.1, saved.2);
     }
 }
 

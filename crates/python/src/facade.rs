@@ -148,8 +148,10 @@ fn tool<'py>(
 /// The first half of `baton.tool_async` (the package awaits the callback): checks, finds the
 /// current stack and enters the call. Returns `True` when nothing is registered (`args`
 /// checked; run the callback and check its result with `check_result`), a `HostCall` to end
-/// with the callback's outcome, or the stack itself when middleware needs the full pipeline.
+/// with the callback's outcome, or — when middleware needs the full pipeline — the call
+/// through it as an awaitable (running `callback`), or the stack itself without `callback`.
 #[pyfunction]
+#[pyo3(signature = (name, args, tool_call_id, metadata, attributes, parent, callback=None))]
 #[allow(clippy::too_many_arguments)]
 fn tool_enter<'py>(
     py: Python<'py>,
@@ -159,6 +161,7 @@ fn tool_enter<'py>(
     metadata: Option<&Bound<'py, PyAny>>,
     attributes: Option<&Bound<'py, PyAny>>,
     parent: Option<Bound<'py, PyAny>>,
+    callback: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let f = facade(py)?;
     not_nested(py, f, "a managed tool call")?;
@@ -175,9 +178,15 @@ fn tool_enter<'py>(
         attributes: convert::strings(attributes, "attributes")?,
         parent: parent.map(|p| p.h.clone()),
     };
-    match host::enter_tool(py, s, name, args, o)? {
+    let Some(callback) = callback else {
+        return match host::enter_tool(py, s, name, args, o)? {
+            Some(h) => Ok(Py::new(py, host::PyHostCall::new(h))?.into_any()),
+            None => Ok(stack.into_any().unbind()),
+        };
+    };
+    match host::enter_tool(py, s, name, args, o.clone())? {
         Some(h) => Ok(Py::new(py, host::PyHostCall::new(h))?.into_any()),
-        None => Ok(stack.into_any().unbind()),
+        None => crate::bridge::awaitable(py, crate::tool_async_pending(py, s, name, args, callback, o)?),
     }
 }
 

@@ -377,16 +377,13 @@ impl PyStack {
         attributes: Option<&Bound<'_, PyAny>>,
         parent: Option<PyRef<'_, PyScope>>,
     ) -> PyResult<Pending> {
-        let args = convert::to_value(args, "args")?;
         let o = ToolOptions {
             tool_call_id,
             metadata: convert::to_map(metadata, "metadata")?,
             attributes: convert::strings(attributes, "attributes")?,
             parent: scope_of(parent),
         };
-        let (s, name) = (self.s.clone(), name.to_string());
-        let fut = host::emitting(py, move || s.tool_async(&name, args, async_callback(callback), o));
-        Ok(Pending::new(async move { fut.await.map(Out::Value) }))
+        tool_async_pending(py, &self.s, name, args, callback, o)
     }
 
     #[pyo3(signature = (name, request, callback, *, model_name=None, metadata=None, attributes=None, parent=None, codec=None, response_codec=None))]
@@ -703,6 +700,21 @@ fn diagnostics(py: Python<'_>) -> PyResult<Py<PyDict>> {
 fn configure(py: Python<'_>, queue_capacity: usize, overflow: &str) -> PyResult<()> {
     let overflow = errors::check(py, baton::OverflowPolicy::parse(overflow))?;
     errors::check(py, Runtime::init_global(RuntimeConfig { queue_capacity, overflow }).map(|_| ()))
+}
+
+/// A managed tool call through the core's async pipeline, as a `Pending` to drive.
+fn tool_async_pending(
+    py: Python<'_>,
+    s: &baton::Stack,
+    name: &str,
+    args: &Bound<'_, PyAny>,
+    callback: Py<PyAny>,
+    o: ToolOptions,
+) -> PyResult<Pending> {
+    let args = convert::to_value(args, "args")?;
+    let (s, name) = (s.clone(), name.to_string());
+    let fut = host::emitting(py, move || s.tool_async(&name, args, async_callback(callback), o));
+    Ok(Pending::new(async move { fut.await.map(Out::Value) }))
 }
 
 #[pymodule]

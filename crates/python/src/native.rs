@@ -283,6 +283,22 @@ pub fn guard<T>(on_panic: T, f: impl FnOnce(Python<'_>) -> T) -> T {
     }
 }
 
+/// [`guard`] without telling pyo3 the GIL is held (no `PyGILState_Ensure` / `Release` round
+/// trip), for the per-chunk slots: `f` must not drop a `Py<T>` on its normal path (pyo3
+/// would defer that decref to its next attach; correct, only later).
+pub fn guard_held<T>(on_panic: T, f: impl FnOnce(Python<'_>) -> T) -> T {
+    // SAFETY: slot functions are called by CPython with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(py))) {
+        Ok(v) => v,
+        Err(_) => {
+            // SAFETY: GIL held.
+            unsafe { ffi::PyErr_SetString(ffi::PyExc_SystemError, c"panic in a Baton awaitable".as_ptr()) };
+            on_panic
+        }
+    }
+}
+
 static COROUTINE_TYPE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
 static AWAIT: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
 

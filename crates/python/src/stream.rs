@@ -648,7 +648,7 @@ unsafe extern "C" fn hp_aiter(o: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::Py
 
 unsafe extern "C" fn hp_anext(o: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
     unsafe {
-        crate::native::guard(std::ptr::null_mut(), |py| {
+        crate::native::guard_held(std::ptr::null_mut(), |py| {
             let this = &mut *(o as *mut HostPull);
             if this.stream.is_null() {
                 pyo3::ffi::PyErr_SetNone(pyo3::ffi::PyExc_StopAsyncIteration);
@@ -694,7 +694,7 @@ unsafe extern "C" fn hp_am_send(
     out: *mut *mut pyo3::ffi::PyObject,
 ) -> std::ffi::c_int {
     unsafe {
-        crate::native::guard(crate::native::PYGEN_ERROR, |py| {
+        crate::native::guard_held(crate::native::PYGEN_ERROR, |py| {
             let this = &mut *(o as *mut HostPull);
             if this.pending.is_null() {
                 pyo3::ffi::PyErr_SetString(pyo3::ffi::PyExc_RuntimeError, c"cannot reuse already awaited __anext__()".as_ptr());
