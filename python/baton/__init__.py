@@ -500,7 +500,7 @@ async def tool_async(
     if h.__class__ is not _HostCall:
         # Middleware needs the values: the call through the core's pipeline, driven here.
         return await cast(Awaitable[Any], h)
-    call = cast(_native.HostCall, h)
+    call = h
     try:
         r = fn(args)
         if r.__class__ is _CoroutineType or (r.__class__ not in _PLAIN and inspect.isawaitable(r)):
