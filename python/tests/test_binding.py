@@ -435,6 +435,99 @@ def test_cancelling_an_async_call_ends_it_as_cancelled(rec: Recorder) -> None:
     assert end["metadata"]["error.type"] == "cancelled"
 
 
+def test_cancelling_an_async_stream_mid_pull_ends_it_as_cancelled(rec: Recorder) -> None:
+    async def gen(_req: Any) -> AsyncIterator[Dict[str, int]]:
+        yield {"i": 0}
+        await asyncio.sleep(10)
+        yield {"i": 1}
+
+    got: List[Any] = []
+
+    async def consume() -> None:
+        async for c in await baton.llm_stream_async("slow-stream", {"content": "hi"}, gen):
+            got.append(c)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert got == [{"i": 0}]
+    start, end = rec.by_name("slow-stream")
+    assert end["metadata"]["error.type"] == "cancelled"
+    marks = [e for e in rec.by_name("llm.chunk") if e["parent_uuid"] == start["uuid"]]
+    assert [m["data"] for m in marks] == [{"i": 0}]
+
+
+def test_leaving_an_async_stream_early_then_closing_cancels(rec: Recorder) -> None:
+    produced: List[int] = []
+
+    async def gen(_req: Any) -> AsyncIterator[Dict[str, int]]:
+        for i in range(5):
+            produced.append(i)
+            await asyncio.sleep(0)
+            yield {"i": i}
+
+    async def main() -> None:
+        stream = await baton.llm_stream_async("early", {"content": "hi"}, gen)
+        async for c in stream:
+            assert c == {"i": 0}
+            break
+        stream.close()
+        assert [c async for c in stream] == []
+
+    asyncio.run(main())
+    assert produced == [0]
+    end = [e for e in rec.by_name("early") if e.get("scope_category") == "end"][0]
+    assert end["metadata"]["error.type"] == "cancelled"
+
+
+def test_async_middleware_that_suspends_can_be_cancelled_or_fail(names: List[str], rec: Recorder) -> None:
+    boom = Oops("after the call")
+
+    async def around(ctx: baton.CallContext, args: Any, next: baton.AsyncNext) -> Any:
+        result = await next(args)
+        await asyncio.sleep(10 if args.get("slow") else 0)
+        if args.get("fail"):
+            raise boom
+        return result
+
+    async def guard(info: baton.CallInfo, args: Any) -> None:
+        try:
+            baton.mark("from-guard")
+            await baton.tool_async("nested", {}, lambda a: a)
+        except baton.InvalidStateError:
+            baton.mark("nested-refused")
+
+    names.extend(["susp-around", "susp-guard"])
+    baton.register("tool_execution_intercept", "susp-around", around)
+    baton.register("tool_conditional_execution", "susp-guard", guard)
+
+    async def cb(a: Any) -> Any:
+        await asyncio.sleep(0)
+        return {"ok": True}
+
+    async def main() -> None:
+        assert await baton.tool_async("fine", {}, cb) == {"ok": True}
+        with pytest.raises(Oops) as info:
+            await baton.tool_async("failing", {"fail": True}, cb)
+        assert info.value is boom
+        task = asyncio.ensure_future(baton.tool_async("slow", {"slow": True}, cb))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert rec.by_name("fine")[1]["data"] == {"ok": True}
+    assert rec.by_name("failing")[1]["metadata"]["otel.status_description"] == "after the call"
+    assert rec.by_name("slow")[1]["metadata"]["error.type"] == "cancelled"
+    assert len(rec.by_name("nested-refused")) == 3 and rec.by_name("nested") == []
+
+
 class Oops(Exception):
     pass
 
