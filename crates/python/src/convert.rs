@@ -10,25 +10,23 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 use serde_json::{Map, Number, Value};
 
 use crate::errors;
+use crate::json::NotJson;
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
 }
 
-/// Converts plain JSON data; the error message names the offending path.
-pub fn to_value_at(obj: &Bound<'_, PyAny>, path: &mut String) -> Result<Value, String> {
-    value_at(obj, path, 0)
-}
-
-fn value_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: u32) -> Result<Value, String> {
+/// Converts plain JSON data; the error message names the offending path. The path is built
+/// only on the way out of an error (as in [`crate::json`]), not for every key.
+fn value_at(obj: &Bound<'_, PyAny>, depth: u32) -> Result<Value, NotJson> {
     if depth > crate::json::MAX_DEPTH {
-        return Err(format!("{path}: nesting deeper than {} levels is not JSON", crate::json::MAX_DEPTH));
+        return Err(NotJson::new(format!("nesting deeper than {} levels is not JSON", crate::json::MAX_DEPTH)));
     }
     if obj.is_none() {
         return Ok(Value::Null);
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return crate::json::str_of(s).map(|c| Value::String(c.to_owned())).map_err(|e| format!("{path}: {e}"));
+        return crate::json::str_of(s).map(|c| Value::String(c.to_owned())).map_err(NotJson::new);
     }
     if let Ok(b) = obj.cast::<PyBool>() {
         return Ok(Value::Bool(b.is_true()));
@@ -40,58 +38,46 @@ fn value_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: u32) -> Result<Val
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(format!("{path}: int out of the 64-bit range is not JSON"));
+        return Err(NotJson::new("int out of the 64-bit range is not JSON".into()));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         let v = f.value();
-        return Number::from_f64(v).map(Value::Number).ok_or_else(|| format!("{path}: float {v} is not JSON"));
+        return Number::from_f64(v).map(Value::Number).ok_or_else(|| NotJson::new(format!("float {v} is not JSON")));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::new();
         for (k, v) in d.iter() {
             let Ok(ks) = k.cast::<PyString>() else {
-                return Err(format!(
-                    "{path}: dict key {} ({}) is not a string",
+                return Err(NotJson::new(format!(
+                    "dict key {} ({}) is not a string",
                     k.repr().map(|r| r.to_string()).unwrap_or_default(),
                     type_name(&k)
-                ));
+                )));
             };
-            let key = crate::json::str_of(ks).map_err(|e| format!("{path}: {e}"))?.to_owned();
-            let saved = path.len();
-            path.push_str("[\"");
-            path.push_str(&key);
-            path.push_str("\"]");
-            let value = value_at(&v, path, depth + 1)?;
-            path.truncate(saved);
-            map.insert(key, value);
+            let key = crate::json::str_of(ks).map_err(NotJson::new)?;
+            let value = value_at(&v, depth + 1).map_err(|e| e.at(format!("[\"{key}\"]")))?;
+            map.insert(key.to_owned(), value);
         }
         return Ok(Value::Object(map));
     }
     if let Ok(l) = obj.cast::<PyList>() {
         let mut out = Vec::with_capacity(l.len());
         for (i, item) in l.iter().enumerate() {
-            let saved = path.len();
-            path.push('[');
-            path.push_str(&i.to_string());
-            path.push(']');
-            out.push(value_at(&item, path, depth + 1)?);
-            path.truncate(saved);
+            out.push(value_at(&item, depth + 1).map_err(|e| e.at(format!("[{i}]")))?);
         }
         return Ok(Value::Array(out));
     }
-    Err(format!("{path}: {} is not JSON", type_name(obj)))
+    Err(NotJson::new(format!("{} is not JSON", type_name(obj))))
 }
 
 /// Converts plain JSON data or raises `baton.InvalidArgumentError` naming the path.
 pub fn to_value(obj: &Bound<'_, PyAny>, root: &str) -> PyResult<Value> {
-    let mut path = String::from(root);
-    to_value_at(obj, &mut path).map_err(|msg| errors::new_err(obj.py(), baton::ErrorKind::InvalidArgument, &msg))
+    value_at(obj, 0).map_err(|e| e.into_py(obj.py(), root))
 }
 
 /// Same, as a core error (for values coming back from callbacks).
 pub fn to_value_core(obj: &Bound<'_, PyAny>, root: &str) -> baton::Result<Value> {
-    let mut path = String::from(root);
-    to_value_at(obj, &mut path).map_err(baton::Error::invalid_argument)
+    value_at(obj, 0).map_err(|e| e.into_core(root))
 }
 
 /// Optional metadata: `None` or a dict.

@@ -35,10 +35,10 @@ pub struct NotJson {
 }
 
 impl NotJson {
-    fn new(reason: String) -> NotJson {
+    pub fn new(reason: String) -> NotJson {
         NotJson { segments: Vec::new(), reason }
     }
-    fn at(mut self, segment: String) -> NotJson {
+    pub fn at(mut self, segment: String) -> NotJson {
         self.segments.push(segment);
         self
     }
