@@ -15,8 +15,10 @@ pub(crate) enum Handle {
     Scope(ScopeHandle, Stack),
     Call(CallHandle),
     Stream(Arc<Mutex<Option<LlmStream>>>),
-    /// A tool call the host runs itself (`baton_tool_enter`), until `baton_tool_exit`.
-    Entered(EnteredCall),
+    /// A tool call the host runs itself (`baton_tool_enter`), until `baton_tool_exit`. Boxed:
+    /// the call is a few hundred bytes, and every entry of the table (and every move of a
+    /// handle in and out of it) would otherwise be that size.
+    Entered(Box<EnteredCall>),
 }
 
 const SHARDS: usize = 32;

@@ -10,6 +10,7 @@
 mod convert;
 mod handles;
 mod hooks;
+mod json;
 
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -558,13 +559,12 @@ fn tool_enter<'a>(
     let st = HANDLES.stack(stack)?;
     if st.unobserved()? && !name.is_empty() {
         // Checked without keeping anything: the host runs the callback on its own bytes.
-        serde_json::from_str::<serde::de::IgnoredAny>(args)
-            .map_err(|e| Error::invalid_argument(format!("args_json: invalid JSON: {e}")))?;
+        json::check(args, "args_json")?;
         return write_bool(bare_out, true);
     }
-    let args = Data::from_json(args, "args_json")?;
-    match st.enter_tool(name, || Ok(args.into_payload()), opts)? {
-        Some(call) => write_id(call_out, || Ok(HANDLES.insert(Handle::Entered(call)))),
+    let args = json::payload(args, "args_json")?;
+    match st.enter_tool(name, || Ok(args), opts)? {
+        Some(call) => write_id(call_out, || Ok(HANDLES.insert(Handle::Entered(Box::new(call))))),
         None => Ok(()),
     }
 }
@@ -616,9 +616,9 @@ fn tool_exit(
         return Err(Error::internal("entered call: wrong handle kind"));
     };
     if let Some(text) = result {
-        return match text.and_then(|t| Data::from_json(t, "result_json")) {
-            Ok(d) => {
-                entered.exit(Ok(d.into_payload()));
+        return match text.and_then(|t| json::payload(t, "result_json")) {
+            Ok(p) => {
+                entered.exit(Ok(p));
                 Ok(())
             }
             Err(e) => {
