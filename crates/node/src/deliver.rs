@@ -158,7 +158,7 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         (std::mem::take(&mut b.text), ascii, bufs)
     };
     let out = util::array(env, 4)?;
-    let t = if ascii { latin1(env, &text)? } else { util::string(env, &text)? };
+    let (t, text) = if ascii { latin1(env, text)? } else { (util::string(env, &text)?, Some(text)) };
     util::set_index(env, out, 0, t)?;
     for (i, items) in bufs.iter().enumerate() {
         let a = u32_array(env, items)?;
@@ -168,30 +168,82 @@ pub fn take(env: Env) -> JsResult<JsVal> {
     Ok(out)
 }
 
+/// Batches at least this long become external strings (below it, a copy is cheaper than the
+/// finalizer).
+const EXTERNAL_MIN: usize = 16 * 1024;
+
+/// `node_api_create_external_string_latin1` (Node ≥ 20.12 / 21.7), looked up when first
+/// needed: on older Nodes the text is copied instead.
+type CreateExternalLatin1 = unsafe extern "C" fn(
+    sys::napi_env,
+    *mut std::ffi::c_char,
+    usize,
+    sys::napi_finalize,
+    *mut c_void,
+    *mut sys::napi_value,
+    *mut bool,
+) -> sys::napi_status;
+
+fn create_external_latin1() -> Option<CreateExternalLatin1> {
+    static F: std::sync::OnceLock<Option<CreateExternalLatin1>> = std::sync::OnceLock::new();
+    *F.get_or_init(|| {
+        extern "C" {
+            fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
+        }
+        // RTLD_DEFAULT (a null handle on glibc and macOS): the symbols of the process, where
+        // node's own N-API functions are.
+        let f = unsafe { dlsym(ptr::null_mut(), c"node_api_create_external_string_latin1".as_ptr()) };
+        // SAFETY: the symbol, when Node has it, has exactly this signature (js_native_api.h).
+        (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, CreateExternalLatin1>(f) })
+    })
+}
+
+unsafe extern "C" fn free_external(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    drop(unsafe { Box::from_raw(hint.cast::<String>()) });
+}
+
 /// A JS string of ASCII text: V8 stores it as one byte per character as it is, where the
-/// UTF-8 path would decode it first.
-fn latin1(env: Env, s: &str) -> JsResult<JsVal> {
+/// UTF-8 path would decode it first. A long batch is handed over without a copy (an external
+/// string owning the text, freed when V8 collects it); the text comes back to be reused
+/// otherwise.
+fn latin1(env: Env, text: String) -> JsResult<(JsVal, Option<String>)> {
     let mut v = ptr::null_mut();
-    ck!(env, sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut v));
-    Ok(v)
+    if text.len() >= EXTERNAL_MIN {
+        if let Some(create) = create_external_latin1() {
+            let owned = Box::new(text);
+            let data = owned.as_ptr() as *mut std::ffi::c_char;
+            let len = owned.len();
+            let hint = Box::into_raw(owned);
+            let mut copied = false;
+            let status = unsafe { create(env, data, len, Some(free_external), hint.cast(), &mut v, &mut copied) };
+            if status != sys::Status::napi_ok {
+                // Not created: the finalizer did not run, the text is still ours to free.
+                drop(unsafe { Box::from_raw(hint) });
+                util::status(env, status)?;
+            }
+            // Copied or not, the text now belongs to the finalizer (it already ran if copied).
+            return Ok((v, None));
+        }
+    }
+    ck!(env, sys::napi_create_string_latin1(env, text.as_ptr().cast(), text.len() as isize, &mut v));
+    Ok((v, Some(text)))
 }
 
 /// Gives the taken buffers back (emptied) when the dispatcher has not started new ones, so
 /// a steady stream of batches does not regrow them from nothing each time. A burst's
 /// oversized buffers are dropped instead.
-fn recycle(mut text: String, bufs: &mut [Vec<u32>; 3]) {
-    if text.capacity() > 1 << 20 {
-        return;
-    }
-    text.clear();
+fn recycle(text: Option<String>, bufs: &mut [Vec<u32>; 3]) {
     let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
-    if b.text.capacity() == 0 && b.events == 0 {
-        b.text = text;
+    if let Some(mut text) = text.filter(|t| t.capacity() <= 1 << 20) {
+        if b.text.capacity() == 0 && b.events == 0 {
+            text.clear();
+            b.text = text;
+        }
     }
     let b = &mut *b;
     let [deliveries, ends, layouts] = bufs;
     for (mine, taken) in [(&mut b.deliveries, deliveries), (&mut b.ends, ends), (&mut b.layouts, layouts)] {
-        if mine.capacity() == 0 && mine.is_empty() {
+        if mine.capacity() == 0 && mine.is_empty() && taken.capacity() <= 1 << 18 {
             taken.clear();
             *mine = std::mem::take(taken);
         }
