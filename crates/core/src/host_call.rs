@@ -21,10 +21,11 @@ use serde_json::{json, Map, Value};
 use crate::call::{category_profile, validate_llm_request, Call, LlmOptions, PushedGuard, ToolOptions};
 use crate::error::{Error, Result};
 use crate::event::Payload;
-use crate::event::{Attributes, Category};
+use crate::event::{Attributes, Category, Event, EventKind};
+use crate::id::Uuid;
 use crate::middleware::{CallKind, Family};
 use crate::runtime::Status;
-use crate::scope::{Parent, ScopeNode};
+use crate::scope::ScopeNode;
 use crate::stack::Stack;
 
 /// The families that see or change a tool call's values: while one of them applies, a host
@@ -100,6 +101,9 @@ impl EnteredCall {
     }
 }
 
+/// The name of a stream's chunk marks.
+const CHUNK_MARK: &str = "llm.chunk";
+
 /// The families that see or change an LLM stream's values (its request or its chunks).
 const LLM_STREAM_VALUE_FAMILIES: [Family; 5] = [
     Family::LlmConditionalExecution,
@@ -121,6 +125,8 @@ pub struct EnteredStream {
     collected: String,
     index: u64,
     finished: bool,
+    /// `llm.chunk`, shared by this stream's chunk marks (one allocation per stream).
+    chunk_name: Arc<str>,
 }
 
 impl std::fmt::Debug for EnteredStream {
@@ -154,7 +160,15 @@ impl Stack {
         let rt = call.rt();
         rt.emit_start(&node, || rt.event_payload(Family::LlmSanitizeRequest, Some(&node), &call.info, &request), None);
         let observed = rt.registry.has_subscribers(Some(&node));
-        Ok(Some(EnteredStream { call, node, observed, collected: String::new(), index: 0, finished: false }))
+        Ok(Some(EnteredStream {
+            call,
+            node,
+            observed,
+            collected: String::new(),
+            index: 0,
+            finished: false,
+            chunk_name: Arc::from(CHUNK_MARK),
+        }))
     }
 }
 
@@ -190,11 +204,25 @@ impl EnteredStream {
             }
             self.collected.push_str(payload.as_json());
             if self.call.chunk_marks {
-                let index = self.index;
-                self.call.stack.emit_mark_with(&Parent::Node(self.node.clone()), "llm.chunk", Some(Category::LLM), || {
+                // The mark `Stack::emit_mark_with` builds, with the stream's shared name.
+                let (index, node, name) = (self.index, &self.node, &self.chunk_name);
+                self.call.rt().emit(Some(node), || {
                     let mut metadata = Map::new();
                     metadata.insert("llm.chunk.index".into(), json!(index));
-                    (payload, metadata)
+                    Event {
+                        kind: EventKind::Mark,
+                        uuid: Uuid::now_v7(),
+                        parent_uuid: Some(node.uuid),
+                        timestamp_micros: crate::time::event_time(0),
+                        name: name.clone(),
+                        category: Some(Category::LLM),
+                        attributes: Attributes::default(),
+                        category_profile: None,
+                        data: payload,
+                        data_schema: None,
+                        metadata,
+                        status: None,
+                    }
                 });
             }
         }
