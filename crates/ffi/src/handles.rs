@@ -1,9 +1,10 @@
 //! Handle ids: every object a C caller holds is a `u64` in a sharded table, so an unknown,
 //! freed or mistyped id is a clean `not_found` instead of a dangling pointer.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use baton::{CallHandle, EnteredCall, Error, LlmStream, Result, Runtime, ScopeHandle, Stack};
@@ -15,10 +16,6 @@ pub(crate) enum Handle {
     Scope(ScopeHandle, Stack),
     Call(CallHandle),
     Stream(Arc<Mutex<Option<LlmStream>>>),
-    /// A tool call the host runs itself (`baton_tool_enter`), until `baton_tool_exit`. Boxed:
-    /// the call is a few hundred bytes, and every entry of the table (and every move of a
-    /// handle in and out of it) would otherwise be that size.
-    Entered(Box<EnteredCall>),
 }
 
 const SHARDS: usize = 32;
@@ -127,6 +124,88 @@ impl Table {
             Handle::Stream(s) => Some(s.clone()),
             _ => None,
         })
+    }
+}
+
+/// Tool calls the host runs itself (`baton_tool_enter` until `baton_tool_exit`) come and go
+/// on every host-run call, so they live in slabs of reusable slots rather than in the table:
+/// no allocation and no hashing per call. Their ids have the top bit set (table ids count up
+/// from 1 and never reach it); below it are the slab (5 bits), the slot's generation (26 bits,
+/// bumped on every reuse, so a stale id is a clean `not_found`) and the slot index (32 bits).
+pub(crate) struct EnteredCalls {
+    slabs: [Mutex<Slab>; SHARDS],
+}
+
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+struct Slot {
+    generation: u32,
+    call: Option<EnteredCall>,
+}
+
+const ENTERED: u64 = 1 << 63;
+const _: () = assert!(SHARDS.is_power_of_two() && SHARDS <= 32, "the slab takes 5 bits of an id");
+const GENERATION_BITS: u32 = 26;
+const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
+
+pub(crate) static ENTERED_CALLS: LazyLock<EnteredCalls> =
+    LazyLock::new(|| EnteredCalls { slabs: std::array::from_fn(|_| Mutex::new(Slab::default())) });
+
+thread_local! {
+    /// The slab this thread enters calls into (threads are spread over the slabs; a call may
+    /// exit on another thread, its id names its slab).
+    static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn home_slab() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    HOME.with(|h| {
+        if h.get() == usize::MAX {
+            h.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
+        }
+        h.get()
+    })
+}
+
+impl EnteredCalls {
+    fn slab(&self, i: usize) -> MutexGuard<'_, Slab> {
+        self.slabs[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, call: EnteredCall) -> u64 {
+        let home = home_slab();
+        let mut slab = self.slab(home);
+        let index = match slab.free.pop() {
+            Some(i) => {
+                slab.slots[i as usize].call = Some(call);
+                i
+            }
+            None => {
+                slab.slots.push(Slot { generation: 0, call: Some(call) });
+                u32::try_from(slab.slots.len() - 1).expect("fewer than 2^32 calls open at once")
+            }
+        };
+        let generation = slab.slots[index as usize].generation;
+        ENTERED | (home as u64) << 58 | u64::from(generation) << 32 | u64::from(index)
+    }
+
+    /// Removes the call; the caller ends it (outside the lock: ending emits events).
+    pub fn remove(&self, id: u64) -> Result<EnteredCall> {
+        let gone = || unknown("entered call", id);
+        if id & ENTERED == 0 {
+            return Err(gone());
+        }
+        let (home, generation, index) = ((id >> 58) as usize & (SHARDS - 1), (id >> 32) as u32 & GENERATION_MASK, id as u32);
+        let mut slab = self.slab(home);
+        let slot = slab.slots.get_mut(index as usize).filter(|s| s.generation == generation).ok_or_else(gone)?;
+        let call = slot.call.take().ok_or_else(gone)?;
+        slot.generation = (slot.generation + 1) & GENERATION_MASK;
+        slab.free.push(index);
+        Ok(call)
     }
 }
 

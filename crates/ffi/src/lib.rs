@@ -24,7 +24,7 @@ use crate::convert::{
     cstr, end_options, json_arg, llm_options, mark_options, opt_cstr, options, scope_options, str_n, tool_options, write_bool, write_id,
     write_string,
 };
-use crate::handles::{Handle, HANDLES};
+use crate::handles::{Handle, ENTERED_CALLS, HANDLES};
 pub use crate::hooks::{BatonChunkStream, BatonNext, BatonOut};
 
 /// The version of this ABI. It changes whenever a function, type or callback signature changes
@@ -564,7 +564,7 @@ fn tool_enter<'a>(
     }
     let args = json::payload(args, "args_json")?;
     match st.enter_tool(name, || Ok(args), opts)? {
-        Some(call) => write_id(call_out, || Ok(HANDLES.insert(Handle::Entered(Box::new(call))))),
+        Some(call) => write_id(call_out, || Ok(ENTERED_CALLS.insert(call))),
         None => Ok(()),
     }
 }
@@ -612,9 +612,7 @@ fn tool_exit(
     message: *const c_char,
     exception_type: *const c_char,
 ) -> Result<()> {
-    let Handle::Entered(entered) = HANDLES.remove(call, "entered call", |h| matches!(h, Handle::Entered(_)))? else {
-        return Err(Error::internal("entered call: wrong handle kind"));
-    };
+    let entered = ENTERED_CALLS.remove(call)?;
     if let Some(text) = result {
         return match text.and_then(|t| json::payload(t, "result_json")) {
             Ok(p) => {

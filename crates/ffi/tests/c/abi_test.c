@@ -412,6 +412,13 @@ static void test_enter_exit(void) {
     EXPECT(!bare && call != 0);
     OK(baton_tool_exit_n(call, buf + 13, 3, 0, NULL, NULL));
     EXPECT_RC(baton_tool_exit_n(call, buf + 13, 3, 0, NULL, NULL), BATON_ERR_NOT_FOUND);
+    BatonCall stale = call; /* its slot is reused by the next call: the old id stays dead */
+    OK(baton_tool_enter_n(st, buf, 6, buf + 6, 7, NULL, 0, &bare, &call));
+    EXPECT(call != 0 && call != stale);
+    EXPECT_RC(baton_tool_exit_n(stale, buf + 13, 3, 0, NULL, NULL), BATON_ERR_NOT_FOUND);
+    EXPECT_RC(baton_call_free(call), BATON_ERR_NOT_FOUND); /* not a manual call's id */
+    EXPECT_RC(baton_tool_exit_n(st, buf + 13, 3, 0, NULL, NULL), BATON_ERR_NOT_FOUND); /* nor a stack's */
+    OK(baton_tool_exit_n(call, buf + 13, 3, 0, NULL, NULL));
     EXPECT_RC(baton_tool_enter_n(st, NULL, 3, "{}", 2, NULL, 0, &bare, &call), BATON_ERR_INVALID_ARGUMENT);
     EXPECT(call == 0);
     EXPECT_RC(baton_tool_enter_n(st, "t", 1, NULL, 0, NULL, 0, &bare, &call), BATON_ERR_INVALID_ARGUMENT); /* "" is not JSON */
@@ -426,7 +433,7 @@ static void test_enter_exit(void) {
     EXPECT(!bare && call == 0); /* a guardrail sees the values: use baton_tool_execute */
     bool done = false;
     OK(baton_runtime_flush(rt, 5000, &done));
-    EXPECT(ev.count == 12);
+    EXPECT(ev.count == 14);
     EXPECT(contains(&ev, "\"name\":\"lookup\"") && contains(&ev, "\"data\":{\"k\":1}") && contains(&ev, "\"data\":[7]"));
     EXPECT(contains(&ev, "\"otel.status_description\":\"slow\"") && contains(&ev, "\"name\":\"n-bad\""));
     EXPECT(contains(&ev, "\"name\":\"search\"") && contains(&ev, "\"tool_call_id\":\"c1\""));
