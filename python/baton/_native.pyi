@@ -200,7 +200,7 @@ class Next:
 class AsyncNext:
     """``next`` of an async execution intercept: ``await next(input)``."""
 
-    def __call__(self, input: _JSON) -> Pending: ...
+    def __call__(self, input: _JSON) -> Awaitable[Any]: ...
 
 @final
 class Activation:

@@ -528,6 +528,46 @@ def test_async_middleware_that_suspends_can_be_cancelled_or_fail(names: List[str
     assert len(rec.by_name("nested-refused")) == 3 and rec.by_name("nested") == []
 
 
+@pytest.mark.parametrize("form", ["sync", "async"])
+def test_values_handed_back_changed_in_place_are_seen(form: str, names: List[str], rec: Recorder) -> None:
+    # A middleware or callback returning the very object it got, but changed, is converted again.
+    def rewrite(info: baton.CallInfo, args: Any) -> Any:
+        args["rewritten"] = True
+        return args
+
+    async def arewrite(info: baton.CallInfo, args: Any) -> Any:
+        return rewrite(info, args)
+
+    async def around(ctx: baton.CallContext, args: Any, next: baton.AsyncNext) -> Any:
+        args["around"] = [1, 2.5]
+        return await next(args)
+
+    def sync_around(ctx: baton.CallContext, args: Any, next: baton.Next) -> Any:
+        args["around"] = [1, 2.5]
+        return next(args)
+
+    names.extend(["inplace-rewrite", "inplace-around"])
+    baton.register("tool_request_intercept", "inplace-rewrite", arewrite if form == "async" else rewrite)
+    baton.register("tool_execution_intercept", "inplace-around", around if form == "async" else sync_around)
+    seen: List[Any] = []
+
+    def cb(args: Any) -> Any:
+        seen.append(dict(args))
+        args["by_callback"] = "yes"
+        return args
+
+    async def acb(args: Any) -> Any:
+        return cb(args)
+
+    if form == "async":
+        out = asyncio.run(baton.tool_async("inplace", {"q": 1}, acb))
+    else:
+        out = baton.tool("inplace", {"q": 1}, cb)
+    assert seen == [{"q": 1, "rewritten": True, "around": [1, 2.5]}]
+    assert out == {"q": 1, "rewritten": True, "around": [1, 2.5], "by_callback": "yes"}
+    assert rec.by_name("inplace")[1]["data"] == out
+
+
 class Oops(Exception):
     pass
 

@@ -100,6 +100,9 @@ impl Future for PyAwait {
 /// True when `obj` is awaitable (has `__await__`); plain JSON data is checked first, cheaply.
 pub fn is_awaitable(obj: &Bound<'_, PyAny>) -> bool {
     use pyo3::types::{PyDict, PyList, PyString};
+    if crate::native::is_coroutine(obj) {
+        return true;
+    }
     if obj.is_none() || obj.is_instance_of::<PyDict>() || obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyString>() {
         return false;
     }

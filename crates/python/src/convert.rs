@@ -80,6 +80,62 @@ pub fn to_value_core(obj: &Bound<'_, PyAny>, root: &str) -> baton::Result<Value>
     value_at(obj, 0).map_err(|e| e.into_core(root))
 }
 
+/// True when converting `obj` would give exactly `v` (walked without building anything).
+fn same(obj: &Bound<'_, PyAny>, v: &Value, depth: u32) -> bool {
+    if depth > crate::json::MAX_DEPTH {
+        return false;
+    }
+    // In `value_at`'s order of checks, so that a match means the same conversion.
+    match v {
+        Value::Null => obj.is_none(),
+        Value::String(t) => obj.cast::<PyString>().is_ok_and(|s| crate::json::str_of(s).is_ok_and(|c| c == t)),
+        Value::Bool(b) => obj.cast::<PyBool>().is_ok_and(|o| o.is_true() == *b),
+        Value::Number(n) => {
+            if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBool>() {
+                return false;
+            }
+            if obj.is_instance_of::<PyInt>() {
+                return match (n.as_i64(), n.as_u64()) {
+                    (Some(i), _) => obj.extract::<i64>().is_ok_and(|o| o == i),
+                    (None, Some(u)) => obj.extract::<i64>().is_err() && obj.extract::<u64>().is_ok_and(|o| o == u),
+                    _ => false,
+                };
+            }
+            match (obj.cast::<PyFloat>(), n.as_f64()) {
+                (Ok(f), Some(x)) if n.is_f64() => f.value() == x,
+                _ => false,
+            }
+        }
+        Value::Array(a) => {
+            if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyDict>() {
+                return false;
+            }
+            let Ok(l) = obj.cast::<PyList>() else { return false };
+            l.len() == a.len() && l.iter().zip(a).all(|(item, v)| same(&item, v, depth + 1))
+        }
+        Value::Object(m) => {
+            if obj.is_instance_of::<PyString>() {
+                return false;
+            }
+            let Ok(d) = obj.cast::<PyDict>() else { return false };
+            d.len() == m.len()
+                && d.iter().all(|(k, item)| {
+                    k.cast::<PyString>()
+                        .is_ok_and(|ks| crate::json::str_of(ks).is_ok_and(|key| m.get(key).is_some_and(|v| same(&item, v, depth + 1))))
+                })
+        }
+    }
+}
+
+/// What a callback or middleware returned, as a value: `passed` (the object made from
+/// `orig` for it) handed back unchanged gives `orig` itself, without converting it again.
+pub fn to_value_reusing(obj: &Bound<'_, PyAny>, passed: &Bound<'_, PyAny>, orig: Value, root: &str) -> baton::Result<Value> {
+    if obj.is(passed) && same(obj, &orig, 0) {
+        return Ok(orig);
+    }
+    to_value_core(obj, root)
+}
+
 /// Optional metadata: `None` or a dict.
 pub fn to_map(obj: Option<&Bound<'_, PyAny>>, root: &str) -> PyResult<Map<String, Value>> {
     match obj {

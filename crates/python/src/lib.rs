@@ -162,9 +162,12 @@ fn async_callback(cb: Py<PyAny>) -> impl Fn(Value) -> baton::BoxFuture<baton::Re
     move |v: Value| {
         let cb = cb.clone();
         Box::pin(async move {
-            let f = Python::attach(|py| cb.clone_ref(py));
-            let r = bridge::call_maybe_async(false, f, move |py| Ok(PyTuple::new(py, [convert::to_py(py, &v)?])?.unbind())).await?;
-            Python::attach(|py| convert::to_value_core(r.bind(py), "result"))
+            let (f, arg) = Python::attach(|py| -> baton::Result<_> {
+                Ok((cb.clone_ref(py), convert::to_py(py, &v).map_err(|e| errors::from_py(py, e))?))
+            })?;
+            let passed = Python::attach(|py| arg.clone_ref(py));
+            let r = bridge::call_maybe_async(false, f, move |py| Ok(PyTuple::new(py, [arg])?.unbind())).await?;
+            Python::attach(|py| convert::to_value_reusing(r.bind(py), passed.bind(py), v, "result"))
         })
     }
 }

@@ -186,21 +186,23 @@ impl PyNext {
 #[pyclass(frozen, name = "AsyncNext", module = "baton._native")]
 pub struct PyAsyncNext {
     next: AsyncNext,
+    /// The intercept's input as it was handed over (object and value): `next` called with
+    /// that object, unchanged, reuses the value instead of converting the object again.
+    passed: std::sync::Mutex<Option<(Py<PyAny>, Value)>>,
 }
 
 #[pymethods]
 impl PyAsyncNext {
-    fn __call__(&self, input: &Bound<'_, PyAny>) -> PyResult<Pending> {
-        let v = convert::to_value(input, "input")?;
+    /// The call below the intercept, as an awaitable.
+    fn __call__(&self, input: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = input.py();
+        let passed = self.passed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let v = match passed {
+            Some((obj, v)) => convert::to_value_reusing(input, obj.bind(py), v, "input").map_err(|e| errors::to_py(py, &e))?,
+            None => convert::to_value(input, "input")?,
+        };
         let fut = self.next.call(v);
-        Ok(Pending::new(async move { fut.await.map(Out::Value) }))
-    }
-}
-
-fn result_value(py: Python<'_>, r: PyResult<Bound<'_, PyAny>>, root: &str) -> baton::Result<Value> {
-    match r.and_then(bridge::resolve_sync) {
-        Ok(v) => convert::to_value_core(&v, root),
-        Err(e) => Err(errors::from_py(py, e)),
+        bridge::awaitable(py, Pending::new(async move { fut.await.map(Out::Value) }))
     }
 }
 
@@ -257,19 +259,26 @@ fn request_intercept(f: Py<PyAny>, is_async: bool) -> RequestIntercept {
         RequestIntercept::Async(Arc::new(move |info: CallInfo, input: Value| {
             let f = f.clone();
             Box::pin(async move {
-                let f = Python::attach(|py| f.clone_ref(py));
-                let r = bridge::call_maybe_async(true, f, move |py| {
-                    Ok(PyTuple::new(py, [info_obj(py, &info)?.into_any(), convert::to_py(py, &input)?])?.unbind())
-                })
-                .await?;
-                Python::attach(|py| convert::to_value_core(r.bind(py), "request intercept result"))
+                let (f, arg) = Python::attach(|py| -> baton::Result<_> {
+                    Ok((f.clone_ref(py), convert::to_py(py, &input).map_err(|e| errors::from_py(py, e))?))
+                })?;
+                let passed = Python::attach(|py| arg.clone_ref(py));
+                let r = bridge::call_maybe_async(true, f, move |py| Ok(PyTuple::new(py, [info_obj(py, &info)?.into_any(), arg])?.unbind()))
+                    .await?;
+                Python::attach(|py| convert::to_value_reusing(r.bind(py), passed.bind(py), input, "request intercept result"))
             })
         }))
     } else {
         RequestIntercept::Sync(Arc::new(move |info: &CallInfo, input: Value| {
             Python::attach(|py| {
-                let r = (|| f.bind(py).call1((info_obj(py, info)?, convert::to_py(py, &input)?)))();
-                result_value(py, r, "request intercept result")
+                let arg = match convert::to_py(py, &input) {
+                    Ok(a) => a.into_bound(py),
+                    Err(e) => return Err(errors::from_py(py, e)),
+                };
+                match (|| f.bind(py).call1((info_obj(py, info)?, &arg)))().and_then(bridge::resolve_sync) {
+                    Ok(r) => convert::to_value_reusing(&r, &arg, input, "request intercept result"),
+                    Err(e) => Err(errors::from_py(py, e)),
+                }
             })
         }))
     }
@@ -284,8 +293,10 @@ fn execution_intercept(f: Py<PyAny>, is_async: bool) -> ExecutionIntercept {
                 let f = Python::attach(|py| f.clone_ref(py));
                 let r = bridge::call_maybe_async(true, f, move |py| {
                     let c = Py::new(py, PyCallContext { ctx })?.into_any();
-                    let n = Py::new(py, PyAsyncNext { next })?.into_any();
-                    Ok(PyTuple::new(py, [c, convert::to_py(py, &input)?, n])?.unbind())
+                    let arg = convert::to_py(py, &input)?;
+                    let passed = std::sync::Mutex::new(Some((arg.clone_ref(py), input)));
+                    let n = Py::new(py, PyAsyncNext { next, passed })?.into_any();
+                    Ok(PyTuple::new(py, [c, arg, n])?.unbind())
                 })
                 .await?;
                 Python::attach(|py| convert::to_value_core(r.bind(py), "execution intercept result"))

@@ -302,6 +302,16 @@ pub fn guard_held<T>(on_panic: T, f: impl FnOnce(Python<'_>) -> T) -> T {
 static COROUTINE_TYPE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
 static AWAIT: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
 
+/// True for a coroutine object (`async def` called): one pointer comparison once known.
+pub fn is_coroutine(obj: &Bound<'_, PyAny>) -> bool {
+    let py = obj.py();
+    match COROUTINE_TYPE.get_or_try_init(py, || -> PyResult<Py<PyAny>> { Ok(py.import("types")?.getattr("CoroutineType")?.unbind()) }) {
+        // SAFETY: reading the type of a live object.
+        Ok(t) => unsafe { ffi::Py_TYPE(obj.as_ptr()) as *mut ffi::PyObject == t.as_ptr() },
+        Err(_) => false,
+    }
+}
+
 /// What `await aw` iterates: a coroutine itself, else what `__await__` returns; anything
 /// else (a generator-based coroutine, a non-awaitable) goes through
 /// `baton._bridge._await(aw)`, so it is accepted or refused exactly as `await` would.
