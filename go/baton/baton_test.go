@@ -635,3 +635,58 @@ func TestPluginOpenTelemetrySectionIsAvailable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A subscriber may keep the bytes it is handed (and even append to them): events cross from
+// Baton in batches that are copied into shared Go buffers, so each event must stay intact
+// after later batches, whatever their sizes.
+func TestSubscriberKeepsEventBytes(t *testing.T) {
+	rt, err := baton.NewRuntime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = rt.Shutdown(5 * time.Second); _ = rt.Close() }()
+	var mu sync.Mutex
+	var kept []json.RawMessage
+	if err := rt.Register(baton.Subscriber("keep", func(ev json.RawMessage) error {
+		mu.Lock()
+		defer mu.Unlock()
+		kept = append(kept, ev)
+		if n := len(kept); n >= 2 {
+			_ = append(kept[n-2], "garbage"...) // must not reach the event after it
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	ctx := baton.NewStack(baton.WithRuntime(context.Background(), rt))
+	const calls = 300
+	for i := 0; i < calls; i++ {
+		// Sizes from a few bytes to beyond one Go buffer, so events straddle buffer ends.
+		args := map[string]any{"i": i, "pad": strings.Repeat("x", (i*97)%20000)}
+		if _, err := baton.Tool(ctx, "t", args, func(_ context.Context, in json.RawMessage) (any, error) { return in, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, rt)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(kept) != 2*calls {
+		t.Fatalf("kept %d events, want %d", len(kept), 2*calls)
+	}
+	for k, raw := range kept {
+		var e struct {
+			ScopeCategory string `json:"scope_category"`
+			Data          struct {
+				I   int    `json:"i"`
+				Pad string `json:"pad"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Fatalf("event %d is no longer JSON: %v", k, err)
+		}
+		want := []string{"start", "end"}[k%2]
+		if i := k / 2; e.ScopeCategory != want || e.Data.I != i || len(e.Data.Pad) != (i*97)%20000 {
+			t.Fatalf("event %d: %s i=%d pad=%d, want %s i=%d pad=%d", k, e.ScopeCategory, e.Data.I, len(e.Data.Pad), want, i, (i*97)%20000)
+		}
+	}
+}

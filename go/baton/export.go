@@ -243,6 +243,13 @@ func batonGoStreamIntercept(ud unsafe.Pointer, info *C.char, inner *C.BatonChunk
 	return setChunkSource(out, &sourceState{next: src})
 }
 
+// eventChunk is the size of the Go buffers a batch's events are copied into. A dispatcher
+// batch can hold hundreds of kilobytes; one buffer per batch would be a large object, whose
+// fresh pages fault in on every batch (more than the copy itself costs), and a subscriber
+// keeping one event would keep the whole batch alive. Chunks of a small-object size class
+// are reused by the allocator, and bound what one kept event retains.
+const eventChunk = 16 << 10
+
 //export batonGoSubscriberBatch
 func batonGoSubscriberBatch(ud unsafe.Pointer, events *C.char, ends *C.size_t, count C.size_t) (failed C.size_t) {
 	// One cgo crossing per dispatcher batch: a callback from Baton's (non-Go) dispatcher
@@ -252,13 +259,28 @@ func batonGoSubscriberBatch(ud unsafe.Pointer, events *C.char, ends *C.size_t, c
 		return 0
 	}
 	bounds := unsafe.Slice((*C.size_t)(ends), n)
-	buf := C.GoBytes(unsafe.Pointer(events), C.int(bounds[n-1]))
+	total := int(bounds[n-1])
+	text := unsafe.Slice((*byte)(unsafe.Pointer(events)), total) // C memory, read during this call only
 	fn := cgo.Handle(uintptr(ud)).Value().(*registered).fn.(SubscriberFunc)
+	var buf []byte
 	start := 0
 	for i := 0; i < n; i++ {
 		end := int(bounds[i])
-		// Capacity capped: a subscriber appending to its event cannot overwrite the next.
-		if !deliverOne(fn, json.RawMessage(buf[start:end:end])) {
+		if len(buf)+(end-start) > cap(buf) {
+			size := total - start // the rest of the batch, when it fits in a chunk
+			if size > eventChunk {
+				size = eventChunk
+			}
+			if size < end-start {
+				size = end - start
+			}
+			buf = make([]byte, 0, size)
+		}
+		at := len(buf)
+		buf = append(buf, text[start:end]...)
+		// Each event's bytes are its own: capacity capped, so appending to one cannot
+		// overwrite the next.
+		if !deliverOne(fn, json.RawMessage(buf[at:len(buf):len(buf)])) {
 			failed++
 		}
 		start = end
