@@ -522,16 +522,23 @@ fn event_to_py<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, pyo3::typ
 /// An event as a subscriber receives it: a read-only mapping with the ATOF fields, built
 /// only when read (`event["name"]`, `event.get(...)`, `to_dict()`); `name`, `kind`, `uuid`,
 /// `parent_uuid` and `scope_category` are also attributes that build nothing.
-#[pyclass(frozen, freelist = 256, name = "Event", module = "baton._native")]
+///
+/// The delivery thread reuses an `Event` object nobody kept for the next event (not frozen:
+/// it swaps the event in and out while it alone holds the object).
+#[pyclass(freelist = 256, name = "Event", module = "baton._native")]
 pub struct PyEvent {
-    e: Arc<Event>,
+    /// The event; `None` only while the object is parked for reuse (unreachable from Python).
+    e: Option<Arc<Event>>,
     dict: pyo3::sync::PyOnceLock<Py<pyo3::types::PyDict>>,
 }
 
 impl PyEvent {
+    fn ev(&self) -> &Event {
+        self.e.as_deref().expect("a delivered event")
+    }
     fn dict<'py>(&self, py: Python<'py>) -> PyResult<&Bound<'py, pyo3::types::PyDict>> {
         if self.dict.get(py).is_none() {
-            let d = event_to_py(py, &self.e)?.unbind();
+            let d = event_to_py(py, self.ev())?.unbind();
             let _ = self.dict.set(py, d);
         }
         Ok(self.dict.get(py).expect("set above").bind(py))
@@ -542,30 +549,30 @@ impl PyEvent {
 impl PyEvent {
     #[getter]
     fn name(&self) -> &str {
-        &self.e.name
+        &self.ev().name
     }
     /// `"scope"` or `"mark"`.
     #[getter]
     fn kind(&self) -> &'static str {
-        match self.e.kind {
+        match self.ev().kind {
             EventKind::Mark => "mark",
             EventKind::Scope(_) => "scope",
         }
     }
     #[getter]
     fn scope_category(&self) -> Option<&'static str> {
-        match self.e.kind {
+        match self.ev().kind {
             EventKind::Mark => None,
             EventKind::Scope(sc) => Some(sc.as_str()),
         }
     }
     #[getter]
     fn uuid(&self) -> String {
-        self.e.uuid.to_string()
+        self.ev().uuid.to_string()
     }
     #[getter]
     fn parent_uuid(&self) -> Option<String> {
-        uuid_str(self.e.parent_uuid)
+        uuid_str(self.ev().parent_uuid)
     }
     /// The ATOF object as a dict (built once, then shared by later reads).
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<pyo3::types::PyDict>> {
@@ -573,7 +580,7 @@ impl PyEvent {
     }
     /// The ATOF JSON text (one JSONL line without the newline).
     fn to_json(&self) -> String {
-        self.e.to_json_string()
+        self.ev().to_json_string()
     }
     fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         self.dict(py)?.as_any().get_item(key)
@@ -606,18 +613,20 @@ impl PyEvent {
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
         let mine = self.dict(py)?;
         match other.cast::<PyEvent>() {
-            Ok(o) => mine.as_any().eq(o.get().dict(py)?),
+            Ok(o) => mine.as_any().eq(o.borrow().dict(py)?),
             Err(_) => mine.as_any().eq(other),
         }
     }
     fn __repr__(&self) -> String {
-        format!("Event({})", self.e.to_json_string())
+        format!("Event({})", self.ev().to_json_string())
     }
 }
 
 /// A Python function as a subscriber: receives each event as a `baton.Event` (a lazy,
 /// read-only mapping of the ATOF fields).
-struct PySubscriber(Py<PyAny>, std::sync::Mutex<Option<Py<PyTuple>>>);
+/// A Python subscriber: the function, its reusable argument tuple, and a parked `Event`
+/// object to deliver the next event in.
+struct PySubscriber(Py<PyAny>, std::sync::Mutex<Option<Py<PyTuple>>>, std::sync::Mutex<Option<Py<PyEvent>>>);
 
 impl PySubscriber {
     /// Calls the function with `event`, reusing one argument tuple across calls (a call per
@@ -658,8 +667,30 @@ impl Subscriber for PySubscriber {
     fn on_shared_event(&self, event: &Arc<Event>) -> baton::Result<()> {
         hold_gil();
         let out = Python::attach(|py| {
-            let d = Py::new(py, PyEvent { e: event.clone(), dict: pyo3::sync::PyOnceLock::new() }).map_err(|e| errors::from_py(py, e))?;
-            self.call(py, d).map_err(|e| errors::from_py(py, e))
+            let parked = self.2.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let d = match parked {
+                Some(d) => {
+                    if let Ok(mut m) = d.bind(py).try_borrow_mut() {
+                        m.e = Some(event.clone());
+                    }
+                    d
+                }
+                None => Py::new(py, PyEvent { e: Some(event.clone()), dict: pyo3::sync::PyOnceLock::new() })
+                    .map_err(|e| errors::from_py(py, e))?,
+            };
+            let out = self.call(py, d.clone_ref(py)).map_err(|e| errors::from_py(py, e));
+            // Nobody kept it: park it for the next event (without this event, which must be
+            // released here as if the object had gone, and without its dict).
+            // SAFETY: reading the refcount of a live object.
+            if unsafe { pyo3::ffi::Py_REFCNT(d.as_ptr()) } == 1 {
+                if let Ok(mut m) = d.bind(py).try_borrow_mut() {
+                    m.e = None;
+                    m.dict = pyo3::sync::PyOnceLock::new();
+                    drop(m);
+                    *self.2.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
+                }
+            }
+            out
         });
         release_gil(Some(HOLD_MAX));
         out
@@ -725,7 +756,7 @@ pub fn build(family: Family, name: &str, f: Py<PyAny>, is_async: bool) -> baton:
         Family::Subscriber => {
             sync_only("a subscriber")?;
             install_batch_hook();
-            Middleware::Subscriber(Arc::new(PySubscriber(f, std::sync::Mutex::new(None))))
+            Middleware::Subscriber(Arc::new(PySubscriber(f, std::sync::Mutex::new(None), std::sync::Mutex::new(None))))
         }
     })
 }
