@@ -568,6 +568,30 @@ def test_values_handed_back_changed_in_place_are_seen(form: str, names: List[str
     assert rec.by_name("inplace")[1]["data"] == out
 
 
+def test_events_kept_or_not_by_a_subscriber_keep_their_own_content(names: List[str]) -> None:
+    # Event objects a subscriber does not keep are reused for later events; kept ones never are.
+    kept: List[baton.Event] = []
+    seen: List[Dict[str, Any]] = []
+    read: List[str] = []
+
+    def sub(event: baton.Event) -> None:
+        read.append(event.name)
+        if event.name.endswith("0"):
+            seen.append(event.to_dict())  # read (its dict built), then not kept
+        if event.name.endswith("5"):
+            kept.append(event)
+
+    names.append("keeping-sub")
+    baton.subscribe("keeping-sub", sub)
+    for i in range(40):
+        baton.mark(f"m{i}", {"i": i})
+    assert baton.flush(10.0)
+    assert read == [f"m{i}" for i in range(40)]
+    assert [e["data"] for e in seen] == [{"i": i} for i in range(0, 40, 10)]
+    assert [(e.name, e["data"]) for e in kept] == [(f"m{i}", {"i": i}) for i in range(5, 40, 10)]
+    assert len({id(e) for e in kept}) == 4
+
+
 class Oops(Exception):
     pass
 
