@@ -28,11 +28,12 @@ use serde_json::Value;
 
 use crate::{convert, errors};
 
-type Reply = Arc<Mutex<Option<PyResult<Py<PyAny>>>>>;
-
-/// One driver: where a `PyAwait` leaves the awaitable it needs awaited.
+/// One driver: where a `PyAwait` leaves the awaitable it needs awaited (and whether it is
+/// middleware's), and where the driver leaves its outcome. A driver has at most one
+/// awaitable outstanding.
 pub struct Slot {
-    request: Mutex<Option<(Py<PyAny>, Reply, bool)>>,
+    request: Mutex<Option<(Py<PyAny>, bool)>>,
+    reply: Mutex<Option<PyResult<Py<PyAny>>>>,
 }
 
 impl Wake for Slot {
@@ -59,7 +60,8 @@ fn helper<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyAny>>, name: &str
 /// Awaits a Python awaitable from inside a core future.
 pub struct PyAwait {
     awaitable: Option<Py<PyAny>>,
-    reply: Option<Reply>,
+    /// The driver it was handed to (then waiting for the reply there).
+    driver: Option<Arc<Slot>>,
     /// Awaiting middleware (not a callback): the driver marks it so managed calls made
     /// from inside it are refused, as the core refuses them from sync middleware.
     middleware: bool,
@@ -67,7 +69,7 @@ pub struct PyAwait {
 
 impl PyAwait {
     pub fn new(awaitable: Py<PyAny>) -> PyAwait {
-        PyAwait { awaitable: Some(awaitable), reply: None, middleware: false }
+        PyAwait { awaitable: Some(awaitable), driver: None, middleware: false }
     }
 }
 
@@ -75,8 +77,8 @@ impl Future for PyAwait {
     type Output = PyResult<Py<PyAny>>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(reply) = &this.reply {
-            return match reply.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(driver) = &this.driver {
+            return match driver.reply.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 Some(r) => Poll::Ready(r),
                 None => Poll::Pending,
             };
@@ -87,9 +89,8 @@ impl Future for PyAwait {
         let slot = DRIVER.with(|d| d.borrow().clone());
         match slot {
             Some(s) if std::ptr::eq(cx.waker().data(), Arc::as_ptr(&s) as *const ()) => {
-                let reply: Reply = Arc::new(Mutex::new(None));
-                *s.request.lock().unwrap_or_else(|p| p.into_inner()) = Some((aw, reply.clone(), this.middleware));
-                this.reply = Some(reply);
+                *s.request.lock().unwrap_or_else(|p| p.into_inner()) = Some((aw, this.middleware));
+                this.driver = Some(s);
                 Poll::Pending
             }
             _ => Poll::Ready(Python::attach(|py| helper(py, &AWAIT_SYNC, "await_sync")?.call1((aw,)).map(Bound::unbind))),
@@ -124,7 +125,7 @@ pub async fn call_maybe_async(
     match first {
         (obj, false) => Ok(obj),
         (aw, true) => {
-            let r = PyAwait { awaitable: Some(aw), reply: None, middleware }.await;
+            let r = PyAwait { awaitable: Some(aw), driver: None, middleware }.await;
             r.map_err(|e| Python::attach(|py| errors::from_py(py, e)))
         }
     }
@@ -163,7 +164,8 @@ impl Out {
 
 struct State {
     fut: Option<BoxFuture<baton::Result<Out>>>,
-    reply: Option<Reply>,
+    /// An awaitable was handed out: the next step brings its outcome.
+    waiting: bool,
 }
 
 /// A core future awaiting its driver. `await` it (it is awaitable), or drive it by hand with
@@ -176,7 +178,10 @@ pub struct Pending {
 
 impl Pending {
     pub fn new(fut: impl Future<Output = baton::Result<Out>> + Send + 'static) -> Pending {
-        Pending { state: Mutex::new(State { fut: Some(Box::pin(fut)), reply: None }), slot: Arc::new(Slot { request: Mutex::new(None) }) }
+        Pending {
+            state: Mutex::new(State { fut: Some(Box::pin(fut)), waiting: false }),
+            slot: Arc::new(Slot { request: Mutex::new(None), reply: Mutex::new(None) }),
+        }
     }
     pub fn ready(r: baton::Result<Out>) -> Pending {
         Pending::new(std::future::ready(r))
@@ -210,9 +215,9 @@ impl Pending {
             .state
             .try_lock()
             .map_err(|_| errors::new_err(py, baton::ErrorKind::InvalidState, "this awaitable is already being driven"))?;
-        if let Some(waiting) = st.reply.take() {
+        if std::mem::take(&mut st.waiting) {
             let r = reply.unwrap_or_else(|| Ok(py.None()));
-            *waiting.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            *self.slot.reply.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
         }
         let Some(fut) = st.fut.as_mut() else {
             return Err(errors::new_err(py, baton::ErrorKind::InvalidState, "this awaitable has already finished"));
@@ -242,8 +247,8 @@ impl Pending {
                 }
             }
             Ok(Poll::Pending) => match self.slot.request.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                Some((aw, reply, middleware)) => {
-                    st.reply = Some(reply);
+                Some((aw, middleware)) => {
+                    st.waiting = true;
                     Ok(Step::Await(aw, middleware))
                 }
                 None => {

@@ -226,7 +226,7 @@ fn info_obj(py: Python<'_>, info: &CallInfo) -> PyResult<Py<PyCallInfo>> {
     Py::new(py, PyCallInfo { info: info.clone() })
 }
 
-fn guardrail(name: String, f: Py<PyAny>, is_async: bool) -> Guardrail {
+fn guardrail(name: Arc<str>, f: Py<PyAny>, is_async: bool) -> Guardrail {
     if is_async {
         let f = Arc::new(f);
         Guardrail::Async(Arc::new(move |info: CallInfo, input: Value| {
@@ -234,7 +234,7 @@ fn guardrail(name: String, f: Py<PyAny>, is_async: bool) -> Guardrail {
             Box::pin(async move {
                 let f = Python::attach(|py| f.clone_ref(py));
                 let r = bridge::call_maybe_async(true, f, move |py| {
-                    Ok(PyTuple::new(py, [info_obj(py, &info)?.into_any(), convert::to_py(py, &input)?])?.unbind())
+                    Ok(PyTuple::new(py, [Py::new(py, PyCallInfo { info })?.into_any(), convert::to_py(py, &input)?])?.unbind())
                 })
                 .await?;
                 Python::attach(|py| decision(&name, r.bind(py)))
@@ -263,8 +263,10 @@ fn request_intercept(f: Py<PyAny>, is_async: bool) -> RequestIntercept {
                     Ok((f.clone_ref(py), convert::to_py(py, &input).map_err(|e| errors::from_py(py, e))?))
                 })?;
                 let passed = Python::attach(|py| arg.clone_ref(py));
-                let r = bridge::call_maybe_async(true, f, move |py| Ok(PyTuple::new(py, [info_obj(py, &info)?.into_any(), arg])?.unbind()))
-                    .await?;
+                let r = bridge::call_maybe_async(true, f, move |py| {
+                    Ok(PyTuple::new(py, [Py::new(py, PyCallInfo { info })?.into_any(), arg])?.unbind())
+                })
+                .await?;
                 Python::attach(|py| convert::to_value_reusing(r.bind(py), passed.bind(py), input, "request intercept result"))
             })
         }))
