@@ -277,9 +277,7 @@ impl Event {
     fn write_with<R: Recorder>(&self, out: &mut Vec<u8>, rec: &mut R) {
         fn str_val<R: Recorder>(out: &mut Vec<u8>, rec: &mut R, f: EventField, s: &str) {
             let start = out.len();
-            let _ = serde_json::to_writer(&mut *out, s);
-            // Written as is (no escapes) exactly when the quoted text is two bytes longer.
-            let form = if out.len() - start == s.len() + 2 { ValueForm::PlainString } else { ValueForm::Json };
+            let form = if write_str(out, s) { ValueForm::PlainString } else { ValueForm::Json };
             rec.record(f, start, out.len(), form);
         }
         fn json_val<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
@@ -336,7 +334,7 @@ impl Event {
                 if i > 0 {
                     out.push(b',');
                 }
-                let _ = serde_json::to_writer(&mut *out, a);
+                write_str(out, a);
             }
             out.push(b']');
             let form = if self.attributes.is_empty() { ValueForm::EmptyArray } else { ValueForm::Json };
@@ -377,15 +375,36 @@ impl Event {
         }
         out.extend_from_slice(b",\"metadata\":");
         let start = out.len();
-        json_val(out, &MetaSer(self));
+        // The two metadata nearly every event has are written as they are.
         let form = match &self.status {
             _ if !self.metadata.is_empty() => ValueForm::Json,
             None => ValueForm::EmptyObject,
             Some(s) if *s == EventStatus::OK => ValueForm::StatusOk,
             Some(_) => ValueForm::Json,
         };
+        match form {
+            ValueForm::EmptyObject => out.extend_from_slice(b"{}"),
+            ValueForm::StatusOk => out.extend_from_slice(b"{\"otel.status_code\":\"OK\"}"),
+            _ => json_val(out, &MetaSer(self)),
+        }
         rec.record(EventField::Metadata, start, out.len(), form);
         out.push(b'}');
+    }
+}
+
+/// Writes `s` as a JSON string; returns whether it needed no escapes (its text is then the
+/// bytes between the quotes). Names, categories and attributes nearly always are plain, so
+/// they are copied as they are instead of going through the escaping writer.
+fn write_str(out: &mut Vec<u8>, s: &str) -> bool {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        true
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+        false
     }
 }
 

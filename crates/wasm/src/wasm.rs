@@ -1382,10 +1382,12 @@ impl BatchSubscriber {
                             b.scratch.to_utf16(written);
                         }
                         let base = b.units;
-                        b.layouts.push(b.scratch.kind as u32);
-                        for f in &b.scratch.fields {
-                            b.layouts.extend_from_slice(&[f.form as u32, base + f.start, base + f.end]);
+                        let mut record = [0u32; 1 + 3 * baton::EventField::COUNT];
+                        record[0] = b.scratch.kind as u32;
+                        for (i, f) in b.scratch.fields.iter().enumerate() {
+                            record[1 + 3 * i..4 + 3 * i].copy_from_slice(&[f.form as u32, base + f.start, base + f.end]);
                         }
+                        b.layouts.extend_from_slice(&record);
                         b.units += units;
                         b.ends.push(b.units);
                         b.last = Some((e.uuid, e.kind));
