@@ -49,6 +49,7 @@ __all__ = [
     "tool",
     "tool_enter",
     "check_result",
+    "_set_native_awaitables",
     "llm_stream_enter",
     "HostCall",
     "Activation",
@@ -441,6 +442,7 @@ def tool_enter(
     callback: Optional[Callable[[Any], Any]] = None,
 ) -> Union[bool, "HostCall", Stack, Awaitable[Any]]: ...
 def check_result(result: Any) -> Any: ...
+def _set_native_awaitables(on: bool) -> None: ...
 def llm_stream_enter(
     name: str,
     request: Mapping[str, Any],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from typing import Any, Dict, Iterator, List
 
@@ -52,3 +53,18 @@ def names() -> Iterator[List[str]]:
     for name in registered:
         for kind in baton.FAMILIES:
             baton.deregister(kind, name)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Tests that use asyncio run with the native awaitables (CPython >= 3.10) and with the
+    # Python paths of baton._bridge that CPython 3.9 uses: both must behave the same.
+    if "asyncio" in inspect.getsource(metafunc.function):
+        metafunc.parametrize("await_path", ["native", "python"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def await_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    path = str(getattr(request, "param", "native"))
+    baton._native._set_native_awaitables(path == "native")
+    yield path
+    baton._native._set_native_awaitables(True)

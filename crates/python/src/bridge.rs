@@ -361,6 +361,9 @@ pub fn awaitable(py: Python<'_>, pending: Pending) -> PyResult<Py<PyAny>> {
 
 fn drive(pending: &Bound<'_, Pending>) -> PyResult<Option<Py<PyAny>>> {
     let py = pending.py();
+    if !crate::native::enabled() {
+        return Ok(None);
+    }
     let Some(tp) = drive_type(py) else {
         return Ok(None);
     };

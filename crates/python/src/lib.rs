@@ -734,6 +734,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mw::PyCallContext>()?;
     m.add_class::<mw::PyEventInfo>()?;
     m.add_class::<mw::PyEvent>()?;
+    m.add_function(wrap_pyfunction!(native::set_enabled, m)?)?;
     m.add_class::<mw::PyNext>()?;
     m.add_class::<mw::PyAsyncNext>()?;
     m.add_function(wrap_pyfunction!(new_stack, m)?)?;

@@ -30,6 +30,22 @@ const DISALLOW_INSTANTIATION: std::os::raw::c_ulong = 1 << 7;
 
 static SEND: OnceLock<Option<SendFn>> = OnceLock::new();
 
+/// Off: the Python paths of `baton._bridge` are used even where these types could be (the
+/// tests run the asyncio paths both ways).
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// True when the native awaitables may be used for new calls and streams.
+pub fn enabled() -> bool {
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Turns the native awaitables on or off for calls and streams started afterwards (tests).
+#[pyfunction]
+#[pyo3(name = "_set_native_awaitables")]
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 #[cfg(unix)]
 fn lookup(name: &CStr) -> *mut c_void {
     extern "C" {

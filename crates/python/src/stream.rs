@@ -572,6 +572,9 @@ fn host_pull_type(py: Python<'_>) -> Option<&'static Py<PyAny>> {
 /// A native `HostPull` over `source`, or `None` on a CPython without `PyIter_Send`.
 fn host_pull(stream: &Bound<'_, PyLlmStream>, source: Py<PyAny>) -> PyResult<Option<Py<PyAny>>> {
     let py = stream.py();
+    if !crate::native::enabled() {
+        return Ok(None);
+    }
     let Some(tp) = host_pull_type(py) else {
         return Ok(None);
     };
