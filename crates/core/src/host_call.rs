@@ -127,6 +127,8 @@ pub struct EnteredStream {
     finished: bool,
     /// `llm.chunk`, shared by this stream's chunk marks (one allocation per stream).
     chunk_name: Arc<str>,
+    /// The checked request, for the host's callback ([`EnteredStream::take_request`]).
+    request: Option<Value>,
 }
 
 impl std::fmt::Debug for EnteredStream {
@@ -140,7 +142,7 @@ impl Stack {
     /// its values and no codec is asked for (`Ok(None)` otherwise: use [`Stack::llm_stream`]).
     /// `request` is checked as `llm_stream` checks it, and its event copy loses credential
     /// headers the same way. The host's callback should see the request with `headers`
-    /// added when it had none, as `llm_stream`'s callback does.
+    /// added when it had none, as `llm_stream`'s callback does: [`EnteredStream::take_request`].
     pub fn enter_llm_stream(&self, name: &str, mut request: Value, options: LlmOptions) -> Result<Option<EnteredStream>> {
         validate_llm_request(&mut request)?;
         let codecs = options.codec.is_some() || options.response_codec.is_some();
@@ -168,6 +170,7 @@ impl Stack {
             index: 0,
             finished: false,
             chunk_name: Arc::from(CHUNK_MARK),
+            request: Some(request),
         }))
     }
 }
@@ -176,6 +179,12 @@ impl EnteredStream {
     /// The call's scope uuid.
     pub fn uuid(&self) -> crate::id::Uuid {
         self.node.uuid
+    }
+
+    /// The request as the host's callback should see it — checked, with `headers` added when
+    /// it had none, as [`Stack::llm_stream`] hands it to its callback — once (`None` after).
+    pub fn take_request(&mut self) -> Option<Value> {
+        self.request.take()
     }
 
     /// True when chunks are recorded: the host need not write a chunk's text otherwise.
@@ -387,7 +396,10 @@ mod tests {
             h.chunk(|| Payload::from_value(c));
         }
         h.finish(Ok(()));
-        let cancelled = stack.enter_llm_stream("chat", json!({"content": 1}), LlmOptions::default()).unwrap().unwrap();
+        let mut cancelled = stack.enter_llm_stream("chat", json!({"content": 1}), LlmOptions::default()).unwrap().unwrap();
+        // The callback's request is the checked one, headers included (once).
+        assert_eq!(cancelled.take_request(), Some(json!({"headers": {}, "content": 1})));
+        assert_eq!(cancelled.take_request(), None);
         drop(cancelled);
         rt.flush(std::time::Duration::from_secs(5)).unwrap();
         let events = seen.lock().unwrap().clone();
