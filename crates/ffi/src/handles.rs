@@ -1,10 +1,9 @@
 //! Handle ids: every object a C caller holds is a `u64` in a sharded table, so an unknown,
 //! freed or mistyped id is a clean `not_found` instead of a dangling pointer.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use baton::{CallHandle, EnteredCall, Error, LlmStream, Result, Runtime, ScopeHandle, Stack};
@@ -155,29 +154,15 @@ const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
 pub(crate) static ENTERED_CALLS: LazyLock<EnteredCalls> =
     LazyLock::new(|| EnteredCalls { slabs: std::array::from_fn(|_| Mutex::new(Slab::default())) });
 
-thread_local! {
-    /// The slab this thread enters calls into (threads are spread over the slabs; a call may
-    /// exit on another thread, its id names its slab).
-    static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-fn home_slab() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    HOME.with(|h| {
-        if h.get() == usize::MAX {
-            h.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
-        }
-        h.get()
-    })
-}
-
 impl EnteredCalls {
     fn slab(&self, i: usize) -> MutexGuard<'_, Slab> {
         self.slabs[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, call: EnteredCall) -> u64 {
-        let home = home_slab();
+    /// Stores `call`, in the slab `spread` picks (the stack's id: concurrent stacks enter their
+    /// calls into different slabs, and a call may exit on any thread, its id names its slab).
+    pub fn insert(&self, call: EnteredCall, spread: u64) -> u64 {
+        let home = (spread as usize) & (SHARDS - 1);
         let mut slab = self.slab(home);
         let index = match slab.free.pop() {
             Some(i) => {

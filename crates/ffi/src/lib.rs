@@ -564,7 +564,7 @@ fn tool_enter<'a>(
     }
     let args = json::payload(args, "args_json")?;
     match st.enter_tool(name, || Ok(args), opts)? {
-        Some(call) => write_id(call_out, || Ok(ENTERED_CALLS.insert(call))),
+        Some(call) => write_id(call_out, || Ok(ENTERED_CALLS.insert(call, stack))),
         None => Ok(()),
     }
 }
