@@ -688,13 +688,22 @@ function llmSync(name, request, fn, options) {
 
 const DONE = Object.freeze({ value: undefined, done: true });
 
-/** A managed LLM stream: an async iterable of chunks, pulled lazily. */
+/**
+ * A managed LLM stream: an async iterable of chunks, pulled lazily. Entered (`source` set:
+ * only subscribers see the call), the facade pulls the source itself under the stream's
+ * handle — the stack of the fork the call runs on, its scope current — and reports each
+ * chunk to the addon; otherwise the core's stream machinery pulls it.
+ */
 class LlmStream {
-  constructor(handle) {
+  constructor(handle, source) {
     this[EXT] = handle;
     this._done = false;
+    this._src = source;
   }
-  async next() {
+  next() {
+    return this._src === undefined ? this._nextManaged() : this._nextEntered();
+  }
+  async _nextManaged() {
     if (this._done) return DONE;
     let v;
     try {
@@ -710,15 +719,31 @@ class LlmStream {
     }
     return { value: v, done: false };
   }
+  async _nextEntered() {
+    if (this._done) return DONE;
+    let r;
+    try {
+      r = als.run(this[EXT], step, this._src);
+      if (isThenable(r)) r = await r;
+    } catch (e) {
+      throw failStream(this, e);
+    }
+    return enteredChunk(this, r);
+  }
   async return() {
     this.close();
     return DONE;
   }
-  /** Stops reading: an unfinished stream ends as cancelled. */
+  /** Stops reading: an unfinished stream ends as cancelled (and its source is closed). */
   close() {
     if (!this._done) {
       this._done = true;
-      native.streamClose(this[EXT]);
+      if (this._src === undefined) {
+        native.streamClose(this[EXT]);
+      } else {
+        native.streamFinish(this[EXT], false, undefined);
+        closeSource(this._src);
+      }
     }
   }
   [Symbol.asyncIterator]() {
@@ -726,14 +751,28 @@ class LlmStream {
   }
 }
 
-/** A managed LLM stream read synchronously (llmStreamSync). */
+/** A managed LLM stream read synchronously (llmStreamSync); entered as `LlmStream` is. */
 class LlmStreamSync {
-  constructor(handle) {
+  constructor(handle, source) {
     this[EXT] = handle;
     this._done = false;
+    this._src = source;
   }
   next() {
     if (this._done) return DONE;
+    if (this._src !== undefined) {
+      let r;
+      try {
+        r = als.run(this[EXT], step, this._src);
+        if (isThenable(r)) {
+          r.then(undefined, () => {});
+          throw makeError('invalid_state', 'the source of llmStreamSync gave a Promise; use llmStream');
+        }
+      } catch (e) {
+        throw failStream(this, e);
+      }
+      return enteredChunk(this, r);
+    }
     let v;
     try {
       v = native.streamNext(this[EXT], false);
@@ -753,29 +792,111 @@ class LlmStreamSync {
     return DONE;
   }
   close() {
-    if (!this._done) {
-      this._done = true;
-      native.streamClose(this[EXT]);
-    }
+    LlmStream.prototype.close.call(this);
   }
   [Symbol.iterator]() {
     return this;
   }
 }
 
+function step(it) {
+  return it.next();
+}
+
+function closeSource(it) {
+  try {
+    if (typeof it.return === 'function') {
+      const r = it.return();
+      if (isThenable(r)) r.then(undefined, () => {});
+    }
+  } catch {
+    // The source failed to close; the stream has already ended.
+  }
+}
+
+/** Ends an entered stream with the value its source threw; returns that value to rethrow. */
+function failStream(s, e) {
+  s._done = true;
+  native.streamFinish(s[EXT], false, e);
+  relieve();
+  return e;
+}
+
+/** One step of an entered stream's source: the chunk, reported to the addon, or the end. */
+function enteredChunk(s, r) {
+  if (r === null || typeof r !== 'object') {
+    throw failStream(s, new TypeError(`the stream's iterator returned ${r === null ? 'null' : typeof r}, not an iterator result`));
+  }
+  const h = s[EXT];
+  if (r.done) {
+    s._done = true;
+    native.streamFinish(h, true);
+    relieve();
+    return DONE;
+  }
+  let text;
+  try {
+    text = enc(r.value, 'chunk');
+  } catch (e) {
+    closeSource(s._src);
+    throw failStream(s, e);
+  }
+  const exact = encExact;
+  native.streamChunk(h, text);
+  relieve();
+  return { value: exact ? r.value : parse(text), done: false };
+}
+
 async function llmStream(name, request, fn, options) {
   notInSubscriber('llmStream');
   checkFn(fn);
-  const cb = (text) => fn(parse(text));
-  const handle = await native.llmStream(current(), name, enc(request, 'request'), cb, parentOpt(options), true);
-  return new LlmStream(handle);
+  const stack = current();
+  const text = enc(request, 'request');
+  const entered = native.enterLlmStream(stack, name, text, parentOpt(options));
+  if (entered !== null) {
+    const h = entered[0];
+    let source;
+    try {
+      let r = als.run(h, fn, parse(entered[1]));
+      if (isThenable(r)) r = await r;
+      source = rawIterator(r, true);
+    } catch (e) {
+      native.streamFinish(h, false, e);
+      relieve();
+      throw e;
+    }
+    return new LlmStream(h, source);
+  }
+  const cb = (t) => fn(parse(t));
+  const handle = await native.llmStream(stack, name, text, cb, parentOpt(options), true);
+  return new LlmStream(handle, undefined);
 }
 
 function llmStreamSync(name, request, fn, options) {
   notInSubscriber('llmStreamSync');
   checkFn(fn);
-  const cb = (text) => fn(parse(text));
-  return new LlmStreamSync(native.llmStream(current(), name, enc(request, 'request'), cb, parentOpt(options), false));
+  const stack = current();
+  const text = enc(request, 'request');
+  const entered = native.enterLlmStream(stack, name, text, parentOpt(options));
+  if (entered !== null) {
+    const h = entered[0];
+    let source;
+    try {
+      const r = als.run(h, fn, parse(entered[1]));
+      if (isThenable(r)) {
+        r.then(undefined, () => {});
+        throw makeError('invalid_state', 'the callback of llmStreamSync returned a Promise; use llmStream');
+      }
+      source = rawIterator(r, false);
+    } catch (e) {
+      native.streamFinish(h, false, e);
+      relieve();
+      throw e;
+    }
+    return new LlmStreamSync(h, source);
+  }
+  const cb = (t) => fn(parse(t));
+  return new LlmStreamSync(native.llmStream(stack, name, text, cb, parentOpt(options), false), undefined);
 }
 
 // ----- manual lifecycle and standalone helpers -----

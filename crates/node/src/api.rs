@@ -885,6 +885,75 @@ pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     util::undefined(env)
 }
 
+/// enterLlmStream(stack, name, requestText, options) → `null` (middleware or a codec sees the
+/// values: use `llmStream`), or `[handle, requestText]`: the stream entered on a fork of
+/// `stack` with its scope current there (start event emitted), and the request its callback
+/// gets (checked, `headers` added when it had none).
+///
+/// With only subscribers (and event middleware) registered, the facade pulls the source itself
+/// under the handle (which is the fork's stack handle too) and reports each chunk with
+/// `streamChunk` and the end with `streamFinish`: the same events as `llmStream`
+/// (`Stack::enter_llm_stream`), with one crossing per chunk instead of the core's stream
+/// machinery and a trampoline into JS per pull.
+pub fn enter_llm_stream(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let request = convert::text_in(env, a[2], "request")?;
+    let o = llm_options(env, a[3])?;
+    let stack = s.fork();
+    let Some(mut stream) = stack.enter_llm_stream(&name, request, o)? else {
+        return util::null(env);
+    };
+    let request = stream.take_request().unwrap_or(Value::Null);
+    stream.push();
+    let out = util::array(env, 2)?;
+    let h = handles::wrap(env, Handle::EnteredStream { stack, stream: std::cell::RefCell::new(Some(stream)) })?;
+    util::set_index(env, out, 0, h)?;
+    let r = convert::text_out(env, &request)?;
+    util::set_index(env, out, 1, r)?;
+    Ok(out)
+}
+
+fn entered_stream<'a>(env: Env, v: JsVal) -> JsResult<&'a std::cell::RefCell<Option<baton::EnteredStream>>> {
+    match handles::handle(env, v, "stream")? {
+        Handle::EnteredStream { stream, .. } => Ok(stream),
+        _ => Err(Error::invalid_argument("stream: expected an entered stream").into()),
+    }
+}
+
+/// streamChunk(handle, chunkText): records the next chunk (its `llm.chunk` mark and its place
+/// in the end event).
+pub fn stream_chunk(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let cell = entered_stream(env, a[0])?;
+    let mut guard = cell.borrow_mut();
+    let Some(stream) = guard.as_mut() else {
+        return Err(Error::invalid_state("stream: already ended").into());
+    };
+    let text = trusted_text(env, a[1], "chunk")?;
+    stream.chunk(|| text);
+    util::undefined(env)
+}
+
+/// streamFinish(handle, ok, thrown): ends the stream — `ok` true: its end event with the
+/// recorded chunks; false: `ERROR` status from the thrown value (or cancelled when `thrown` is
+/// undefined, the consumer having stopped early). Ending twice does nothing.
+pub fn stream_finish(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let cell = entered_stream(env, a[0])?;
+    let Some(stream) = cell.borrow_mut().take() else {
+        return util::undefined(env);
+    };
+    stream.pop();
+    if truthy(env, a[1])? {
+        stream.finish(Ok(()));
+    } else if util::type_of(env, a[2])? != sys::ValueType::napi_undefined {
+        let e = callbacks::host_error(env, a[2]);
+        stream.finish(Err(&e));
+    } else {
+        drop(stream);
+    }
+    util::undefined(env)
+}
+
 /// JSON text the facade made with `JSON.stringify` (valid JSON, no raw line breaks).
 fn trusted_text(env: Env, v: JsVal, what: &str) -> JsResult<baton::Payload> {
     if util::type_of(env, v)? != sys::ValueType::napi_string {

@@ -27,6 +27,13 @@ pub enum Handle {
         stack: Stack,
         call: RefCell<Option<EnteredCall>>,
     },
+    /// An LLM stream the facade pulls itself (`enterLlmStream`; `None` once finished), on a
+    /// fork of the caller's stack with the call's scope current: this handle is also that
+    /// fork's stack handle, under which the facade runs the source.
+    EnteredStream {
+        stack: Stack,
+        stream: RefCell<Option<baton::EnteredStream>>,
+    },
 }
 
 pub fn wrap(env: Env, h: Handle) -> JsResult<JsVal> {
@@ -43,7 +50,7 @@ fn wrong(what: &str, expected: &str) -> util::Thrown {
 
 pub fn stack<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a Stack> {
     match handle(env, v, what)? {
-        Handle::Stack(s) | Handle::Entered { stack: s, .. } => Ok(s),
+        Handle::Stack(s) | Handle::Entered { stack: s, .. } | Handle::EnteredStream { stack: s, .. } => Ok(s),
         _ => Err(wrong(what, "stack")),
     }
 }

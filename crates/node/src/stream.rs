@@ -24,6 +24,10 @@ fn step(env: Env, r: JsVal) -> JsResult<Option<Value>> {
 /// async pull prefers `Symbol.asyncIterator`, a synchronous one (`*Sync` calls) `Symbol.iterator`.
 pub struct JsChunks {
     source: JsRef,
+    /// The JS stack current where the source was made (an async stream's fork): its pulls run
+    /// under it, so work the source does is parented under the call, as the core's stream
+    /// machinery makes the call's scope current on that stack while it pulls.
+    stack: Option<JsRef>,
     iter: Option<JsRef>,
     pending: Option<PromiseFuture<Option<Value>>>,
     done: bool,
@@ -35,7 +39,9 @@ unsafe impl Send for JsChunks {}
 impl JsChunks {
     /// Takes any iterable or async iterable (or an iterator).
     pub fn from_iterable(env: Env, iterable: JsVal) -> JsResult<ChunkStream> {
-        Ok(Box::pin(JsChunks { source: JsRef::new(env, iterable)?, iter: None, pending: None, done: false }))
+        let stack = crate::task::current_js_stack();
+        let stack = if stack.is_null() { None } else { Some(JsRef::new(env, stack)?) };
+        Ok(Box::pin(JsChunks { source: JsRef::new(env, iterable)?, stack, iter: None, pending: None, done: false }))
     }
 }
 
@@ -58,8 +64,15 @@ impl futures_core::Stream for JsChunks {
                 }
                 let iter = this.iter.as_ref().expect("iterator").get(env)?;
                 let next = util::get(env, iter, "next")?;
-                let mut r = std::ptr::null_mut();
-                util::status(env, unsafe { sys::napi_call_function(env, iter, next, 0, std::ptr::null(), &mut r) })?;
+                let r = match &this.stack {
+                    // The facade's iterator does not use `this`: `invoke(stack, next)` runs it.
+                    Some(stack) => util::call(env, util::helper(env, |h| h.invoke)?, &[stack.get(env)?, next])?,
+                    None => {
+                        let mut r = std::ptr::null_mut();
+                        util::status(env, unsafe { sys::napi_call_function(env, iter, next, 0, std::ptr::null(), &mut r) })?;
+                        r
+                    }
+                };
                 if util::is_thenable(env, r)? {
                     Ok(Err(PromiseFuture::new(env, r, step)?))
                 } else {
