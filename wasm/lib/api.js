@@ -868,14 +868,34 @@ function createApi(native) {
     }
   }
 
-  /** A managed LLM stream read synchronously. */
+  /**
+   * A managed LLM stream read synchronously. Entered (`entered` set: only subscribers see the
+   * call), the facade pulls the source itself under the stream's fork and reports each chunk
+   * to the module; otherwise the core's stream machinery pulls it.
+   */
   class LlmStreamSync {
-    constructor(h) {
+    constructor(h, entered, source) {
       this[EXT] = h;
       this._done = false;
+      this._entered = entered;
+      this._src = source;
+      this._stack = entered === undefined ? undefined : call(() => entered.stack());
     }
     next() {
       if (this._done) return DONE;
+      if (this._entered !== undefined) {
+        let r;
+        try {
+          r = runWith(this._stack, step, this._src);
+          if (isThenable(r)) {
+            r.then(undefined, () => {});
+            throw makeError('invalid_state', 'the source of llmStreamSync gave a Promise; use llmStream');
+          }
+        } catch (e) {
+          throw failStream(this, e);
+        }
+        return enteredChunk(this, r);
+      }
       let v;
       try {
         v = call(() => this[EXT].next());
@@ -894,22 +914,26 @@ function createApi(native) {
       return DONE;
     }
     close() {
-      if (this._done) return;
-      this._done = true;
-      call(() => this[EXT].close());
+      closeStream(this);
     }
     [Symbol.iterator]() {
       return this;
     }
   }
 
-  /** A managed LLM stream: an async iterator of chunks, pulled lazily. */
+  /** A managed LLM stream: an async iterator of chunks, pulled lazily (entered as above). */
   class LlmStream {
-    constructor(h) {
+    constructor(h, entered, source) {
       this[EXT] = h;
       this._done = false;
+      this._entered = entered;
+      this._src = source;
+      this._stack = entered === undefined ? undefined : call(() => entered.stack());
     }
-    async next() {
+    next() {
+      return this._entered === undefined ? this._nextManaged() : this._nextEntered();
+    }
+    async _nextManaged() {
       if (this._done) return DONE;
       let v;
       try {
@@ -924,42 +948,146 @@ function createApi(native) {
       }
       return { value: parse(v), done: false };
     }
+    async _nextEntered() {
+      if (this._done) return DONE;
+      let r;
+      try {
+        r = runWith(this._stack, step, this._src);
+        if (isThenable(r)) r = await r;
+      } catch (e) {
+        throw failStream(this, e);
+      }
+      return enteredChunk(this, r);
+    }
     async return() {
       this.close();
       return DONE;
     }
-    /** Stops reading: an unfinished stream ends as cancelled. */
+    /** Stops reading: an unfinished stream ends as cancelled (and its source is closed). */
     close() {
-      if (this._done) return;
-      this._done = true;
-      call(() => this[EXT].close());
+      closeStream(this);
     }
     [Symbol.asyncIterator]() {
       return this;
     }
   }
 
+  function step(it) {
+    return it.next();
+  }
+
+  function closeStream(s) {
+    if (s._done) return;
+    s._done = true;
+    if (s._entered === undefined) {
+      call(() => s[EXT].close());
+      return;
+    }
+    delivered(call(() => s._entered.finish(false, undefined)));
+    closeSource(s._src);
+  }
+
+  function closeSource(it) {
+    try {
+      if (typeof it.return === 'function') {
+        const r = it.return();
+        if (isThenable(r)) r.then(undefined, () => {});
+      }
+    } catch {
+      // The source failed to close; the stream has already ended.
+    }
+  }
+
+  /** After a module call that may have batched events: deliver soon, or now past the mark. */
+  function delivered(batched) {
+    scheduleDrain();
+    relieve(batched);
+  }
+
+  /** Ends an entered stream with the value its source threw; returns that value to rethrow. */
+  function failStream(s, e) {
+    s._done = true;
+    delivered(call(() => s._entered.finish(false, e)));
+    return e;
+  }
+
+  /** One step of an entered stream's source: the chunk, reported to the module, or the end. */
+  function enteredChunk(s, r) {
+    if (r === null || typeof r !== 'object') {
+      throw failStream(s, new TypeError(`the stream's iterator returned ${r === null ? 'null' : typeof r}, not an iterator result`));
+    }
+    if (r.done) {
+      s._done = true;
+      delivered(call(() => s._entered.finish(true, undefined)));
+      return DONE;
+    }
+    let text;
+    try {
+      text = enc(r.value, 'chunk');
+    } catch (e) {
+      closeSource(s._src);
+      throw failStream(s, e);
+    }
+    const exact = encExact;
+    delivered(call(() => s._entered.chunk(text)));
+    return { value: exact ? r.value : parse(text), done: false };
+  }
+
+  /** The LLM stream entered on a fork of `stack`, or undefined: take the managed path. */
+  function enterStream(stack, name, text, options) {
+    return call(native.enterLlmStream, stack, name, text, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+  }
+
   function llmStreamSync(name, request, fn, options) {
     notInSubscriber('llmStreamSync');
     checkFn(fn);
     const stack = current();
-    const cb = (text) => {
-      const r = runWith(stack, fn, parse(text));
+    const text = enc(request, 'request');
+    const entered = enterStream(stack, name, text, options);
+    if (entered !== undefined) {
+      const s = new LlmStreamSync(undefined, entered, undefined);
+      try {
+        const r = runWith(s._stack, fn, parse(entered.takeRequest()));
+        if (isThenable(r)) {
+          r.then(undefined, () => {});
+          throw makeError('invalid_state', 'the callback of llmStreamSync returned a Promise; use llmStream');
+        }
+        s._src = rawIterator(r, false);
+      } catch (e) {
+        throw failStream(s, e);
+      }
+      return s;
+    }
+    const cb = (t) => {
+      const r = runWith(stack, fn, parse(t));
       if (isThenable(r)) {
         r.then(undefined, () => {});
         throw makeError('invalid_state', 'the callback of llmStreamSync returned a Promise; use llmStream');
       }
       return iterOf(r, false);
     };
-    return new LlmStreamSync(call(native.llmStream, stack, name, enc(request, 'request'), cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
+    return new LlmStreamSync(call(native.llmStream, stack, name, text, cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
   }
 
   async function llmStream(name, request, fn, options) {
     notInSubscriber('llmStream');
     checkFn(fn);
     const stack = current();
-    const cb = (text) => {
-      const r = runWith(stack, fn, parse(text));
+    const text = enc(request, 'request');
+    const entered = enterStream(stack, name, text, options);
+    if (entered !== undefined) {
+      const s = new LlmStream(undefined, entered, undefined);
+      try {
+        let r = runWith(s._stack, fn, parse(entered.takeRequest()));
+        if (isThenable(r)) r = await r;
+        s._src = rawIterator(r, true);
+      } catch (e) {
+        throw failStream(s, e);
+      }
+      return s;
+    }
+    const cb = (t) => {
+      const r = runWith(stack, fn, parse(t));
       if (!isThenable(r)) return iterOf(r, true);
       const id = native.newPending();
       Promise.resolve(r).then(
@@ -977,7 +1105,7 @@ function createApi(native) {
       );
       return { pending: id };
     };
-    const id = call(native.llmStreamAsync, stack, name, enc(request, 'request'), cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+    const id = call(native.llmStreamAsync, stack, name, text, cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
     return new LlmStream(await runTask(id));
   }
 

@@ -237,3 +237,53 @@ test("the module's event text is the core's ATOF line, and built objects equal p
     baton.plugins.deregisterSink('lines');
   }
 });
+
+test('only subscribers: an LLM stream pulled by the facade emits what the managed stream emits', async () => {
+  /** @type {any[]} */
+  const events = [];
+  baton.subscribe('all', (e) => { events.push(e); });
+  const chunks = [{ delta: 'a' }, null, [1, 'b']];
+  const run = async () => {
+    events.length = 0;
+    /** @type {any} */
+    let seenRequest = null;
+    const s = await baton.llmStream('chat', { content: { m: 1 } }, async function* (req) {
+      seenRequest = req;
+      baton.mark('inside', { data: 1 }); // parented under the call
+      for (const c of chunks) yield c;
+    }, { modelName: 'm1' });
+    /** @type {unknown[]} */
+    const got = [];
+    for await (const c of s) got.push(c);
+    assert.deepEqual(got, chunks);
+    assert.deepEqual(seenRequest, { content: { m: 1 }, headers: {} }, 'the callback sees the checked request');
+    // Sync form, a failing source and an early stop.
+    assert.deepEqual([...baton.llmStreamSync('chat', { headers: {}, content: 2 }, () => chunks)], chunks);
+    const boom = new RangeError('source failed');
+    const failing = await baton.llmStream('chat', { content: 3 }, async function* () { yield 1; throw boom; });
+    await assert.rejects(async () => { for await (const _ of failing); }, (e) => e === boom);
+    const early = await baton.llmStream('chat', { content: 4 }, () => chunks);
+    for await (const _ of early) break;
+    assert.ok(await baton.flush());
+    const byUuid = new Map(events.map((e) => [e.uuid, e.name]));
+    return events.map((e) => ({
+      kind: e.kind, sc: e.scope_category, name: e.name, data: e.data, category: e.category,
+      parent: e.parent_uuid === null ? null : byUuid.get(e.parent_uuid) ?? 'outside',
+      metadata: e.metadata, profile: e.category_profile,
+    }));
+  };
+  const entered = await run();
+  // The same streams through the core's stream machinery: a stream intercept that passes the
+  // chunks on makes the core pull them itself.
+  baton.register('llm_stream_execution_intercept', 'same', (chunks) => chunks);
+  const managed = await run();
+  baton.deregister('llm_stream_execution_intercept', 'same');
+  assert.deepEqual(entered, managed);
+  assert.equal(entered.filter((e) => e.name === 'llm.chunk').length, 3 + 3 + 1 + 1);
+  assert.deepEqual(entered[1], { kind: 'mark', sc: undefined, name: 'inside', data: 1, category: undefined, parent: 'chat', metadata: {}, profile: undefined });
+  const ends = entered.filter((e) => e.sc === 'end');
+  assert.deepEqual(ends[0].data, chunks);
+  assert.equal(ends[2].metadata['exception.type'], 'RangeError');
+  assert.equal(ends[3].metadata['error.type'], 'cancelled');
+  baton.deregister('subscriber', 'all');
+});

@@ -1205,6 +1205,83 @@ fn with_stream_mode<R>(value: bool, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// An LLM stream the facade pulls itself (`enterLlmStream`): only subscribers (and event
+/// middleware) see it, so there is no need for the core's stream machinery and a crossing into
+/// the source per pull. The call runs on a fork of the caller's stack with its scope current
+/// (`stack()`), under which the facade runs the source; each chunk is reported with `chunk`
+/// and the end with `finish`. Collected (or freed) before `finish`, the stream ends as
+/// cancelled, as a dropped managed stream does.
+#[wasm_bindgen]
+pub struct EnteredLlmStream {
+    inner: RefCell<Option<baton::EnteredStream>>,
+    stack: baton::Stack,
+    request: RefCell<Option<Value>>,
+}
+
+/// enterLlmStream(stack, name, requestJson, opts, parent) → an entered stream, or `undefined`
+/// when middleware or a codec sees the stream's values (use `llmStream` / `llmStreamAsync`).
+#[wasm_bindgen(js_name = enterLlmStream)]
+pub fn enter_llm_stream(
+    stack: &Stack,
+    name: &str,
+    request: &str,
+    opts: Option<String>,
+    parent: Option<Scope>,
+) -> Result<Option<EnteredLlmStream>, JsValue> {
+    let request = parse_json(request, "request")?;
+    let options = llm_options(opts, parent)?;
+    let fork = stack.inner.fork();
+    let Some(mut entered) = fork.enter_llm_stream(name, request, options).map_err(to_js)? else {
+        return Ok(None);
+    };
+    let request = entered.take_request();
+    entered.push();
+    Ok(Some(EnteredLlmStream { inner: RefCell::new(Some(entered)), stack: fork, request: RefCell::new(request) }))
+}
+
+#[wasm_bindgen]
+impl EnteredLlmStream {
+    /// The fork the stream runs on, its scope current: the facade runs the source under it.
+    pub fn stack(&self) -> Stack {
+        Stack { inner: self.stack.clone() }
+    }
+    /// The request as JSON text for the source's callback (checked, `headers` added when it
+    /// had none), once.
+    #[wasm_bindgen(js_name = takeRequest)]
+    pub fn take_request(&self) -> Option<String> {
+        self.request.borrow_mut().take().map(|v| v.to_string())
+    }
+    /// Records the next chunk (JSON text from the facade's `JSON.stringify`). Returns how many
+    /// events wait in the batch.
+    pub fn chunk(&self, text: String) -> Result<u32, JsValue> {
+        let mut guard = self.inner.borrow_mut();
+        let Some(stream) = guard.as_mut() else { return Err(to_js(Error::invalid_state("stream: already ended"))) };
+        stream.chunk(|| baton::Payload::from_json_trusted(text.into_boxed_str()));
+        drop(guard);
+        Ok(batched())
+    }
+    /// Ends the stream: `ok` with the recorded chunks; else `ERROR` from `thrown`, or cancelled
+    /// when `thrown` is undefined (the consumer stopped early). Ending twice does nothing.
+    /// Returns how many events wait in the batch.
+    pub fn finish(&self, ok: bool, thrown: JsValue) -> u32 {
+        let Some(stream) = self.inner.borrow_mut().take() else { return batched() };
+        stream.pop();
+        if ok {
+            stream.finish(Ok(()));
+        } else if thrown.is_undefined() {
+            drop(stream);
+        } else {
+            let e = from_thrown(thrown);
+            // The thrown value only names the status here; the facade rethrows it itself.
+            if let Some(t) = e.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
+                THROWN.with(|m| m.borrow_mut().remove(&t.0));
+            }
+            stream.finish(Err(&e));
+        }
+        batched()
+    }
+}
+
 /// A managed LLM stream, pulled one chunk at a time.
 #[wasm_bindgen]
 pub struct LlmStreamHandle {
