@@ -25,138 +25,10 @@ function loadNative() {
 
 const native = loadNative();
 
-const ERROR_KINDS = Object.freeze([
-  'invalid_argument', 'invalid_state', 'not_found', 'already_exists', 'guardrail_rejected',
-  'callback_failed', 'upstream', 'timeout', 'already_shutdown', 'internal',
-]);
-
-const MIDDLEWARE_KINDS = Object.freeze([
-  'tool_conditional_execution', 'tool_request_intercept', 'tool_execution_intercept',
-  'tool_sanitize_request', 'tool_sanitize_response', 'llm_conditional_execution',
-  'llm_request_intercept', 'llm_execution_intercept', 'llm_stream_execution_intercept',
-  'llm_sanitize_request', 'llm_sanitize_response', 'mark_sanitize', 'scope_sanitize_start',
-  'scope_sanitize_end', 'event_metadata_injector', 'subscriber',
-]);
-
-/** A Baton error: `code` is one of ERROR_KINDS. `invalid_argument` errors are also TypeErrors. */
-class BatonError extends Error {
-  constructor(code, message, detail) {
-    super(message);
-    this.name = 'BatonError';
-    this.code = code;
-    if (detail !== undefined) this.detail = detail;
-    Object.defineProperty(this, '__baton', { value: true });
-  }
-  get kind() {
-    return this.code;
-  }
-  static [Symbol.hasInstance](v) {
-    return v !== null && typeof v === 'object' && v.__baton === true;
-  }
-}
-
-function makeError(code, message, detail) {
-  if (code === 'invalid_argument') {
-    const e = new TypeError(message);
-    e.code = code;
-    Object.defineProperty(e, '__baton', { value: true });
-    Object.defineProperty(e, 'kind', { get() { return this.code; } });
-    return e;
-  }
-  return new BatonError(code, message, detail);
-}
-
-// ----- JSON at the boundary -----
-// Values cross to the addon as JSON text: one string instead of a tree of N-API calls. The
-// walk below rejects what JSON cannot carry (naming the path) before JSON.stringify runs.
-
-function renderPath(root, keys) {
-  let p = root;
-  for (const k of keys) {
-    p += typeof k === 'number' ? `[${k}]` : /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`;
-  }
-  return p;
-}
-
-function notJson(root, keys, what) {
-  return makeError('invalid_argument', `${renderPath(root, keys)}: ${what} is not JSON`);
-}
-
-/**
- * Throws (naming the path) unless `v` is JSON; returns whether it is exactly its JSON form —
- * false when `JSON.stringify` would change it: an `undefined` field or array hole, a
- * `toJSON` method (a Date). An exact value can be handed on as it is instead of a copy.
- */
-function check(v, root, keys, seen) {
-  switch (typeof v) {
-    case 'string':
-    case 'boolean':
-      return true;
-    case 'undefined':
-      return false;
-    case 'number':
-      if (!Number.isFinite(v)) throw notJson(root, keys, `the number ${v}`);
-      return true;
-    case 'function':
-      throw notJson(root, keys, 'a function');
-    case 'symbol':
-      throw notJson(root, keys, 'a symbol');
-    case 'bigint':
-      throw notJson(root, keys, 'a BigInt');
-    default:
-      break;
-  }
-  if (v === null) return true;
-  if (typeof v.toJSON === 'function') return false;
-  if (seen.includes(v)) throw makeError('invalid_argument', `${renderPath(root, keys)}: a cycle (the value contains itself) is not JSON`);
-  if (seen.length > 512) throw makeError('invalid_argument', `${renderPath(root, keys)}: nested too deeply (more than 512 levels)`);
-  seen.push(v);
-  let exact = true;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const x = v[i];
-      if (x !== null && typeof x !== 'string' && typeof x !== 'boolean' && !(typeof x === 'number' && Number.isFinite(x))) {
-        keys.push(i);
-        if (!check(x, root, keys, seen)) exact = false;
-        keys.pop();
-      }
-    }
-  } else {
-    const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) {
-      const name = v.constructor && typeof v.constructor.name === 'string' && v.constructor.name ? `a ${v.constructor.name} instance` : 'an object with a custom prototype';
-      seen.pop();
-      throw notJson(root, keys, name);
-    }
-    for (const k in v) {
-      const x = v[k];
-      if (x !== null && typeof x !== 'string' && typeof x !== 'boolean' && !(typeof x === 'number' && Number.isFinite(x))) {
-        keys.push(k);
-        if (!check(x, root, keys, seen)) exact = false;
-        keys.pop();
-      }
-    }
-  }
-  seen.pop();
-  return exact;
-}
-
-/** Whether the value last given to `enc` is exactly its JSON form (see `check`). */
-let encExact = false;
-
-/** JSON text of a value (validated; `undefined` fields dropped). Sets `encExact`. */
-function enc(v, root) {
-  if (v === undefined) {
-    encExact = false;
-    return 'null';
-  }
-  const exact = check(v, root, [], []);
-  const text = JSON.stringify(v);
-  encExact = exact;
-  return text;
-}
-
-const parse = JSON.parse;
+const {
+  ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable,
+  parse, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
+} = require('./lib/common.js');
 
 function encResult(v) {
   return enc(v, 'returned value');
@@ -205,75 +77,6 @@ function relieve() {
   if (pending[0] > HIGH_WATER && delivering === 0) drain();
 }
 
-// An event's layout in a batch (crates/node/src/deliver.rs, `Event::write_json_layout`):
-// its kind, then per top-level value after `kind` its form and where it starts and ends.
-const LAYOUT = 34;
-const KIND_SCOPE_START = 1;
-const KIND_MARK = 3;
-const FORM_ABSENT = 0;
-const FORM_NULL = 1;
-const FORM_STRING = 2;
-const FORM_JSON = 3;
-const FORM_EMPTY_ARRAY = 4;
-const FORM_EMPTY_OBJECT = 5;
-// Where each value's numbers start in an event's layout (after the kind).
-const F_VERSION = 1;
-const F_UUID = 4;
-const F_PARENT = 7;
-const F_TIMESTAMP = 10;
-const F_NAME = 13;
-const F_CATEGORY = 16;
-const F_ATTRIBUTES = 19;
-const F_PROFILE = 22;
-const F_DATA = 25;
-const F_SCHEMA = 28;
-const F_METADATA = 31;
-
-/** One top-level value of an event: sliced when it is a plain string, parsed only when structured. */
-function value(text, l, at) {
-  switch (l[at]) {
-    case FORM_STRING:
-      return text.slice(l[at + 1] + 1, l[at + 2] - 1);
-    case FORM_NULL:
-      return null;
-    case FORM_JSON:
-      return parse(text.slice(l[at + 1], l[at + 2]));
-    case FORM_EMPTY_ARRAY:
-      return [];
-    case FORM_EMPTY_OBJECT:
-      return {};
-    case FORM_ABSENT:
-      return undefined;
-    default:
-      return { 'otel.status_code': 'OK' };
-  }
-}
-
-/**
- * The object of event `idx` of a batch — the same as `JSON.parse` of its text, keys in the
- * same order — built from the values the layout locates. A mark with a category or profile
- * (rare) is parsed whole.
- */
-function eventObject(text, l, idx, start, end) {
-  const o = idx * LAYOUT;
-  const kind = l[o];
-  if (kind === KIND_MARK) {
-    if (l[o + F_CATEGORY] !== FORM_ABSENT || l[o + F_PROFILE] !== FORM_ABSENT) return parse(text.slice(start, end));
-    return {
-      kind: 'mark', atof_version: value(text, l, o + F_VERSION), uuid: value(text, l, o + F_UUID),
-      parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP), name: value(text, l, o + F_NAME),
-      data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA), metadata: value(text, l, o + F_METADATA),
-    };
-  }
-  return {
-    kind: 'scope', scope_category: kind === KIND_SCOPE_START ? 'start' : 'end', atof_version: value(text, l, o + F_VERSION),
-    uuid: value(text, l, o + F_UUID), parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP),
-    name: value(text, l, o + F_NAME), category: value(text, l, o + F_CATEGORY), attributes: value(text, l, o + F_ATTRIBUTES),
-    category_profile: value(text, l, o + F_PROFILE), data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA),
-    metadata: value(text, l, o + F_METADATA),
-  };
-}
-
 function drain() {
   for (;;) {
     const batch = native.takeEvents();
@@ -304,7 +107,7 @@ function drain() {
             if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : ends[idx - 1], ends[idx]);
           } else {
             ev = objects[idx];
-            if (ev === undefined) ev = objects[idx] = eventObject(text, layouts, idx, idx === 0 ? 0 : ends[idx - 1], ends[idx]);
+            if (ev === undefined) ev = objects[idx] = eventObject(text, layouts, idx * LAYOUT, idx === 0 ? 0 : ends[idx - 1], ends[idx]);
           }
           const r = sub.fn(ev);
           if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
@@ -334,17 +137,6 @@ function watch(p, id) {
 
 function invoke(stack, fn, ...args) {
   return als.run(stack, fn, ...args);
-}
-
-function rawIterator(x, preferAsync) {
-  if (x !== null && typeof x !== 'string' && (typeof x === 'object' || typeof x === 'function')) {
-    const a = typeof x[Symbol.asyncIterator] === 'function';
-    const s = typeof x[Symbol.iterator] === 'function';
-    if (a && (preferAsync || !s)) return x[Symbol.asyncIterator]();
-    if (s) return x[Symbol.iterator]();
-    if (typeof x.next === 'function') return x;
-  }
-  throw new TypeError('a stream callback must return an iterable or async iterable of chunks');
 }
 
 function chunkStep(r) {
@@ -454,10 +246,6 @@ function pop(scope, options) {
   relieve();
 }
 
-function isThenable(r) {
-  return r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function';
-}
-
 function withScope(name, fn, options) {
   const stack = native.fork(current());
   const scope = new Scope(native.push(stack, name, parentOpt(options)));
@@ -543,15 +331,6 @@ function bare(stack, name, options) {
   return (options === undefined || options === null) && typeof name === 'string' && name !== '' && native.unobserved(stack);
 }
 
-/**
- * A payload handed on inside a call no middleware sees: the value itself when it is exactly
- * its JSON form (`check`), else its JSON copy — what the managed path would hand on.
- */
-function own(v, root) {
-  if (v === undefined) return null;
-  return check(v, root, [], []) ? v : parse(JSON.stringify(v));
-}
-
 /** The result of a callback of a synchronous call: a Promise is refused, as the addon does. */
 function syncResult(r) {
   if (isThenable(r)) {
@@ -578,7 +357,7 @@ function tool(name, args, fn, options) {
     const stack = current();
     if (bare(stack, name, options)) return als.run(native.fork(stack), bareAsync, own(args, 'args'), fn);
     const text = enc(args, 'args');
-    const exact = encExact;
+    const exact = encoded.exact;
     const entered = native.enterTool(stack, name, text, parentOpt(options), true);
     if (entered === false) return als.run(native.fork(stack), bareAsync, exact ? args : parse(text), fn);
     // The entered call's handle is also the stack handle of the fork it runs on.
@@ -643,7 +422,7 @@ function exitEntered(entered, r) {
   } catch (e) {
     throw failEntered(entered, e);
   }
-  const exact = encExact;
+  const exact = encoded.exact;
   native.exitTool(entered, out);
   relieve();
   return exact ? r : parse(out);
@@ -661,7 +440,7 @@ function toolSync(name, args, fn, options) {
   const stack = current();
   if (bare(stack, name, options)) return syncResult(fn(own(args, 'args')));
   const text = enc(args, 'args');
-  const exact = encExact;
+  const exact = encoded.exact;
   const entered = native.enterTool(stack, name, text, parentOpt(options), false);
   if (entered === false) return syncResult(fn(exact ? args : parse(text)));
   if (entered !== null) return runEnteredSync(entered, exact ? args : parse(text), fn);
@@ -685,8 +464,6 @@ function llmSync(name, request, fn, options) {
   relieve();
   return r;
 }
-
-const DONE = Object.freeze({ value: undefined, done: true });
 
 /**
  * A managed LLM stream: an async iterable of chunks, pulled lazily. Entered (`source` set:
@@ -799,21 +576,6 @@ class LlmStreamSync {
   }
 }
 
-function step(it) {
-  return it.next();
-}
-
-function closeSource(it) {
-  try {
-    if (typeof it.return === 'function') {
-      const r = it.return();
-      if (isThenable(r)) r.then(undefined, () => {});
-    }
-  } catch {
-    // The source failed to close; the stream has already ended.
-  }
-}
-
 /** Ends an entered stream with the value its source threw; returns that value to rethrow. */
 function failStream(s, e) {
   s._done = true;
@@ -841,7 +603,7 @@ function enteredChunk(s, r) {
     closeSource(s._src);
     throw failStream(s, e);
   }
-  const exact = encExact;
+  const exact = encoded.exact;
   native.streamChunk(h, text);
   relieve();
   return { value: exact ? r.value : parse(text), done: false };

@@ -8,46 +8,12 @@
 // and on shutdown().
 
 function createApi(native) {
-  const ERROR_KINDS = Object.freeze([
-    'invalid_argument', 'invalid_state', 'not_found', 'already_exists', 'guardrail_rejected',
-    'callback_failed', 'upstream', 'timeout', 'already_shutdown', 'internal',
-  ]);
-
-  const MIDDLEWARE_KINDS = Object.freeze([
-    'tool_conditional_execution', 'tool_request_intercept', 'tool_execution_intercept',
-    'tool_sanitize_request', 'tool_sanitize_response', 'llm_conditional_execution',
-    'llm_request_intercept', 'llm_execution_intercept', 'llm_stream_execution_intercept',
-    'llm_sanitize_request', 'llm_sanitize_response', 'mark_sanitize', 'scope_sanitize_start',
-    'scope_sanitize_end', 'event_metadata_injector', 'subscriber',
-  ]);
-
-  /** A Baton error: `code` is one of ERROR_KINDS. `invalid_argument` errors are also TypeErrors. */
-  class BatonError extends Error {
-    constructor(code, message, detail) {
-      super(message);
-      this.name = 'BatonError';
-      this.code = code;
-      if (detail !== undefined) this.detail = detail;
-      Object.defineProperty(this, '__baton', { value: true });
-    }
-    get kind() {
-      return this.code;
-    }
-    static [Symbol.hasInstance](v) {
-      return v !== null && typeof v === 'object' && v.__baton === true;
-    }
-  }
-
-  function makeError(code, message, detail) {
-    if (code === 'invalid_argument') {
-      const e = new TypeError(message);
-      e.code = code;
-      Object.defineProperty(e, '__baton', { value: true });
-      Object.defineProperty(e, 'kind', { get() { return this.code; } });
-      return e;
-    }
-    return new BatonError(code, message, detail);
-  }
+  // Errors, the JSON boundary, event objects and stream helpers: node/lib/common.js, which
+  // scripts/build.mjs embeds as `common`.
+  const {
+    ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable,
+    parse, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
+  } = common;
 
   // ----- calling into the module: errors, traps -----
 
@@ -86,129 +52,7 @@ function createApi(native) {
     }
   }
 
-  // ----- JSON at the boundary -----
 
-  function notJson(path, what) {
-    return makeError('invalid_argument', `${path}: ${what} is not JSON`);
-  }
-
-  function check(v, path, seen) {
-    switch (typeof v) {
-      case 'string':
-      case 'boolean':
-      case 'undefined':
-        return;
-      case 'number':
-        if (!Number.isFinite(v)) throw notJson(path, `the number ${v}`);
-        return;
-      case 'function':
-        throw notJson(path, 'a function');
-      case 'symbol':
-        throw notJson(path, 'a symbol');
-      case 'bigint':
-        throw notJson(path, 'a BigInt');
-      default:
-        break;
-    }
-    if (v === null || typeof v.toJSON === 'function') return;
-    if (seen.includes(v)) throw makeError('invalid_argument', `${path}: a cycle (the value contains itself) is not JSON`);
-    seen.push(v);
-    if (Array.isArray(v)) {
-      v.forEach((x, i) => check(x, `${path}[${i}]`, seen));
-    } else {
-      const proto = Object.getPrototypeOf(v);
-      if (proto !== Object.prototype && proto !== null) {
-        const name = v.constructor && v.constructor.name ? `a ${v.constructor.name} instance` : 'an object with a custom prototype';
-        throw notJson(path, name);
-      }
-      for (const k in v) check(v[k], `${path}.${k}`, seen);
-    }
-    seen.pop();
-  }
-
-  /**
-   * The fast form of `check`, which also tells whether a value can be handed on as it is:
-   * 1 when `v` is exactly its JSON form, 0 when it is JSON but `JSON.stringify` changes it
-   * (an `undefined` field or array hole, a `toJSON` method such as a Date's), -1 when it may
-   * not be JSON (no paths built, no cycle list; too deep counts as doubtful): `check` then
-   * finds and names the problem.
-   */
-  function plain(v, depth) {
-    switch (typeof v) {
-      case 'string':
-      case 'boolean':
-        return 1;
-      case 'undefined':
-        return 0;
-      case 'number':
-        return Number.isFinite(v) ? 1 : -1;
-      case 'object':
-        break;
-      default:
-        return -1;
-    }
-    if (v === null) return 1;
-    if (typeof v.toJSON === 'function') return 0;
-    if (depth > 100) return -1;
-    let r = 1;
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        const x = plain(v[i], depth + 1);
-        if (x < 0) return -1;
-        if (x === 0) r = 0;
-      }
-      return r;
-    }
-    const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) return -1;
-    for (const k in v) {
-      const x = plain(v[k], depth + 1);
-      if (x < 0) return -1;
-      if (x === 0) r = 0;
-    }
-    return r;
-  }
-
-  /** Whether the value last given to `enc` is exactly its JSON form (see `plain`). */
-  let encExact = false;
-
-  /** JSON text of a value (validated; `undefined` fields dropped). Sets `encExact`. */
-  function enc(v, path) {
-    if (v === undefined) {
-      encExact = false;
-      return 'null';
-    }
-    const p = plain(v, 0);
-    if (p < 0) check(v, path, []);
-    const text = JSON.stringify(v);
-    encExact = p === 1;
-    return text;
-  }
-
-  /**
-   * A payload handed on inside a call no middleware sees: the value itself when it is exactly
-   * its JSON form, else its JSON copy — what the managed path would hand on.
-   */
-  function own(v, path) {
-    if (v === undefined) return null;
-    const p = plain(v, 0);
-    if (p === 1) return v;
-    if (p < 0) check(v, path, []);
-    return parse(JSON.stringify(v));
-  }
-
-
-  function encOpt(v, path) {
-    if (v === undefined || v === null) return undefined;
-    if (!plain(v, 0)) check(v, path, []);
-    return JSON.stringify(v);
-  }
-
-  const parse = JSON.parse;
-
-  function isThenable(r) {
-    return r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function';
-  }
 
   // ----- delivery (no threads: a microtask drains the queue) -----
   //
@@ -262,74 +106,6 @@ function createApi(native) {
       }
       deliver(text, meta);
     }
-  }
-
-  // An event's layout in a batch (crates/wasm/src/wasm.rs, `Event::write_json_layout`): its
-  // kind, then per top-level value after `kind` its form and where it starts and ends.
-  const LAYOUT = 34;
-  const KIND_SCOPE_START = 1;
-  const KIND_MARK = 3;
-  const FORM_ABSENT = 0;
-  const FORM_NULL = 1;
-  const FORM_STRING = 2;
-  const FORM_JSON = 3;
-  const FORM_EMPTY_ARRAY = 4;
-  const FORM_EMPTY_OBJECT = 5;
-  // Where each value's numbers start in an event's layout (after the kind).
-  const F_VERSION = 1;
-  const F_UUID = 4;
-  const F_PARENT = 7;
-  const F_TIMESTAMP = 10;
-  const F_NAME = 13;
-  const F_CATEGORY = 16;
-  const F_ATTRIBUTES = 19;
-  const F_PROFILE = 22;
-  const F_DATA = 25;
-  const F_SCHEMA = 28;
-  const F_METADATA = 31;
-
-  /** One top-level value of an event: sliced when it is a plain string, parsed only when structured. */
-  function value(text, l, at) {
-    switch (l[at]) {
-      case FORM_STRING:
-        return text.slice(l[at + 1] + 1, l[at + 2] - 1);
-      case FORM_NULL:
-        return null;
-      case FORM_JSON:
-        return parse(text.slice(l[at + 1], l[at + 2]));
-      case FORM_EMPTY_ARRAY:
-        return [];
-      case FORM_EMPTY_OBJECT:
-        return {};
-      case FORM_ABSENT:
-        return undefined;
-      default:
-        return { 'otel.status_code': 'OK' };
-    }
-  }
-
-  /**
-   * The object of the event whose layout starts at `o` — the same as `JSON.parse` of its
-   * text, keys in the same order — built from the values the layout locates. A mark with a
-   * category or profile (rare) is parsed whole.
-   */
-  function eventObject(text, l, o, start, end) {
-    const kind = l[o];
-    if (kind === KIND_MARK) {
-      if (l[o + F_CATEGORY] !== FORM_ABSENT || l[o + F_PROFILE] !== FORM_ABSENT) return parse(text.slice(start, end));
-      return {
-        kind: 'mark', atof_version: value(text, l, o + F_VERSION), uuid: value(text, l, o + F_UUID),
-        parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP), name: value(text, l, o + F_NAME),
-        data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA), metadata: value(text, l, o + F_METADATA),
-      };
-    }
-    return {
-      kind: 'scope', scope_category: kind === KIND_SCOPE_START ? 'start' : 'end', atof_version: value(text, l, o + F_VERSION),
-      uuid: value(text, l, o + F_UUID), parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP),
-      name: value(text, l, o + F_NAME), category: value(text, l, o + F_CATEGORY), attributes: value(text, l, o + F_ATTRIBUTES),
-      category_profile: value(text, l, o + F_PROFILE), data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA),
-      metadata: value(text, l, o + F_METADATA),
-    };
   }
 
   function deliver(text, meta) {
@@ -608,7 +384,7 @@ function createApi(native) {
     const stack = current();
     if (poisoned === null && bare(stack, name, options)) return ownResult(fn(own(args, 'args')), 'tool');
     const text = enc(args, 'args');
-    const input = encExact ? args : undefined;
+    const input = encoded.exact ? args : undefined;
     const how = enterTool(stack, name, text, options);
     if (how === 1) return ownResult(fn(input === undefined ? parse(text) : input), 'tool');
     if (how !== 0) {
@@ -621,7 +397,7 @@ function createApi(native) {
         exitTool(how, undefined, e);
         throw e;
       }
-      const exact = encExact;
+      const exact = encoded.exact;
       exitTool(how, out);
       return exact ? r : parse(out);
     }
@@ -737,7 +513,7 @@ function createApi(native) {
       if (poisoned !== null) throw new BatonError('internal', poisoned);
       if (bare(stack, name, options)) return runWith(call(native.fork, stack), bareAsync, own(args, 'args'), fn);
       const text = enc(args, 'args');
-      const input = encExact ? args : parse(text);
+      const input = encoded.exact ? args : parse(text);
       let forked;
       let how;
       try {
@@ -789,7 +565,7 @@ function createApi(native) {
       exitTool(id, undefined, e);
       throw e;
     }
-    const exact = encExact;
+    const exact = encoded.exact;
     exitTool(id, out);
     return exact ? r : parse(out);
   }
@@ -812,19 +588,6 @@ function createApi(native) {
   }
 
   // ----- streams -----
-
-  const DONE = Object.freeze({ value: undefined, done: true });
-
-  function rawIterator(x, preferAsync) {
-    if (x !== null && typeof x !== 'string' && (typeof x === 'object' || typeof x === 'function')) {
-      const a = typeof x[Symbol.asyncIterator] === 'function';
-      const s = typeof x[Symbol.iterator] === 'function';
-      if (a && (preferAsync || !s)) return x[Symbol.asyncIterator]();
-      if (s) return x[Symbol.iterator]();
-      if (typeof x.next === 'function') return x;
-    }
-    throw new TypeError('a stream callback must return an iterable or async iterable of chunks');
-  }
 
   const chunkStep = (r) => (r.done ? undefined : enc(r.value, 'chunk'));
 
@@ -972,10 +735,6 @@ function createApi(native) {
     }
   }
 
-  function step(it) {
-    return it.next();
-  }
-
   function closeStream(s) {
     if (s._done) return;
     s._done = true;
@@ -985,17 +744,6 @@ function createApi(native) {
     }
     delivered(call(() => s._entered.finish(false, undefined)));
     closeSource(s._src);
-  }
-
-  function closeSource(it) {
-    try {
-      if (typeof it.return === 'function') {
-        const r = it.return();
-        if (isThenable(r)) r.then(undefined, () => {});
-      }
-    } catch {
-      // The source failed to close; the stream has already ended.
-    }
   }
 
   /** After a module call that may have batched events: deliver soon, or now past the mark. */
@@ -1028,7 +776,7 @@ function createApi(native) {
       closeSource(s._src);
       throw failStream(s, e);
     }
-    const exact = encExact;
+    const exact = encoded.exact;
     delivered(call(() => s._entered.chunk(text)));
     return { value: exact ? r.value : parse(text), done: false };
   }

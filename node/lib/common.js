@@ -1,0 +1,301 @@
+'use strict';
+// What the Node facade (node/index.js) and the wasm facade (wasm/lib/api.js) share: errors,
+// the JSON boundary, event objects from the core's layout, and the pieces of streams the
+// facades pull themselves. None of it touches a native module, so one source serves both:
+// node/ requires this file; wasm/scripts/build.mjs embeds it into each file it generates.
+// Rules stay in the Rust core: this is how values and events cross into JS, nothing more.
+
+const ERROR_KINDS = Object.freeze([
+  'invalid_argument', 'invalid_state', 'not_found', 'already_exists', 'guardrail_rejected',
+  'callback_failed', 'upstream', 'timeout', 'already_shutdown', 'internal',
+]);
+
+const MIDDLEWARE_KINDS = Object.freeze([
+  'tool_conditional_execution', 'tool_request_intercept', 'tool_execution_intercept',
+  'tool_sanitize_request', 'tool_sanitize_response', 'llm_conditional_execution',
+  'llm_request_intercept', 'llm_execution_intercept', 'llm_stream_execution_intercept',
+  'llm_sanitize_request', 'llm_sanitize_response', 'mark_sanitize', 'scope_sanitize_start',
+  'scope_sanitize_end', 'event_metadata_injector', 'subscriber',
+]);
+
+/** A Baton error: `code` is one of ERROR_KINDS. `invalid_argument` errors are also TypeErrors. */
+class BatonError extends Error {
+  constructor(code, message, detail) {
+    super(message);
+    this.name = 'BatonError';
+    this.code = code;
+    if (detail !== undefined) this.detail = detail;
+    Object.defineProperty(this, '__baton', { value: true });
+  }
+  get kind() {
+    return this.code;
+  }
+  static [Symbol.hasInstance](v) {
+    return v !== null && typeof v === 'object' && v.__baton === true;
+  }
+}
+
+function makeError(code, message, detail) {
+  if (code === 'invalid_argument') {
+    const e = new TypeError(message);
+    e.code = code;
+    Object.defineProperty(e, '__baton', { value: true });
+    Object.defineProperty(e, 'kind', { get() { return this.code; } });
+    return e;
+  }
+  return new BatonError(code, message, detail);
+}
+
+function isThenable(r) {
+  return r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function';
+}
+
+// ----- JSON at the boundary -----
+// Values cross to the native side as JSON text: one string instead of a tree of calls. A value
+// is validated first: `exactness` is the quick walk; when it has a doubt, `check` walks again to
+// name the path of what JSON cannot carry.
+
+const parse = JSON.parse;
+
+function renderPath(root, keys) {
+  let p = root;
+  for (const k of keys) {
+    p += typeof k === 'number' ? `[${k}]` : /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`;
+  }
+  return p;
+}
+
+function notJson(root, keys, what) {
+  return makeError('invalid_argument', `${renderPath(root, keys)}: ${what} is not JSON`);
+}
+
+/** Nesting past which a value is refused (JSON.stringify would exhaust the JS stack first). */
+const MAX_DEPTH = 512;
+
+/**
+ * Throws (naming the path) unless `v` is JSON; returns whether it is exactly its JSON form —
+ * false when `JSON.stringify` would change it: an `undefined` field or array hole, a `toJSON`
+ * method (a Date).
+ */
+function check(v, root, keys, seen) {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'undefined':
+      return false;
+    case 'number':
+      if (!Number.isFinite(v)) throw notJson(root, keys, `the number ${v}`);
+      return true;
+    case 'function':
+      throw notJson(root, keys, 'a function');
+    case 'symbol':
+      throw notJson(root, keys, 'a symbol');
+    case 'bigint':
+      throw notJson(root, keys, 'a BigInt');
+    default:
+      break;
+  }
+  if (v === null) return true;
+  if (typeof v.toJSON === 'function') return false;
+  if (seen.includes(v)) throw makeError('invalid_argument', `${renderPath(root, keys)}: a cycle (the value contains itself) is not JSON`);
+  if (seen.length > MAX_DEPTH) throw makeError('invalid_argument', `${renderPath(root, keys)}: nested too deeply (more than ${MAX_DEPTH} levels)`);
+  seen.push(v);
+  let exact = true;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      keys.push(i);
+      if (!check(v[i], root, keys, seen)) exact = false;
+      keys.pop();
+    }
+  } else {
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) {
+      const name = v.constructor && typeof v.constructor.name === 'string' && v.constructor.name ? `a ${v.constructor.name} instance` : 'an object with a custom prototype';
+      throw notJson(root, keys, name);
+    }
+    for (const k in v) {
+      keys.push(k);
+      if (!check(v[k], root, keys, seen)) exact = false;
+      keys.pop();
+    }
+  }
+  seen.pop();
+  return exact;
+}
+
+/**
+ * The quick walk: 1 when `v` is exactly its JSON form, 0 when it is JSON but `JSON.stringify`
+ * changes it, -1 when it may not be JSON (no paths, no cycle list: past 100 levels it is in
+ * doubt) — `check` then finds and names the problem.
+ */
+function exactness(v, depth) {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return 1;
+    case 'undefined':
+      return 0;
+    case 'number':
+      return Number.isFinite(v) ? 1 : -1;
+    case 'object':
+      break;
+    default:
+      return -1;
+  }
+  if (v === null) return 1;
+  if (typeof v.toJSON === 'function') return 0;
+  if (depth > 100) return -1;
+  let r = 1;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x = exactness(v[i], depth + 1);
+      if (x < 0) return -1;
+      if (x === 0) r = 0;
+    }
+    return r;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return -1;
+  for (const k in v) {
+    const x = exactness(v[k], depth + 1);
+    if (x < 0) return -1;
+    if (x === 0) r = 0;
+  }
+  return r;
+}
+
+/** Whether the value last given to `enc` was exactly its JSON form (read right after `enc`). */
+const encoded = { exact: false };
+
+/** JSON text of a value (validated; `undefined` fields dropped). Sets `encoded.exact`. */
+function enc(v, root) {
+  if (v === undefined) {
+    encoded.exact = false;
+    return 'null';
+  }
+  let x = exactness(v, 0);
+  if (x < 0) x = check(v, root, [], []) ? 1 : 0;
+  const text = JSON.stringify(v);
+  encoded.exact = x === 1;
+  return text;
+}
+
+/**
+ * A payload handed on inside a call no middleware sees: the value itself when it is exactly
+ * its JSON form, else its JSON copy — what the managed path would hand on.
+ */
+function own(v, root) {
+  if (v === undefined) return null;
+  let x = exactness(v, 0);
+  if (x < 0) x = check(v, root, [], []) ? 1 : 0;
+  return x === 1 ? v : parse(JSON.stringify(v));
+}
+
+// ----- event objects from the core's layout -----
+// Per event the native side records (`Event::write_json_layout`) its kind, then per top-level
+// value after `kind` its form and where it starts and ends in the batch text (UTF-16 units).
+
+const LAYOUT = 34;
+const KIND_SCOPE_START = 1;
+const KIND_MARK = 3;
+const FORM_ABSENT = 0;
+const FORM_NULL = 1;
+const FORM_STRING = 2;
+const FORM_JSON = 3;
+const FORM_EMPTY_ARRAY = 4;
+const FORM_EMPTY_OBJECT = 5;
+// Where each value's numbers start in an event's layout (after the kind).
+const F_VERSION = 1;
+const F_UUID = 4;
+const F_PARENT = 7;
+const F_TIMESTAMP = 10;
+const F_NAME = 13;
+const F_CATEGORY = 16;
+const F_ATTRIBUTES = 19;
+const F_PROFILE = 22;
+const F_DATA = 25;
+const F_SCHEMA = 28;
+const F_METADATA = 31;
+
+/** One top-level value of an event: sliced when it is a plain string, parsed only when structured. */
+function value(text, l, at) {
+  switch (l[at]) {
+    case FORM_STRING:
+      return text.slice(l[at + 1] + 1, l[at + 2] - 1);
+    case FORM_NULL:
+      return null;
+    case FORM_JSON:
+      return parse(text.slice(l[at + 1], l[at + 2]));
+    case FORM_EMPTY_ARRAY:
+      return [];
+    case FORM_EMPTY_OBJECT:
+      return {};
+    case FORM_ABSENT:
+      return undefined;
+    default:
+      return { 'otel.status_code': 'OK' };
+  }
+}
+
+/**
+ * The object of the event whose layout starts at `l[o]` and whose text is `text[start, end)` —
+ * the same as `JSON.parse` of that text, keys in the same order — built from the values the
+ * layout locates (`JSON.parse` of whole events cost more than the rest of a delivery). A mark
+ * with a category or profile (rare) is parsed whole.
+ */
+function eventObject(text, l, o, start, end) {
+  const kind = l[o];
+  if (kind === KIND_MARK) {
+    if (l[o + F_CATEGORY] !== FORM_ABSENT || l[o + F_PROFILE] !== FORM_ABSENT) return parse(text.slice(start, end));
+    return {
+      kind: 'mark', atof_version: value(text, l, o + F_VERSION), uuid: value(text, l, o + F_UUID),
+      parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP), name: value(text, l, o + F_NAME),
+      data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA), metadata: value(text, l, o + F_METADATA),
+    };
+  }
+  return {
+    kind: 'scope', scope_category: kind === KIND_SCOPE_START ? 'start' : 'end', atof_version: value(text, l, o + F_VERSION),
+    uuid: value(text, l, o + F_UUID), parent_uuid: value(text, l, o + F_PARENT), timestamp: value(text, l, o + F_TIMESTAMP),
+    name: value(text, l, o + F_NAME), category: value(text, l, o + F_CATEGORY), attributes: value(text, l, o + F_ATTRIBUTES),
+    category_profile: value(text, l, o + F_PROFILE), data: value(text, l, o + F_DATA), data_schema: value(text, l, o + F_SCHEMA),
+    metadata: value(text, l, o + F_METADATA),
+  };
+}
+
+// ----- stream sources -----
+
+const DONE = Object.freeze({ value: undefined, done: true });
+
+/** The iterator of what a stream callback returned (async preferred for async streams). */
+function rawIterator(x, preferAsync) {
+  if (x !== null && typeof x !== 'string' && (typeof x === 'object' || typeof x === 'function')) {
+    const a = typeof x[Symbol.asyncIterator] === 'function';
+    const s = typeof x[Symbol.iterator] === 'function';
+    if (a && (preferAsync || !s)) return x[Symbol.asyncIterator]();
+    if (s) return x[Symbol.iterator]();
+    if (typeof x.next === 'function') return x;
+  }
+  throw new TypeError('a stream callback must return an iterable or async iterable of chunks');
+}
+
+function step(it) {
+  return it.next();
+}
+
+/** Closes a source the consumer stopped reading (its own failure to close is ignored). */
+function closeSource(it) {
+  try {
+    if (typeof it.return === 'function') {
+      const r = it.return();
+      if (isThenable(r)) r.then(undefined, () => {});
+    }
+  } catch {
+    // The stream has already ended; nothing waits for the source.
+  }
+}
+
+module.exports = {
+  ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable,
+  parse, check, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
+};
