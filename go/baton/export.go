@@ -262,28 +262,26 @@ func batonGoSubscriberBatch(ud unsafe.Pointer, events *C.char, ends *C.size_t, c
 	total := int(bounds[n-1])
 	text := unsafe.Slice((*byte)(unsafe.Pointer(events)), total) // C memory, read during this call only
 	fn := cgo.Handle(uintptr(ud)).Value().(*registered).fn.(SubscriberFunc)
-	var buf []byte
 	start := 0
-	for i := 0; i < n; i++ {
-		end := int(bounds[i])
-		if len(buf)+(end-start) > cap(buf) {
-			size := total - start // the rest of the batch, when it fits in a chunk
-			if size > eventChunk {
-				size = eventChunk
-			}
-			if size < end-start {
-				size = end - start
-			}
-			buf = make([]byte, 0, size)
+	for i := 0; i < n; {
+		// Events i..j-1: as many as fit in one buffer (at least one), copied at once.
+		j := i + 1
+		for j < n && int(bounds[j])-start <= eventChunk {
+			j++
 		}
-		at := len(buf)
-		buf = append(buf, text[start:end]...)
-		// Each event's bytes are its own: capacity capped, so appending to one cannot
-		// overwrite the next.
-		if !deliverOne(fn, json.RawMessage(buf[at:len(buf):len(buf)])) {
-			failed++
+		stop := int(bounds[j-1])
+		buf := append([]byte(nil), text[start:stop]...) // no zeroing before the copy
+		at := 0
+		for ; i < j; i++ {
+			end := int(bounds[i]) - start
+			// Each event's bytes are its own: capacity capped, so appending to one cannot
+			// overwrite the next.
+			if !deliverOne(fn, json.RawMessage(buf[at:end:end])) {
+				failed++
+			}
+			at = end
 		}
-		start = end
+		start = stop
 	}
 	return failed
 }
