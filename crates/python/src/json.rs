@@ -296,6 +296,32 @@ unsafe fn dict<const W: bool>(
     let mut pos: ffi::Py_ssize_t = 0;
     let mut k: *mut ffi::PyObject = std::ptr::null_mut();
     let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+    if ffi::PyDict_Size(obj) <= 1 {
+        // Nothing to sort: no entry list (streams' chunks are often one-entry dicts).
+        if W {
+            out.push(b'{');
+        }
+        if ffi::PyDict_Next(obj, &mut pos, &mut k, &mut v) != 0 {
+            if !is_str(k) {
+                let key = Bound::from_borrowed_ptr(py, k);
+                return Err(NotJson::new(format!(
+                    "dict key {} ({}) is not a string",
+                    key.repr().map(|r| r.to_string()).unwrap_or_default(),
+                    type_name(py, k)
+                )));
+            }
+            let key = utf8(py, k)?;
+            if W {
+                write_str(out, key);
+                out.push(b':');
+            }
+            walk::<W>(py, v, out, keys, depth + 1).map_err(|e| e.at(format!("[\"{key}\"]")))?;
+        }
+        if W {
+            out.push(b'}');
+        }
+        return Ok(());
+    }
     let base = keys.len();
     while ffi::PyDict_Next(obj, &mut pos, &mut k, &mut v) != 0 {
         if !is_str(k) {
