@@ -30,8 +30,13 @@ async def drive(pending: Any) -> Any:
             in_middleware.reset(token)
             done, value, middleware = pending.step(False, exc)
         except BaseException:
-            # Cancellation or interpreter exit: drop the core future (the call ends as cancelled).
-            in_middleware.reset(token)
+            # Cancellation, interpreter exit, or the cycle collector closing an abandoned task
+            # (outside the task's context, where the token cannot be reset): drop the core
+            # future (the call ends as cancelled).
+            try:
+                in_middleware.reset(token)
+            except ValueError:
+                pass
             pending.close()
             raise
         else:

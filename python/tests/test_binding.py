@@ -8,6 +8,7 @@ import asyncio
 import collections
 import datetime
 import enum
+import gc
 import json
 import threading
 import time
@@ -590,6 +591,31 @@ def test_events_kept_or_not_by_a_subscriber_keep_their_own_content(names: List[s
     assert [e["data"] for e in seen] == [{"i": i} for i in range(0, 40, 10)]
     assert [(e.name, e["data"]) for e in kept] == [(f"m{i}", {"i": i}) for i in range(5, 40, 10)]
     assert len({id(e) for e in kept}) == 4
+
+
+def test_an_abandoned_async_call_in_a_cycle_is_collected(names: List[str], rec: Recorder) -> None:
+    # A task left pending forever, in a reference cycle through the awaiting frames (the
+    # middleware keeps its own task): the cycle collector frees it, and the call ends.
+    async def around(ctx: baton.CallContext, args: Any, next: baton.AsyncNext) -> Any:
+        me = asyncio.current_task()
+        await asyncio.get_running_loop().create_future()  # never resolved
+        return me
+
+    names.append("abandoning-around")
+    baton.register("tool_execution_intercept", "abandoning-around", around)
+
+    async def cb(a: Any) -> Any:
+        return a
+
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda loop, context: None)  # "Task was destroyed but it is pending!"
+    task = loop.create_task(baton.tool_async("abandoned", {}, cb))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    loop.close()
+    del task
+    gc.collect()
+    start, end = rec.by_name("abandoned")
+    assert end["metadata"]["error.type"] == "cancelled"
 
 
 class Oops(Exception):

@@ -343,6 +343,8 @@ fn drive_type(py: Python<'_>) -> Option<&'static Py<PyAny>> {
                     send: drive_send,
                     throw: drive_throw,
                     close: drive_close,
+                    traverse: drive_traverse,
+                    clear: drive_clear,
                 },
             )
             .ok()
@@ -575,8 +577,26 @@ unsafe extern "C" fn drive_close(o: *mut ffi::PyObject, _: *mut ffi::PyObject) -
     })
 }
 
+unsafe extern "C" fn drive_traverse(o: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+    unsafe {
+        let this = &*(o as *mut Drive);
+        crate::native::visit(&[this.pending, this.sub], visit, arg)
+    }
+}
+
+/// Breaks a cycle: the references go (the call, if this held its last, ends as cancelled).
+unsafe extern "C" fn drive_clear(o: *mut ffi::PyObject) -> std::ffi::c_int {
+    unsafe {
+        let this = &mut *(o as *mut Drive);
+        crate::native::clear(&mut this.sub);
+        crate::native::clear(&mut this.pending);
+    }
+    0
+}
+
 unsafe extern "C" fn drive_dealloc(o: *mut ffi::PyObject) {
     unsafe {
+        crate::native::untrack(o);
         let mut saved = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
         ffi::PyErr_Fetch(&mut saved.0, &mut saved.1, &mut saved.2);
         crate::native::guard((), |_py| {

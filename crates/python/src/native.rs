@@ -140,6 +140,10 @@ pub struct Slots {
     pub send: ffi::PyCFunction,
     pub throw: ffi::PyCFunction,
     pub close: ffi::PyCFunction,
+    /// The objects it holds, for the cycle collector (it may sit in a cycle through the
+    /// frames awaiting it).
+    pub traverse: ffi::traverseproc,
+    pub clear: ffi::inquiry,
 }
 
 unsafe extern "C" fn return_self(o: *mut ffi::PyObject) -> *mut ffi::PyObject {
@@ -181,6 +185,8 @@ pub fn make_type(py: Python<'_>, name: &'static CStr, basicsize: usize, s: Slots
         ffi::PyType_Slot { slot: ffi::Py_am_await, pfunc: return_self as *mut c_void },
         ffi::PyType_Slot { slot: PY_AM_SEND, pfunc: s.am_send as *mut c_void },
         ffi::PyType_Slot { slot: ffi::Py_tp_methods, pfunc: methods.as_mut_ptr() as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_traverse, pfunc: s.traverse as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_clear, pfunc: s.clear as *mut c_void },
     ];
     if let Some(f) = s.am_aiter {
         slots.push(ffi::PyType_Slot { slot: ffi::Py_am_aiter, pfunc: f as *mut c_void });
@@ -193,7 +199,7 @@ pub fn make_type(py: Python<'_>, name: &'static CStr, basicsize: usize, s: Slots
         name: name.as_ptr(),
         basicsize: basicsize as c_int,
         itemsize: 0,
-        flags: (ffi::Py_TPFLAGS_DEFAULT | DISALLOW_INSTANTIATION) as std::os::raw::c_uint,
+        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC | DISALLOW_INSTANTIATION) as std::os::raw::c_uint,
         slots: slots.as_mut_ptr(),
     };
     // SAFETY: a valid spec; the slots are copied, the method table is 'static.
@@ -208,6 +214,30 @@ pub fn make_type(py: Python<'_>, name: &'static CStr, basicsize: usize, s: Slots
 /// GIL held; `tp` is such a type.
 pub unsafe fn alloc(tp: &Py<PyAny>) -> *mut ffi::PyObject {
     unsafe { ffi::PyType_GenericAlloc(tp.as_ptr() as *mut ffi::PyTypeObject, 0) }
+}
+
+/// Visits the fields of an instance that hold references (`tp_traverse`).
+///
+/// # Safety
+/// Called by the cycle collector with valid fields (each NULL or a live object).
+pub unsafe fn visit(fields: &[*mut ffi::PyObject], visit: ffi::visitproc, arg: *mut c_void) -> c_int {
+    for &f in fields {
+        if !f.is_null() {
+            let r = unsafe { visit(f, arg) };
+            if r != 0 {
+                return r;
+            }
+        }
+    }
+    0
+}
+
+/// Stops the cycle collector tracking an instance (the start of `tp_dealloc`).
+///
+/// # Safety
+/// GIL held; `o` is an instance of a type made by [`make_type`].
+pub unsafe fn untrack(o: *mut ffi::PyObject) {
+    unsafe { ffi::PyObject_GC_UnTrack(o as *mut c_void) };
 }
 
 /// Frees an instance (the end of `tp_dealloc`, after its fields are released).

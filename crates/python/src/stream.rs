@@ -562,6 +562,8 @@ fn host_pull_type(py: Python<'_>) -> Option<&'static Py<PyAny>> {
                     send: hp_send,
                     throw: hp_throw,
                     close: hp_close,
+                    traverse: hp_traverse,
+                    clear: hp_clear,
                 },
             )
             .ok()
@@ -801,8 +803,27 @@ unsafe extern "C" fn hp_close(o: *mut pyo3::ffi::PyObject, _: *mut pyo3::ffi::Py
     }
 }
 
+unsafe extern "C" fn hp_traverse(o: *mut pyo3::ffi::PyObject, visit: pyo3::ffi::visitproc, arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+    unsafe {
+        let this = &*(o as *mut HostPull);
+        crate::native::visit(&[this.stream, this.source, this.pending], visit, arg)
+    }
+}
+
+/// Breaks a cycle: the references go (the stream, if this was its last, ends as cancelled).
+unsafe extern "C" fn hp_clear(o: *mut pyo3::ffi::PyObject) -> std::ffi::c_int {
+    unsafe {
+        let this = &mut *(o as *mut HostPull);
+        crate::native::clear(&mut this.pending);
+        crate::native::clear(&mut this.source);
+        crate::native::clear(&mut this.stream);
+    }
+    0
+}
+
 unsafe extern "C" fn hp_dealloc(o: *mut pyo3::ffi::PyObject) {
     unsafe {
+        crate::native::untrack(o);
         let mut saved = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
         pyo3::ffi::PyErr_Fetch(&mut saved.0, &mut saved.1, &mut saved.2);
         crate::native::guard((), |py| {
