@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as baton from '../dist/index.mjs';
 
@@ -45,70 +46,104 @@ async function median(batch, n) {
   return mid(per);
 }
 
-/** @type {Record<string, number>} */
-const out = {};
 const fn = (/** @type {any} */ a) => a;
 const asyncPlain = async (/** @type {any} */ a) => a;
-
-out.plain_call = await median((n) => { for (let i = 0; i < n; i++) fn(ARGS); }, N * 10);
-cpu.plain_call = lastCpu;
-out.plain_call_awaited = await median(async (n) => { for (let i = 0; i < n; i++) await asyncPlain(ARGS); }, N * 10);
-cpu.plain_call_awaited = lastCpu;
-out.tool_nothing_registered = await median(async (n) => { for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn); }, N);
-cpu.tool_nothing_registered = lastCpu;
-out.tool_sync_nothing_registered = await median((n) => { for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn); }, N);
-cpu.tool_sync_nothing_registered = lastCpu;
-
 let events = 0;
-baton.subscribe('bench', () => { events++; });
-// Delivery included: the batch ends with flush(), so every event reached the subscriber.
-out.tool_one_subscriber = await median(async (n) => {
-  for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn);
-  await baton.flush();
-}, N);
-cpu.tool_one_subscriber = lastCpu;
-out.tool_sync_one_subscriber = await median(async (n) => {
-  for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn);
-  await baton.flush();
-}, N);
-cpu.tool_sync_one_subscriber = lastCpu;
-
-baton.register('tool_conditional_execution', 'guard', (_a, info) => info.name !== 'rm');
-baton.register('tool_request_intercept', 'rewrite', (a) => a);
-baton.register('tool_execution_intercept', 'wrap', (a, next) => next(a));
-out.tool_full_pipeline = await median(async (n) => {
-  for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn);
-  await baton.flush();
-}, N);
-cpu.tool_full_pipeline = lastCpu;
-baton.deregister('tool_execution_intercept', 'wrap');
-baton.register('tool_execution_intercept', 'wrap', (a, next) => next(a), { sync: true });
-out.tool_sync_full_pipeline = await median(async (n) => {
-  for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn);
-  await baton.flush();
-}, N);
-cpu.tool_sync_full_pipeline = lastCpu;
-for (const [kind, name] of [['tool_conditional_execution', 'guard'], ['tool_request_intercept', 'rewrite'], ['tool_execution_intercept', 'wrap']]) {
-  baton.deregister(/** @type {any} */ (kind), name);
-}
-
+const subscribe = () => baton.subscribe('bench', () => { events++; });
+/** The full chain: a guardrail, a request intercept and an execution intercept (`sync` form for toolSync). */
+const fullChain = (/** @type {boolean} */ sync) => {
+  subscribe();
+  baton.register('tool_conditional_execution', 'guard', (_a, info) => info.name !== 'rm');
+  baton.register('tool_request_intercept', 'rewrite', (a) => a);
+  baton.register('tool_execution_intercept', 'wrap', (a, next) => next(a), sync ? { sync: true } : undefined);
+};
 const chunks = Array.from({ length: CHUNKS }, (_, i) => ({ choices: [{ index: 0, delta: { content: `t${i}` } }] }));
 const REQ = { headers: {}, content: { model: 'm', messages: [] } };
 const streams = Math.max(1, Math.floor(N / CHUNKS));
-out.llm_stream_per_chunk = await median(async (n) => {
-  for (let i = 0; i < n; i++) {
-    const s = await baton.llmStream('chat', REQ, () => chunks);
-    for await (const _c of s);
+
+/**
+ * Each workload runs in a process of its own (this script with `--one KEY`): the module's
+ * objects are freed by FinalizationRegistry callbacks, which only run when the event loop
+ * turns, so what one workload left behind would tax the next (the full chain measured 86 µs
+ * alone and 140–190 µs after the others in one process). Delivery is included wherever a
+ * subscriber is registered: the batch ends with flush().
+ * @type {Record<string, () => Promise<number>>}
+ */
+const WORKLOADS = {
+  plain_call: () => median((n) => { for (let i = 0; i < n; i++) fn(ARGS); }, N * 10),
+  plain_call_awaited: () => median(async (n) => { for (let i = 0; i < n; i++) await asyncPlain(ARGS); }, N * 10),
+  tool_nothing_registered: () => median(async (n) => { for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn); }, N),
+  tool_sync_nothing_registered: () => median((n) => { for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn); }, N),
+  tool_one_subscriber: () => {
+    subscribe();
+    return median(async (n) => {
+      for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn);
+      await baton.flush();
+    }, N);
+  },
+  tool_sync_one_subscriber: () => {
+    subscribe();
+    return median(async (n) => {
+      for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn);
+      await baton.flush();
+    }, N);
+  },
+  tool_full_pipeline: () => {
+    fullChain(false);
+    return median(async (n) => {
+      for (let i = 0; i < n; i++) await baton.tool('search', ARGS, fn);
+      await baton.flush();
+    }, N);
+  },
+  tool_sync_full_pipeline: () => {
+    fullChain(true);
+    return median(async (n) => {
+      for (let i = 0; i < n; i++) baton.toolSync('search', ARGS, fn);
+      await baton.flush();
+    }, N);
+  },
+  llm_stream_per_chunk: async () => {
+    subscribe();
+    const r = await median(async (n) => {
+      for (let i = 0; i < n; i++) {
+        const s = await baton.llmStream('chat', REQ, () => chunks);
+        for await (const _c of s);
+      }
+      await baton.flush();
+    }, streams);
+    lastCpu /= CHUNKS;
+    return r / CHUNKS;
+  },
+  llm_stream_sync_per_chunk: async () => {
+    subscribe();
+    const r = await median(async (n) => {
+      for (let i = 0; i < n; i++) for (const _c of baton.llmStreamSync('chat', REQ, () => chunks));
+      await baton.flush();
+    }, streams);
+    lastCpu /= CHUNKS;
+    return r / CHUNKS;
+  },
+};
+
+if (process.argv[2] === '--one') {
+  const key = process.argv[3];
+  const wall = await WORKLOADS[key]();
+  if (key.includes('subscriber') || key.includes('pipeline') || key.includes('stream')) {
+    if (events === 0) throw new Error(`bench: the subscriber saw no events in ${key}`);
   }
-  await baton.flush();
-}, streams) / CHUNKS;
-cpu.llm_stream_per_chunk = lastCpu / CHUNKS;
-out.llm_stream_sync_per_chunk = await median(async (n) => {
-  for (let i = 0; i < n; i++) for (const _c of baton.llmStreamSync('chat', REQ, () => chunks));
-  await baton.flush();
-}, streams) / CHUNKS;
-cpu.llm_stream_sync_per_chunk = lastCpu / CHUNKS;
-if (events === 0) throw new Error('bench: the subscriber saw no events');
+  process.stdout.write(JSON.stringify({ wall, cpu: lastCpu }) + '\n');
+  process.exit(0);
+}
+
+/** @type {Record<string, number>} */
+const out = {};
+for (const key of Object.keys(WORKLOADS)) {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--one', key], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench: ${key} failed: ${r.stderr}`);
+  const { wall, cpu: c } = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}');
+  out[key] = wall;
+  cpu[key] = c;
+}
 
 const rows = [
   ['plain call (sync)', 'plain_call'],
@@ -124,7 +159,7 @@ const rows = [
 ];
 const fmt = (/** @type {number} */ ns) => (ns >= 10000 ? `${(ns / 1000).toFixed(1)} µs` : `${Math.round(ns)} ns`);
 const lines = [];
-lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; Node ${process.version}; medians of ${REPS} batches.`);
+lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; Node ${process.version}; medians of ${REPS} batches, each workload in its own process.`);
 lines.push('');
 lines.push('| workload | median (wall) | median (CPU) |');
 lines.push('|---|---:|---:|');
