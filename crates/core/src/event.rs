@@ -520,6 +520,23 @@ impl EventLayout {
         base: 0,
     };
 
+    /// How many numbers [`EventLayout::numbers`] gives.
+    pub const NUMBERS: usize = 1 + 3 * EventField::COUNT;
+
+    /// The layout as flat numbers for a host that reads it from a typed array: the kind, then
+    /// per field its form, start and end, with `base` added to the offsets (where the event's
+    /// text starts in the host's buffer).
+    pub fn numbers(&self, base: u32) -> [u32; Self::NUMBERS] {
+        let mut out = [0u32; Self::NUMBERS];
+        out[0] = self.kind as u32;
+        for (i, f) in self.fields.iter().enumerate() {
+            out[1 + 3 * i] = f.form as u32;
+            out[2 + 3 * i] = base + f.start;
+            out[3 + 3 * i] = base + f.end;
+        }
+        out
+    }
+
     /// The same layout with offsets counted in UTF-16 code units instead of bytes (what JS,
     /// Java and .NET strings index by). `text` is the event's text as written (from its
     /// first byte). ASCII text, the usual case, has the same offsets in both.
@@ -716,6 +733,11 @@ mod tests {
                 _ => LayoutKind::Mark,
             };
             assert_eq!(layout.kind, kind);
+            let numbers = layout.numbers(7);
+            assert_eq!(numbers[0], layout.kind as u32);
+            for (i, f) in layout.fields.iter().enumerate() {
+                assert_eq!(numbers[1 + 3 * i..4 + 3 * i], [f.form as u32, 7 + f.start, 7 + f.end]);
+            }
             let mut utf16 = layout.clone();
             utf16.to_utf16(text.as_bytes());
             let units: Vec<u16> = text.encode_utf16().collect();

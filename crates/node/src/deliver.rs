@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use baton::{Event, EventLayout, Result, Subscriber};
+
+const _: () = assert!(EventLayout::NUMBERS == 34, "node/lib/common.js reads 34 numbers per event");
 use napi::sys;
 
 use crate::util::{self, ck, Env, JsResult, JsVal};
@@ -44,7 +46,7 @@ struct Batch {
     /// Identity of the last serialized event (its uuid and kind), to share it between
     /// subscribers receiving the same event.
     last: Option<(baton::Uuid, baton::EventKind)>,
-    /// Per event, 1 + 3 × `EventField::COUNT` numbers (the facade's `LAYOUT`): its kind, then
+    /// Per event, `EventLayout::NUMBERS` numbers (the facade's `LAYOUT`): its kind, then
     /// per `baton::EventField` the value's form and where it starts and ends, in UTF-16 units from
     /// the start of `text`.
     layouts: Vec<u32>,
@@ -101,12 +103,7 @@ fn push(id: u32, event: Option<&Event>) {
                     written.encode_utf16().count()
                 };
                 let base = b.units;
-                let mut record = [0u32; 1 + 3 * baton::EventField::COUNT];
-                record[0] = b.scratch.kind as u32;
-                for (i, f) in b.scratch.fields.iter().enumerate() {
-                    record[1 + 3 * i..4 + 3 * i].copy_from_slice(&[f.form as u32, base + f.start, base + f.end]);
-                }
-                b.layouts.extend_from_slice(&record);
+                b.layouts.extend_from_slice(&b.scratch.numbers(base));
                 b.units += units as u32;
                 let end = b.units;
                 b.ends.push(end);

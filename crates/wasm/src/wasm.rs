@@ -1423,7 +1423,7 @@ struct Batch {
 }
 
 /// Numbers per event in `Batch::layouts` (the facade's `LAYOUT`, which must agree).
-const LAYOUT: usize = 1 + 3 * baton::EventField::COUNT;
+const LAYOUT: usize = baton::EventLayout::NUMBERS;
 const _: () = assert!(LAYOUT == 34, "wasm/lib/api.js reads 34 numbers per event");
 
 thread_local! {
@@ -1459,12 +1459,7 @@ impl BatchSubscriber {
                             b.scratch.to_utf16(written);
                         }
                         let base = b.units;
-                        let mut record = [0u32; 1 + 3 * baton::EventField::COUNT];
-                        record[0] = b.scratch.kind as u32;
-                        for (i, f) in b.scratch.fields.iter().enumerate() {
-                            record[1 + 3 * i..4 + 3 * i].copy_from_slice(&[f.form as u32, base + f.start, base + f.end]);
-                        }
-                        b.layouts.extend_from_slice(&record);
+                        b.layouts.extend_from_slice(&b.scratch.numbers(base));
                         b.units += units;
                         b.ends.push(b.units);
                         b.last = Some((e.uuid, e.kind));
