@@ -205,6 +205,7 @@ const FORM_STRING = 2;
 const FORM_JSON = 3;
 const FORM_EMPTY_ARRAY = 4;
 const FORM_EMPTY_OBJECT = 5;
+const FORM_STATUS_OK = 6;
 // Where each value's numbers start in an event's layout (after the kind).
 const F_VERSION = 1;
 const F_UUID = 4;
@@ -233,8 +234,10 @@ function value(text, l, at) {
       return {};
     case FORM_ABSENT:
       return undefined;
-    default:
+    case FORM_STATUS_OK:
       return { 'otel.status_code': 'OK' };
+    default: // FORM_CHUNK_INDEX: after the 19 characters of `{"llm.chunk.index":`
+      return { 'llm.chunk.index': Number(text.slice(l[at + 1] + 19, l[at + 2] - 1)) };
   }
 }
 

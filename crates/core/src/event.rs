@@ -376,15 +376,25 @@ impl Event {
         out.extend_from_slice(b",\"metadata\":");
         let start = out.len();
         // The two metadata nearly every event has are written as they are.
+        let chunk_index = match (&self.status, self.metadata.len()) {
+            (None, 1) => self.metadata.get(CHUNK_INDEX_KEY).and_then(Value::as_u64),
+            _ => None,
+        };
         let form = match &self.status {
+            _ if chunk_index.is_some() => ValueForm::ChunkIndex,
             _ if !self.metadata.is_empty() => ValueForm::Json,
             None => ValueForm::EmptyObject,
             Some(s) if *s == EventStatus::OK => ValueForm::StatusOk,
             Some(_) => ValueForm::Json,
         };
-        match form {
-            ValueForm::EmptyObject => out.extend_from_slice(b"{}"),
-            ValueForm::StatusOk => out.extend_from_slice(b"{\"otel.status_code\":\"OK\"}"),
+        match (form, chunk_index) {
+            (ValueForm::EmptyObject, _) => out.extend_from_slice(b"{}"),
+            (ValueForm::StatusOk, _) => out.extend_from_slice(b"{\"otel.status_code\":\"OK\"}"),
+            (ValueForm::ChunkIndex, Some(i)) => {
+                out.extend_from_slice(b"{\"llm.chunk.index\":");
+                out.extend_from_slice(i.to_string().as_bytes());
+                out.push(b'}');
+            }
             _ => json_val(out, &MetaSer(self)),
         }
         rec.record(EventField::Metadata, start, out.len(), form);
@@ -481,7 +491,13 @@ pub enum ValueForm {
     EmptyObject = 5,
     /// `{"otel.status_code":"OK"}` (the metadata of a successful end with nothing else).
     StatusOk = 6,
+    /// `{"llm.chunk.index":N}` (the metadata of a stream's chunk marks): `N` is the text
+    /// between the 19 characters of `{"llm.chunk.index":` and the closing brace.
+    ChunkIndex = 7,
 }
+
+/// The metadata key of a stream's chunk marks.
+pub(crate) const CHUNK_INDEX_KEY: &str = "llm.chunk.index";
 
 /// The event's kind and scope category, as an [`EventLayout`] reports them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -698,6 +714,9 @@ mod tests {
             e.category = None;
             cases.push(e);
         }
+        let mut chunk = sample(EventKind::Mark);
+        chunk.metadata = Map::from_iter([(CHUNK_INDEX_KEY.to_string(), json!(12345))]);
+        cases.push(chunk);
         cases
     }
 
@@ -760,10 +779,13 @@ mod tests {
                     ValueForm::EmptyArray => assert_eq!(expected, &json!([])),
                     ValueForm::EmptyObject => assert_eq!(expected, &json!({})),
                     ValueForm::StatusOk => assert_eq!(expected, &json!({"otel.status_code": "OK"})),
+                    ValueForm::ChunkIndex => {
+                        assert_eq!(expected[CHUNK_INDEX_KEY].as_u64().unwrap().to_string(), slice[19..slice.len() - 1]);
+                    }
                 }
             }
         }
-        assert_eq!(seen.len(), 7, "every form is exercised: {seen:?}");
+        assert_eq!(seen.len(), 8, "every form is exercised: {seen:?}");
     }
 
     #[test]

@@ -217,7 +217,7 @@ impl EnteredStream {
                 let (index, node, name) = (self.index, &self.node, &self.chunk_name);
                 self.call.rt().emit(Some(node), || {
                     let mut metadata = Map::new();
-                    metadata.insert("llm.chunk.index".into(), json!(index));
+                    metadata.insert(crate::event::CHUNK_INDEX_KEY.into(), json!(index));
                     Event {
                         kind: EventKind::Mark,
                         uuid: Uuid::now_v7(),

@@ -166,7 +166,7 @@ impl LlmStream {
                         let (node, info, index) = (&self.node, &self.call.info, self.index);
                         self.stack.emit_mark_with(&Parent::Node(node.clone()), "llm.chunk", Some(Category::LLM), || {
                             let mut metadata = Map::new();
-                            metadata.insert("llm.chunk.index".into(), json!(index));
+                            metadata.insert(crate::event::CHUNK_INDEX_KEY.into(), json!(index));
                             (rt.event_payload(Family::LlmSanitizeResponse, Some(node), info, &chunk), metadata)
                         });
                     }
