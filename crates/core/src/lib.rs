@@ -83,8 +83,8 @@ pub use id::Uuid;
 pub use lifecycle::CallHandle;
 pub use middleware::{
     BoxFuture, CallCtx, CallInfo, CallKind, Decision, EventFields, EventInfo, EventSanitizer, ExecutionIntercept, Family, FnSubscriber,
-    Guardrail, MetadataInjector, Middleware, Next, PayloadSanitizer, PendingMark, Registration, RequestIntercept, StreamIntercept,
-    Subscriber,
+    Guardrail, KeyStyle, MetadataInjector, Middleware, Next, PayloadSanitizer, PendingMark, Registration, RequestIntercept,
+    StreamIntercept, Subscriber,
 };
 pub use runtime::{Runtime, RuntimeConfig};
 pub use scope::{EndOptions, ScopeHandle, ScopeOptions};

@@ -247,6 +247,59 @@ pub enum ExecutionIntercept {
 /// next layer out (finally the caller) pulls from. Transforms are lazy: nothing is buffered.
 pub type StreamIntercept = Arc<dyn Fn(&CallCtx, ChunkStream) -> Result<ChunkStream> + Send + Sync>;
 
+/// How a host spells the keys of the info objects its middleware receives:
+/// `snake_case` (C, Go) or `camelCase` (JS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStyle {
+    Snake,
+    Camel,
+}
+
+/// Writes a flat JSON object of string-or-null values; each key is given in both styles.
+fn info_object(style: KeyStyle, entries: &[(&str, &str, Option<&str>)]) -> String {
+    let mut out = String::with_capacity(160);
+    out.push('{');
+    for (i, (snake, camel, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(if style == KeyStyle::Snake { snake } else { camel });
+        out.push_str("\":");
+        match v {
+            // A JSON string of a `&str` always serializes.
+            Some(v) => out.push_str(&serde_json::to_string(v).unwrap_or_default()),
+            None => out.push_str("null"),
+        }
+    }
+    out.push('}');
+    out
+}
+
+impl CallInfo {
+    /// The call info as JSON text for middleware behind a binding boundary:
+    /// `{kind, name, tool_call_id, model_name, parent_uuid, uuid}` (ids hyphenated, absent
+    /// ones `null`), keys in `style`. One writer, so every binding shows the same fields.
+    pub fn to_json(&self, style: KeyStyle) -> String {
+        let (mut p, mut u) = ([0; 36], [0; 36]);
+        let kind = match self.kind {
+            CallKind::Tool => "tool",
+            CallKind::Llm => "llm",
+        };
+        info_object(
+            style,
+            &[
+                ("kind", "kind", Some(kind)),
+                ("name", "name", Some(&self.name)),
+                ("tool_call_id", "toolCallId", self.tool_call_id.as_deref()),
+                ("model_name", "modelName", self.model_name.as_deref()),
+                ("parent_uuid", "parentUuid", self.parent_uuid.map(|id| id.encode(&mut p))),
+                ("uuid", "uuid", self.uuid.map(|id| id.encode(&mut u))),
+            ],
+        )
+    }
+}
+
 /// A payload sanitizer: returns the payload the event should carry, or `None` to omit it.
 pub type PayloadSanitizer = Arc<dyn Fn(&CallInfo, Value) -> Result<Option<Value>> + Send + Sync>;
 
@@ -258,6 +311,30 @@ pub struct EventInfo {
     pub parent_uuid: Option<Uuid>,
     pub name: Arc<str>,
     pub category: Option<Category>,
+}
+
+impl EventInfo {
+    /// The event info as JSON text for middleware behind a binding boundary:
+    /// `{kind, scope_category, uuid, parent_uuid, name, category}` (`scope_category` `null` on
+    /// marks), keys in `style`.
+    pub fn to_json(&self, style: KeyStyle) -> String {
+        let (kind, sc) = match self.kind {
+            EventKind::Mark => ("mark", None),
+            EventKind::Scope(c) => ("scope", Some(c.as_str())),
+        };
+        let (mut p, mut u) = ([0; 36], [0; 36]);
+        info_object(
+            style,
+            &[
+                ("kind", "kind", Some(kind)),
+                ("scope_category", "scopeCategory", sc),
+                ("uuid", "uuid", Some(self.uuid.encode(&mut u))),
+                ("parent_uuid", "parentUuid", self.parent_uuid.map(|id| id.encode(&mut p))),
+                ("name", "name", Some(&self.name)),
+                ("category", "category", self.category.as_ref().map(|c| c.as_str())),
+            ],
+        )
+    }
 }
 
 /// The parts of an event that event sanitizers may rewrite.
@@ -432,5 +509,47 @@ impl Registration {
     pub fn break_chain(mut self, yes: bool) -> Self {
         self.break_chain = yes;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ScopeCategory;
+    use serde_json::json;
+
+    /// Both styles name the same fields; strings are escaped, absent values are `null`.
+    #[test]
+    fn info_json_in_both_key_styles() {
+        let parent: Uuid = "0190a8f2-7c3e-7abc-8def-0123456789ab".parse().unwrap();
+        let mut call = CallInfo::new(CallKind::Llm, "chat \"v2\"".into(), None, Some("m1".into()), Some(parent));
+        call.uuid = Some(parent);
+        let snake: Value = serde_json::from_str(&call.to_json(KeyStyle::Snake)).unwrap();
+        assert_eq!(
+            snake,
+            json!({"kind": "llm", "name": "chat \"v2\"", "tool_call_id": null, "model_name": "m1",
+                   "parent_uuid": parent.to_string(), "uuid": parent.to_string()})
+        );
+        let camel: Value = serde_json::from_str(&call.to_json(KeyStyle::Camel)).unwrap();
+        assert_eq!(camel["toolCallId"], Value::Null);
+        assert_eq!(camel["modelName"], "m1");
+        assert_eq!(camel["parentUuid"], parent.to_string());
+        let event = EventInfo {
+            kind: EventKind::Scope(ScopeCategory::End),
+            uuid: parent,
+            parent_uuid: None,
+            name: "agent\n".into(),
+            category: Some(Category::AGENT),
+        };
+        let camel: Value = serde_json::from_str(&event.to_json(KeyStyle::Camel)).unwrap();
+        assert_eq!(
+            camel,
+            json!({"kind": "scope", "scopeCategory": "end", "uuid": parent.to_string(), "parentUuid": null,
+                   "name": "agent\n", "category": "agent"})
+        );
+        let mark = EventInfo { kind: EventKind::Mark, category: None, ..event };
+        let snake: Value = serde_json::from_str(&mark.to_json(KeyStyle::Snake)).unwrap();
+        assert_eq!(snake["scope_category"], Value::Null);
+        assert_eq!(snake["category"], Value::Null);
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use baton::{
-    CallCtx, CallInfo, ChunkStream, Data, Decision, Error, ErrorKind, EventFields, EventInfo, EventKind, ExecutionIntercept, Family,
-    Guardrail, Middleware, RequestIntercept, Result, ScopeCategory,
+    CallCtx, CallInfo, ChunkStream, Data, Decision, Error, ErrorKind, EventFields, EventInfo, ExecutionIntercept, Family, Guardrail,
+    Middleware, RequestIntercept, Result,
 };
 use futures_core::Stream;
 use serde_json::{json, Map, Value};
@@ -227,64 +227,14 @@ pub(crate) fn next_ref<'a>(next: *mut BatonNext) -> Result<&'a BatonNext> {
     unsafe { next.as_ref() }.ok_or_else(|| Error::invalid_argument("next: null pointer"))
 }
 
-fn call_kind(info: &CallInfo) -> &'static str {
-    match info.kind {
-        baton::CallKind::Tool => "tool",
-        baton::CallKind::Llm => "llm",
-    }
-}
-
-/// Call info for host middleware, written from borrowed fields (no intermediate map: it is
-/// built for every middleware call).
-#[derive(serde::Serialize)]
-struct CallInfoJson<'a> {
-    kind: &'a str,
-    name: &'a str,
-    tool_call_id: Option<&'a str>,
-    model_name: Option<&'a str>,
-    parent_uuid: Option<&'a str>,
-    uuid: Option<&'a str>,
-}
-
+/// Call info for host middleware (the core's writer, snake_case keys).
 fn call_info_json(info: &CallInfo) -> CString {
-    let (mut p, mut u) = ([0; 36], [0; 36]);
-    let v = CallInfoJson {
-        kind: call_kind(info),
-        name: &info.name,
-        tool_call_id: info.tool_call_id.as_deref(),
-        model_name: info.model_name.as_deref(),
-        parent_uuid: info.parent_uuid.map(|id| id.encode(&mut p)),
-        uuid: info.uuid.map(|id| id.encode(&mut u)),
-    };
-    crate::c_string(serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
+    crate::c_string(info.to_json(baton::KeyStyle::Snake))
 }
 
-#[derive(serde::Serialize)]
-struct EventInfoJson<'a> {
-    kind: &'a str,
-    scope_category: Option<&'a str>,
-    uuid: &'a str,
-    parent_uuid: Option<&'a str>,
-    name: &'a str,
-    category: Option<&'a str>,
-}
-
+/// Event info for host event middleware (the core's writer, snake_case keys).
 fn event_info_json(info: &EventInfo) -> CString {
-    let (kind, sc) = match info.kind {
-        EventKind::Scope(ScopeCategory::Start) => ("scope", Some("start")),
-        EventKind::Scope(ScopeCategory::End) => ("scope", Some("end")),
-        EventKind::Mark => ("mark", None),
-    };
-    let (mut p, mut u) = ([0; 36], [0; 36]);
-    let v = EventInfoJson {
-        kind,
-        scope_category: sc,
-        uuid: info.uuid.encode(&mut u),
-        parent_uuid: info.parent_uuid.map(|id| id.encode(&mut p)),
-        name: &info.name,
-        category: info.category.as_ref().map(|c| c.as_str()),
-    };
-    crate::c_string(serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
+    crate::c_string(info.to_json(baton::KeyStyle::Snake))
 }
 
 type HookPtr = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *mut BatonOut) -> i32;

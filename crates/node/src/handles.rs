@@ -3,9 +3,7 @@
 
 use std::cell::RefCell;
 
-use baton::{
-    AsyncNext, CallCtx, CallHandle, CallInfo, CallKind, ChunkStream, EnteredCall, EventInfo, EventKind, LlmStream, ScopeHandle, Stack,
-};
+use baton::{AsyncNext, CallCtx, CallHandle, CallInfo, ChunkStream, EnteredCall, EventInfo, LlmStream, ScopeHandle, Stack};
 
 use crate::util::{self, Env, JsResult, JsVal};
 
@@ -82,63 +80,14 @@ fn set_str(env: Env, obj: JsVal, key: &str, v: Option<&str>) -> JsResult<()> {
     util::set(env, obj, key, x)
 }
 
-/// Call info as the facade sees it, written from borrowed fields (no intermediate map: it is
-/// built for every middleware call).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CallInfoJs<'a> {
-    kind: &'a str,
-    name: &'a str,
-    tool_call_id: Option<&'a str>,
-    model_name: Option<&'a str>,
-    parent_uuid: Option<&'a str>,
-    uuid: Option<&'a str>,
-}
-
-/// `{kind, name, toolCallId, modelName, parentUuid, uuid}` as JSON text.
+/// `{kind, name, toolCallId, modelName, parentUuid, uuid}` as JSON text (the core's writer).
 pub fn call_info(env: Env, info: &CallInfo) -> JsResult<JsVal> {
-    let (mut p, mut u) = ([0; 36], [0; 36]);
-    let v = CallInfoJs {
-        kind: match info.kind {
-            CallKind::Tool => "tool",
-            CallKind::Llm => "llm",
-        },
-        name: &info.name,
-        tool_call_id: info.tool_call_id.as_deref(),
-        model_name: info.model_name.as_deref(),
-        parent_uuid: info.parent_uuid.map(|id| id.encode(&mut p)),
-        uuid: info.uuid.map(|id| id.encode(&mut u)),
-    };
-    util::string(env, &serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EventInfoJs<'a> {
-    kind: &'a str,
-    scope_category: Option<&'a str>,
-    uuid: &'a str,
-    parent_uuid: Option<&'a str>,
-    name: &'a str,
-    category: Option<&'a str>,
+    util::string(env, &info.to_json(baton::KeyStyle::Camel))
 }
 
 /// `{kind, scopeCategory, uuid, parentUuid, name, category}` for event middleware (JSON text).
 pub fn event_info(env: Env, info: &EventInfo) -> JsResult<JsVal> {
-    let (kind, sc) = match info.kind {
-        EventKind::Mark => ("mark", None),
-        EventKind::Scope(c) => ("scope", Some(c.as_str())),
-    };
-    let (mut p, mut u) = ([0; 36], [0; 36]);
-    let v = EventInfoJs {
-        kind,
-        scope_category: sc,
-        uuid: info.uuid.encode(&mut u),
-        parent_uuid: info.parent_uuid.map(|id| id.encode(&mut p)),
-        name: &info.name,
-        category: info.category.as_ref().map(|c| c.as_str()),
-    };
-    util::string(env, &serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
+    util::string(env, &info.to_json(baton::KeyStyle::Camel))
 }
 
 /// `{uuid, name, category, parentUuid, rootUuid}` of a scope.

@@ -405,17 +405,9 @@ fn call_json(f: &Function, input: &Value) -> baton::Result<Value> {
     call_json_with(f, input, None)
 }
 
-/// The `CallInfo` middleware receives, as JSON text (the names of node/'s `CallInfo`).
+/// The `CallInfo` middleware receives, as JSON text (the core's writer, node/'s key names).
 fn info_json(info: &baton::CallInfo) -> String {
-    serde_json::json!({
-        "kind": if matches!(info.kind, CallKind::Tool) { "tool" } else { "llm" },
-        "name": &*info.name,
-        "toolCallId": info.tool_call_id,
-        "modelName": info.model_name,
-        "parentUuid": info.parent_uuid.map(|u| u.to_string()),
-        "uuid": info.uuid.map(|u| u.to_string()),
-    })
-    .to_string()
+    info.to_json(baton::KeyStyle::Camel)
 }
 
 fn call_js(f: &Function, input: &Value, info: Option<&baton::CallInfo>) -> Result<JsValue, JsValue> {
@@ -1544,21 +1536,9 @@ pub fn taken_meta() -> js_sys::Uint32Array {
     BATCH.with(|b| js_sys::Uint32Array::from(&b.borrow().meta[..]))
 }
 
-/// `EventInfo` as JSON text (the names of node/'s `EventInfo`).
+/// `EventInfo` as JSON text (the core's writer, node/'s key names).
 fn event_info_json(info: &baton::EventInfo) -> String {
-    let (kind, sc) = match info.kind {
-        baton::EventKind::Mark => ("mark", None),
-        baton::EventKind::Scope(c) => ("scope", Some(if matches!(c, baton::ScopeCategory::Start) { "start" } else { "end" })),
-    };
-    serde_json::json!({
-        "kind": kind,
-        "scopeCategory": sc,
-        "uuid": info.uuid.to_string(),
-        "parentUuid": info.parent_uuid.map(|u| u.to_string()),
-        "name": &*info.name,
-        "category": info.category.as_ref().map(|c| c.as_str()),
-    })
-    .to_string()
+    info.to_json(baton::KeyStyle::Camel)
 }
 
 /// Calls `f(a?, b)` and parses its JSON text result; `undefined` is `None`.
