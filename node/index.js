@@ -26,7 +26,7 @@ function loadNative() {
 const native = loadNative();
 
 const {
-  ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable,
+  ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
   parse, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
 } = require('./lib/common.js');
 
@@ -333,10 +333,7 @@ function bare(stack, name, options) {
 
 /** The result of a callback of a synchronous call: a Promise is refused, as the addon does. */
 function syncResult(r) {
-  if (isThenable(r)) {
-    r.then(undefined, () => {});
-    throw makeError('invalid_state', 'the callback of a synchronous call returned a Promise; use the async form');
-  }
+  notPromise(r, 'the callback of a synchronous call returned a Promise; use the async form');
   return own(r, 'returned value');
 }
 
@@ -404,10 +401,7 @@ function runEnteredSync(entered, input, fn) {
   let r;
   try {
     r = fn(input);
-    if (isThenable(r)) {
-      r.then(undefined, () => {});
-      throw makeError('invalid_state', 'the callback of a synchronous call returned a Promise; use the async form');
-    }
+    notPromise(r, 'the callback of a synchronous call returned a Promise; use the async form');
   } catch (e) {
     throw failEntered(entered, e);
   }
@@ -541,10 +535,7 @@ class LlmStreamSync {
       let r;
       try {
         r = als.run(this[EXT], step, this._src);
-        if (isThenable(r)) {
-          r.then(undefined, () => {});
-          throw makeError('invalid_state', 'the source of llmStreamSync gave a Promise; use llmStream');
-        }
+        notPromise(r, 'the source of llmStreamSync gave a Promise; use llmStream');
       } catch (e) {
         throw failStream(this, e);
       }
@@ -616,18 +607,15 @@ async function llmStream(name, request, fn, options) {
   const text = enc(request, 'request');
   const entered = native.enterLlmStream(stack, name, text, parentOpt(options));
   if (entered !== null) {
-    const h = entered[0];
-    let source;
+    const s = new LlmStream(entered[0], undefined);
     try {
-      let r = als.run(h, fn, parse(entered[1]));
+      let r = als.run(s[EXT], fn, parse(entered[1]));
       if (isThenable(r)) r = await r;
-      source = rawIterator(r, true);
+      s._src = rawIterator(r, true);
     } catch (e) {
-      native.streamFinish(h, false, e);
-      relieve();
-      throw e;
+      throw failStream(s, e);
     }
-    return new LlmStream(h, source);
+    return s;
   }
   const cb = (t) => fn(parse(t));
   const handle = await native.llmStream(stack, name, text, cb, parentOpt(options), true);
@@ -641,21 +629,14 @@ function llmStreamSync(name, request, fn, options) {
   const text = enc(request, 'request');
   const entered = native.enterLlmStream(stack, name, text, parentOpt(options));
   if (entered !== null) {
-    const h = entered[0];
-    let source;
+    const s = new LlmStreamSync(entered[0], undefined);
     try {
-      const r = als.run(h, fn, parse(entered[1]));
-      if (isThenable(r)) {
-        r.then(undefined, () => {});
-        throw makeError('invalid_state', 'the callback of llmStreamSync returned a Promise; use llmStream');
-      }
-      source = rawIterator(r, false);
+      const r = als.run(s[EXT], fn, parse(entered[1]));
+      s._src = rawIterator(notPromise(r, 'the callback of llmStreamSync returned a Promise; use llmStream'), false);
     } catch (e) {
-      native.streamFinish(h, false, e);
-      relieve();
-      throw e;
+      throw failStream(s, e);
     }
-    return new LlmStreamSync(h, source);
+    return s;
   }
   const cb = (t) => fn(parse(t));
   return new LlmStreamSync(native.llmStream(stack, name, text, cb, parentOpt(options), false), undefined);

@@ -50,6 +50,18 @@ function isThenable(r) {
   return r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function';
 }
 
+/**
+ * `r` from a synchronous path, where a Promise cannot be waited for: one is refused with
+ * `invalid_state` and `message` (its rejection handled, so it is not reported as unhandled).
+ */
+function notPromise(r, message) {
+  if (isThenable(r)) {
+    r.then(undefined, () => {});
+    throw makeError('invalid_state', message);
+  }
+  return r;
+}
+
 // ----- JSON at the boundary -----
 // Values cross to the native side as JSON text: one string instead of a tree of calls. A value
 // is validated first: `exactness` is the quick walk; when it has a doubt, `check` walks again to
@@ -299,6 +311,6 @@ function closeSource(it) {
 }
 
 module.exports = {
-  ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable,
+  ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
   parse, check, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
 };

@@ -11,7 +11,7 @@ function createApi(native) {
   // Errors, the JSON boundary, event objects and stream helpers: node/lib/common.js, which
   // scripts/build.mjs embeds as `common`.
   const {
-    ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable,
+    ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
     parse, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
   } = common;
 
@@ -331,20 +331,14 @@ function createApi(native) {
   function syncCallback(fn, stack, what) {
     return (text) => {
       const r = runWith(stack, fn, parse(text));
-      if (isThenable(r)) {
-        r.then(undefined, () => {});
-        throw makeError('invalid_state', `${what}: the callback of a synchronous call returned a Promise; use the async form`);
-      }
+      notPromise(r, `${what}: the callback of a synchronous call returned a Promise; use the async form`);
       return enc(r, 'returned value');
     };
   }
 
   /** The result of the callback of a synchronous call: a Promise is refused, as on the managed path. */
   function syncResult(r, what) {
-    if (isThenable(r)) {
-      r.then(undefined, () => {});
-      throw makeError('invalid_state', `${what}: the callback of a synchronous call returned a Promise; use the async form`);
-    }
+    notPromise(r, `${what}: the callback of a synchronous call returned a Promise; use the async form`);
     return encResult(r);
   }
 
@@ -417,10 +411,7 @@ function createApi(native) {
 
   /** A synchronous call's result handed back as it is when exact, else its JSON copy. */
   function ownResult(r, what) {
-    if (isThenable(r)) {
-      r.then(undefined, () => {});
-      throw makeError('invalid_state', `${what}: the callback of a synchronous call returned a Promise; use the async form`);
-    }
+    notPromise(r, `${what}: the callback of a synchronous call returned a Promise; use the async form`);
     return own(r, 'returned value');
   }
 
@@ -650,10 +641,7 @@ function createApi(native) {
         let r;
         try {
           r = runWith(this._stack, step, this._src);
-          if (isThenable(r)) {
-            r.then(undefined, () => {});
-            throw makeError('invalid_state', 'the source of llmStreamSync gave a Promise; use llmStream');
-          }
+          notPromise(r, 'the source of llmStreamSync gave a Promise; use llmStream');
         } catch (e) {
           throw failStream(this, e);
         }
@@ -796,10 +784,7 @@ function createApi(native) {
       const s = new LlmStreamSync(undefined, entered, undefined);
       try {
         const r = runWith(s._stack, fn, parse(entered.takeRequest()));
-        if (isThenable(r)) {
-          r.then(undefined, () => {});
-          throw makeError('invalid_state', 'the callback of llmStreamSync returned a Promise; use llmStream');
-        }
+        notPromise(r, 'the callback of llmStreamSync returned a Promise; use llmStream');
         s._src = rawIterator(r, false);
       } catch (e) {
         throw failStream(s, e);
@@ -808,10 +793,7 @@ function createApi(native) {
     }
     const cb = (t) => {
       const r = runWith(stack, fn, parse(t));
-      if (isThenable(r)) {
-        r.then(undefined, () => {});
-        throw makeError('invalid_state', 'the callback of llmStreamSync returned a Promise; use llmStream');
-      }
+      notPromise(r, 'the callback of llmStreamSync returned a Promise; use llmStream');
       return iterOf(r, false);
     };
     return new LlmStreamSync(call(native.llmStream, stack, name, text, cb, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
@@ -958,10 +940,7 @@ function createApi(native) {
           const input = parse(text);
           const next = (v) => parse(call(native.callNext, token, enc(v === undefined ? input : v, 'input')));
           const r = fn(input, next, new CallContext(c));
-          if (isThenable(r)) {
-            r.then(undefined, () => {});
-            throw makeError('invalid_state', 'a sync execution intercept returned a Promise; register it without `sync: true`');
-          }
+          notPromise(r, 'a sync execution intercept returned a Promise; register it without `sync: true`');
           return encResult(r);
         };
       } else {
