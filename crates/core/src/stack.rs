@@ -290,6 +290,16 @@ impl Stack {
         })
     }
 
+    /// An identity of where new work on this stack is parented right now: the address of the
+    /// current scope, or 0 when the stack is empty (its base, fixed for the stack's life).
+    ///
+    /// Two reads give the same value while the same scope is current. A host that caches a
+    /// [`Stack::fork`] taken at one read can reuse it while later reads give the same value:
+    /// the cached fork holds that scope alive, so its address cannot be reused by another.
+    pub fn current_id(&self) -> usize {
+        self.scopes().last().map_or(0, |n| Arc::as_ptr(n) as usize)
+    }
+
     /// A new, empty stack whose first scope is parented under this stack's current scope.
     pub fn fork(&self) -> Stack {
         Stack::new(self.0.rt.clone(), self.current_parent())

@@ -626,3 +626,27 @@ fn end_batch_hands_a_gathered_batch_over_before_flush_returns() {
     assert_eq!(rt.diagnostics().subscriber_failures, 10, "5 failed events for each subscriber");
     stack.pop(&scope, EndOptions::default()).unwrap();
 }
+
+#[test]
+fn current_id_names_the_current_scope_and_a_fork_taken_at_one_id_parents_under_it() {
+    let (rt, seen) = runtime_with_recorder();
+    let stack = rt.new_stack();
+    assert_eq!(stack.current_id(), 0, "an empty stack reports its base");
+    let outer = stack.push(ScopeOptions::new("outer")).unwrap();
+    let at_outer = stack.current_id();
+    assert_ne!(at_outer, 0);
+    assert_eq!(stack.current_id(), at_outer, "stable while the same scope is current");
+    let pinned = stack.fork();
+    let inner = stack.push(ScopeOptions::new("inner")).unwrap();
+    assert_ne!(stack.current_id(), at_outer);
+    // Work on the fork taken at `outer` still parents there, whatever the stack did since.
+    pinned.mark(MarkOptions::new("late")).unwrap();
+    stack.pop(&inner, EndOptions::default()).unwrap();
+    assert_eq!(stack.current_id(), at_outer);
+    stack.pop(&outer, EndOptions::default()).unwrap();
+    assert_eq!(stack.current_id(), 0);
+    assert!(rt.flush(T).unwrap());
+    let events = seen.lock().unwrap();
+    let late = events.iter().find(|e| &*e.name == "late").unwrap();
+    assert_eq!(late.parent_uuid, Some(outer.uuid()));
+}
