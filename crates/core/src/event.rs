@@ -181,42 +181,75 @@ pub struct Event {
     pub category_profile: Option<Value>,
     pub data: Payload,
     pub data_schema: Option<DataSchema>,
-    /// Metadata, except the status entries of end events (see [`Event::status`]).
+    /// Metadata, except the typed entries below (a chunk mark's index, an end's status).
     pub metadata: Map<String, Value>,
     /// End events: the status, serialized into `metadata` (a key already in `metadata` wins).
     pub status: Option<EventStatus>,
+    /// A stream's `llm.chunk` marks: `llm.chunk.index`, serialized into `metadata` (a key
+    /// already in `metadata` wins). A field rather than a map entry for the same reason as
+    /// `status`: one is written per chunk, and a map entry costs a node and a key allocation.
+    pub chunk_index: Option<u64>,
 }
 
 impl Event {
-    /// A metadata entry as the JSON `metadata` shows it (status entries included).
+    /// A stream's `llm.chunk` mark for chunk `index` under the call's scope, stamped now.
+    /// `name` is `llm.chunk`, shared by a stream's marks (one allocation per stream).
+    pub(crate) fn chunk_mark(call: &crate::scope::ScopeNode, name: &Arc<str>, index: u64, data: Payload) -> Event {
+        // One clock read serves the timestamp and the id's milliseconds.
+        let now = time::event_time(0);
+        Event {
+            kind: EventKind::Mark,
+            uuid: Uuid::v7_at(now),
+            parent_uuid: Some(call.uuid),
+            timestamp_micros: now,
+            name: name.clone(),
+            category: Some(Category::LLM),
+            attributes: Attributes::default(),
+            category_profile: None,
+            data,
+            data_schema: None,
+            metadata: Map::new(),
+            status: None,
+            chunk_index: Some(index),
+        }
+    }
+
+    /// The entries the JSON `metadata` shows beyond [`Event::metadata`]: the chunk index, then
+    /// the status entries, each only where `metadata` has no entry of that key.
+    pub fn typed_metadata(&self) -> impl Iterator<Item = (&'static str, Value)> + '_ {
+        let chunk = self.chunk_index.map(|i| (CHUNK_INDEX_KEY, Value::from(i)));
+        chunk.into_iter().chain(self.status.iter().flat_map(EventStatus::entries)).filter(|(k, _)| !self.metadata.contains_key(*k))
+    }
+
+    /// A metadata entry as the JSON `metadata` shows it (typed entries included).
     pub fn metadata_value(&self, key: &str) -> Option<Value> {
         if let Some(v) = self.metadata.get(key) {
             return Some(v.clone());
         }
-        self.status.as_ref()?.entries().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.typed_metadata().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// True when `key` is present in the JSON `metadata`.
     pub fn has_metadata(&self, key: &str) -> bool {
-        self.metadata.contains_key(key) || self.status.as_ref().is_some_and(|s| s.entries().any(|(k, _)| k == key))
+        self.metadata.contains_key(key) || self.typed_metadata().any(|(k, _)| k == key)
     }
 
-    /// Moves the status entries into `metadata` (existing keys win) and clears `status`.
-    pub fn materialize_status(&mut self) {
-        if let Some(status) = self.status.take() {
-            for (k, v) in status.entries() {
-                self.metadata.entry(k.to_string()).or_insert(v);
-            }
+    /// Moves the typed entries (chunk index, status) into `metadata` (existing keys win) and
+    /// clears their fields: for code that edits the metadata as the JSON shows it.
+    pub fn materialize_metadata(&mut self) {
+        let typed: Vec<_> = self.typed_metadata().collect();
+        for (k, v) in typed {
+            self.metadata.insert(k.to_string(), v);
         }
+        self.status = None;
+        self.chunk_index = None;
     }
 
-    /// The JSON `metadata` object, status entries included.
+    /// The JSON `metadata` object, typed entries included.
     pub fn metadata_json(&self) -> Map<String, Value> {
         let mut m = self.metadata.clone();
-        if let Some(status) = &self.status {
-            for (k, v) in status.entries() {
-                m.entry(k.to_string()).or_insert(v);
-            }
+        for (k, v) in self.typed_metadata() {
+            m.insert(k.to_string(), v);
         }
         m
     }
@@ -376,13 +409,14 @@ impl Event {
         out.extend_from_slice(b",\"metadata\":");
         let start = out.len();
         // The two metadata nearly every event has are written as they are.
-        let chunk_index = match (&self.status, self.metadata.len()) {
-            (None, 1) => self.metadata.get(CHUNK_INDEX_KEY).and_then(Value::as_u64),
+        let chunk_index = match (&self.status, self.metadata.len(), self.chunk_index) {
+            (None, 0, Some(i)) => Some(i),
+            (None, 1, None) => self.metadata.get(CHUNK_INDEX_KEY).and_then(Value::as_u64),
             _ => None,
         };
         let form = match &self.status {
             _ if chunk_index.is_some() => ValueForm::ChunkIndex,
-            _ if !self.metadata.is_empty() => ValueForm::Json,
+            _ if !self.metadata.is_empty() || self.chunk_index.is_some() => ValueForm::Json,
             None => ValueForm::EmptyObject,
             Some(s) if *s == EventStatus::OK => ValueForm::StatusOk,
             Some(_) => ValueForm::Json,
@@ -497,7 +531,7 @@ pub enum ValueForm {
 }
 
 /// The metadata key of a stream's chunk marks.
-pub(crate) const CHUNK_INDEX_KEY: &str = "llm.chunk.index";
+pub const CHUNK_INDEX_KEY: &str = "llm.chunk.index";
 
 /// The event's kind and scope category, as an [`EventLayout`] reports them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -622,8 +656,18 @@ impl Serialize for MetaSer<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
         let mut m = s.serialize_map(None)?;
+        // `metadata` is ordered by key; the chunk index takes its place among the keys (the
+        // order the JSON had when it was a map entry), the status entries follow them.
+        let mut chunk = e.chunk_index.filter(|_| !e.metadata.contains_key(CHUNK_INDEX_KEY));
         for (k, v) in &e.metadata {
+            if let Some(i) = chunk.filter(|_| k.as_str() > CHUNK_INDEX_KEY) {
+                m.serialize_entry(CHUNK_INDEX_KEY, &i)?;
+                chunk = None;
+            }
             m.serialize_entry(k, v)?;
+        }
+        if let Some(i) = chunk {
+            m.serialize_entry(CHUNK_INDEX_KEY, &i)?;
         }
         if let Some(status) = &e.status {
             for (k, v) in status.entries().filter(|(k, _)| !e.metadata.contains_key(*k)) {
@@ -661,6 +705,7 @@ mod tests {
             data_schema: None,
             metadata: Map::new(),
             status: None,
+            chunk_index: None,
         }
     }
 
@@ -717,6 +762,15 @@ mod tests {
         let mut chunk = sample(EventKind::Mark);
         chunk.metadata = Map::from_iter([(CHUNK_INDEX_KEY.to_string(), json!(12345))]);
         cases.push(chunk);
+        // The typed index, alone and among metadata keys before and after it in key order.
+        let mut typed = sample(EventKind::Mark);
+        typed.chunk_index = Some(0);
+        cases.push(typed.clone());
+        typed.chunk_index = Some(u64::MAX);
+        typed.metadata = Map::from_iter([("a".to_string(), json!(1)), ("z".to_string(), json!(2))]);
+        cases.push(typed.clone());
+        typed.metadata = Map::from_iter([("a".to_string(), json!(1))]);
+        cases.push(typed);
         cases
     }
 
@@ -818,9 +872,28 @@ mod tests {
             json!({"k": 1, "otel.status_code": "ERROR", "otel.status_description": "overridden", "error.type": "callback_failed"})
         );
         assert_eq!(e.metadata_value("error.type"), Some(json!("callback_failed")));
-        e.materialize_status();
+        e.materialize_metadata();
         assert!(e.status.is_none());
         assert_eq!(Value::Object(e.metadata.clone()), m);
+    }
+
+    #[test]
+    fn chunk_index_serializes_into_metadata_in_key_order_and_an_explicit_key_wins() {
+        let mut e = sample(EventKind::Mark);
+        e.chunk_index = Some(7);
+        assert_eq!(e.to_json()["metadata"], json!({"llm.chunk.index": 7}));
+        assert_eq!(e.metadata_value(CHUNK_INDEX_KEY), Some(json!(7)));
+        assert!(e.has_metadata(CHUNK_INDEX_KEY));
+        e.metadata.insert("a".into(), json!(1));
+        e.metadata.insert("z".into(), json!(2));
+        assert_eq!(e.to_json_string().split("\"metadata\":").nth(1).unwrap(), r#"{"a":1,"llm.chunk.index":7,"z":2}}"#);
+        e.metadata.insert(CHUNK_INDEX_KEY.into(), json!("mine"));
+        assert_eq!(e.metadata_value(CHUNK_INDEX_KEY), Some(json!("mine")));
+        assert_eq!(e.to_json()["metadata"], json!({"a": 1, "llm.chunk.index": "mine", "z": 2}));
+        let shown = e.to_json()["metadata"].clone();
+        e.materialize_metadata();
+        assert_eq!(e.chunk_index, None);
+        assert_eq!(Value::Object(e.metadata.clone()), shown);
     }
 
     #[test]

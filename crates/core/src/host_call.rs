@@ -16,13 +16,12 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::call::{category_profile, validate_llm_request, Call, LlmOptions, PushedGuard, ToolOptions};
 use crate::error::{Error, Result};
 use crate::event::Payload;
-use crate::event::{Attributes, Category, Event, EventKind};
-use crate::id::Uuid;
+use crate::event::{Attributes, Event};
 use crate::middleware::{CallKind, Family};
 use crate::runtime::Status;
 use crate::scope::ScopeNode;
@@ -102,7 +101,7 @@ impl EnteredCall {
 }
 
 /// The name of a stream's chunk marks.
-const CHUNK_MARK: &str = "llm.chunk";
+pub(crate) const CHUNK_MARK: &str = "llm.chunk";
 
 /// The families that see or change an LLM stream's values (its request or its chunks).
 const LLM_STREAM_VALUE_FAMILIES: [Family; 5] = [
@@ -213,26 +212,8 @@ impl EnteredStream {
             }
             self.collected.push_str(payload.as_json());
             if self.call.chunk_marks {
-                // The mark `Stack::emit_mark_with` builds, with the stream's shared name.
                 let (index, node, name) = (self.index, &self.node, &self.chunk_name);
-                self.call.rt().emit(Some(node), || {
-                    let mut metadata = Map::new();
-                    metadata.insert(crate::event::CHUNK_INDEX_KEY.into(), json!(index));
-                    Event {
-                        kind: EventKind::Mark,
-                        uuid: Uuid::now_v7(),
-                        parent_uuid: Some(node.uuid),
-                        timestamp_micros: crate::time::event_time(0),
-                        name: name.clone(),
-                        category: Some(Category::LLM),
-                        attributes: Attributes::default(),
-                        category_profile: None,
-                        data: payload,
-                        data_schema: None,
-                        metadata,
-                        status: None,
-                    }
-                });
+                self.call.rt().emit(Some(node), || Event::chunk_mark(node, name, index, payload));
             }
         }
         self.index += 1;

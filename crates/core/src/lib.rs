@@ -76,7 +76,7 @@ pub use dispatch::{set_batch_hook, BatchHook, Diagnostics, OverflowPolicy};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{
     Attributes, Category, DataSchema, Event, EventField, EventKind, EventLayout, EventStatus, FieldSpan, LayoutKind, Payload,
-    ScopeCategory, ValueForm, ATOF_VERSION,
+    ScopeCategory, ValueForm, ATOF_VERSION, CHUNK_INDEX_KEY,
 };
 pub use host_call::{EnteredCall, EnteredStream};
 pub use id::Uuid;

@@ -259,7 +259,7 @@ impl RuntimeInner {
         }
         if sanitizers.is_some() {
             // Sanitizers see (and may replace) the metadata exactly as the JSON shows it.
-            event.materialize_status();
+            event.materialize_metadata();
         }
         for entry in sanitizers.iter().flat_map(|c| c.iter()) {
             let (Middleware::MarkSanitize(f) | Middleware::ScopeSanitizeStart(f) | Middleware::ScopeSanitizeEnd(f)) = &entry.mw else {
@@ -360,6 +360,7 @@ impl RuntimeInner {
                 data_schema,
                 metadata: node.metadata.clone(),
                 status: None,
+                chunk_index: None,
             }
         });
     }
@@ -409,6 +410,7 @@ impl RuntimeInner {
                 data_schema: None,
                 metadata: m,
                 status: Some(status.to_event_status()),
+                chunk_index: None,
             }
         });
         if let Some(locals) = self.registry.take_locals(node) {

@@ -217,20 +217,6 @@ impl Stack {
         });
     }
 
-    /// Emits a mark whose data and metadata are computed only if someone listens.
-    pub(crate) fn emit_mark_with(
-        &self,
-        parent: &Parent,
-        name: &str,
-        category: Option<Category>,
-        build: impl FnOnce() -> (Payload, Map<String, Value>),
-    ) {
-        self.0.rt.0.emit(parent.node(), || {
-            let (data, metadata) = build();
-            Event { data, metadata, ..mark_event(parent, name, category) }
-        });
-    }
-
     /// Emits a metric mark: `measurements` is an array of `{value, attributes?}` (or one
     /// bare number); every value must be a finite number.
     pub fn metric(&self, name: &str, measurements: Value, unit: Option<&str>) -> Result<()> {
@@ -331,11 +317,13 @@ impl Stack {
 
 /// A mark under `parent`, stamped now, with no data, metadata or profile yet.
 fn mark_event(parent: &Parent, name: &str, category: Option<Category>) -> Event {
+    // One clock read serves the timestamp and the id's milliseconds.
+    let now = crate::time::event_time(0);
     Event {
         kind: EventKind::Mark,
-        uuid: Uuid::now_v7(),
+        uuid: Uuid::v7_at(now),
         parent_uuid: parent.uuid(),
-        timestamp_micros: crate::time::event_time(0),
+        timestamp_micros: now,
         name: name.into(),
         category,
         attributes: Attributes::default(),
@@ -344,6 +332,7 @@ fn mark_event(parent: &Parent, name: &str, category: Option<Category>) -> Event 
         data_schema: None,
         metadata: Map::new(),
         status: None,
+        chunk_index: None,
     }
 }
 

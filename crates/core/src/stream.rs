@@ -12,16 +12,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::call::{validate_llm_request, Call, LlmOptions, PushedGuard};
 use crate::error::{Error, Result};
-use crate::event::{Category, Payload};
+use crate::event::{Event, Payload};
 use crate::exec;
 use crate::middleware::{CallCtx, CallKind, Family, Middleware};
 use crate::reentry;
 use crate::runtime::Status;
-use crate::scope::{Parent, ScopeNode};
+use crate::scope::ScopeNode;
 use crate::stack::{Stack, StackFutureExt};
 
 /// A boxed stream of chunks (or errors): what stream intercepts consume and produce.
@@ -105,6 +105,8 @@ pub struct LlmStream {
     observed: bool,
     index: u64,
     finished: bool,
+    /// `llm.chunk`, shared by this stream's chunk marks (one allocation per stream).
+    chunk_name: Arc<str>,
 }
 
 impl LlmStream {
@@ -163,11 +165,9 @@ impl LlmStream {
                 if self.observed {
                     let rt = &self.stack.runtime().0;
                     if self.call.chunk_marks {
-                        let (node, info, index) = (&self.node, &self.call.info, self.index);
-                        self.stack.emit_mark_with(&Parent::Node(node.clone()), "llm.chunk", Some(Category::LLM), || {
-                            let mut metadata = Map::new();
-                            metadata.insert(crate::event::CHUNK_INDEX_KEY.into(), json!(index));
-                            (rt.event_payload(Family::LlmSanitizeResponse, Some(node), info, &chunk), metadata)
+                        let (node, info, index, name) = (&self.node, &self.call.info, self.index, &self.chunk_name);
+                        rt.emit(Some(node), || {
+                            Event::chunk_mark(node, name, index, rt.event_payload(Family::LlmSanitizeResponse, Some(node), info, &chunk))
                         });
                     }
                     if let Some(c) = self.collected.as_mut() {
@@ -238,6 +238,7 @@ impl Call {
                     observed,
                     index: 0,
                     finished: false,
+                    chunk_name: Arc::from(crate::host_call::CHUNK_MARK),
                     call: self,
                 })
             }

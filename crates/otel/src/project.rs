@@ -1,7 +1,7 @@
 //! Projections: how a finished scope (its start and end events) becomes an OTLP span's
 //! name, kind and attributes, and how marks become span events and log records.
 
-use baton::{Category, Event};
+use baton::{Category, Event, CHUNK_INDEX_KEY as CHUNK_INDEX};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::Value;
@@ -29,6 +29,9 @@ fn metadata(a: &mut Attrs, e: &Event) {
             continue;
         }
         a.flatten(k, v);
+    }
+    if let Some(i) = e.chunk_index.filter(|_| !e.metadata.contains_key(CHUNK_INDEX)) {
+        a.flatten(CHUNK_INDEX, &Value::from(i));
     }
     if let Some(st) = &e.status {
         if let Some(t) = &st.error_type {

@@ -56,6 +56,7 @@ fn event(kind: EventKind, uuid: Uuid, parent: Option<Uuid>, micros: i64, name: &
         data_schema: None,
         metadata: Map::new(),
         status: (kind == EventKind::Scope(ScopeCategory::End)).then_some(EventStatus::OK),
+        chunk_index: None,
     }
 }
 const START: EventKind = EventKind::Scope(ScopeCategory::Start);
@@ -236,4 +237,29 @@ fn rejected_spans_count_as_failed() {
     let st = ex.stats();
     assert_eq!((st.spans_exported, st.spans_failed, st.requests_failed), (0, 3, 1), "{st:?}");
     assert!(st.last_error.unwrap().contains("rejected 3 spans: no thanks"));
+}
+
+#[test]
+fn stream_chunk_marks_become_span_events_with_their_index() {
+    let r = MiniReceiver::start();
+    let ex = exporter(&r, "full", |_| {});
+    let rt = Runtime::new(RuntimeConfig::default());
+    rt.register(Registration::new("otel"), Middleware::Subscriber(ex.clone())).unwrap();
+    let stack = rt.new_stack();
+    let chunks: Vec<_> = stack
+        .llm_stream("chat", json!({"content": {}}), |_| Ok((0..3).map(|i| Ok(json!({"delta": i})))), Default::default())
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    assert_eq!(chunks.len(), 3);
+    rt.shutdown(Duration::from_secs(5)).unwrap();
+    let spans = r.got.lock().unwrap().spans();
+    let span = spans.iter().find(|s| s.name.contains("chat")).expect("the stream's span");
+    let marks: Vec<_> = span.events.iter().filter(|e| e.name == "llm.chunk").collect();
+    assert_eq!(marks.len(), 3);
+    for (i, m) in marks.iter().enumerate() {
+        let index =
+            m.attributes.iter().find(|kv| kv.key == "llm.chunk.index").and_then(|kv| kv.value.as_ref()).and_then(|v| v.value.clone());
+        assert_eq!(index, Some(any_value::Value::IntValue(i as i64)), "chunk {i}");
+    }
 }

@@ -512,10 +512,8 @@ fn event_to_py<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, pyo3::typ
     for (k, v) in &e.metadata {
         meta.set_item(k, convert::to_py(py, v)?)?;
     }
-    if let Some(status) = &e.status {
-        for (k, v) in status.entries().filter(|(k, _)| !e.metadata.contains_key(*k)) {
-            meta.set_item(k, convert::to_py(py, &v)?)?;
-        }
+    for (k, v) in e.typed_metadata() {
+        meta.set_item(k, convert::to_py(py, &v)?)?;
     }
     d.set_item(intern!(py, "metadata"), meta)?;
     Ok(d)

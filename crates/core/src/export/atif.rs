@@ -600,6 +600,7 @@ mod tests {
             data_schema: None,
             metadata: Map::new(),
             status: None,
+            chunk_index: None,
         };
         x.on_event(&ev(ScopeCategory::Start, json!("question"))).unwrap();
         x.on_event(&ev(ScopeCategory::End, json!("answer"))).unwrap();
