@@ -51,10 +51,74 @@ function wrapCallback(fn) {
 const als = new AsyncLocalStorage();
 const defaultStack = native.newStack();
 
-/** The native stack current in this async context. */
+/**
+ * The store of an async call's function that nothing observed at call time: its fork of the
+ * caller's stack, made on first use. `pin` is a fork of the caller's stack taken at call time
+ * and shared by every call made from that same position (nothing is ever pushed on a pin), so
+ * the private fork made from it later (`current()`) parents exactly where a fork made at call
+ * time would, whatever the caller did since. Most functions never use Baton: they cost a
+ * plain object, not a native handle with a finalizer.
+ */
+class LazyFork {
+  constructor(pin) {
+    this.pin = pin;
+    this.stack = null;
+  }
+}
+
+/**
+ * The native stack current in this async context, for anything that may push onto it or
+ * hands it out (a `LazyFork` gets its own fork here, once).
+ */
 function current() {
   const s = als.getStore();
-  return s === undefined ? defaultStack : s;
+  if (s === undefined) return defaultStack;
+  if (s instanceof LazyFork) return s.stack === null ? (s.stack = native.fork(s.pin)) : s.stack;
+  return s;
+}
+
+/**
+ * Where new work is parented in this async context, for native calls that only read their
+ * stack (marks, forks, propagation, the unobserved check, async calls, which fork it): an
+ * unmaterialized `LazyFork` answers with its pin, which parents the same way.
+ */
+function currentBase() {
+  return baseOf(als.getStore());
+}
+
+function baseOf(s) {
+  if (s === undefined) return defaultStack;
+  if (s instanceof LazyFork) return s.stack === null ? s.pin : s.stack;
+  return s;
+}
+
+/**
+ * Pins: per stack (weakly, as long as it lives), the fork taken at its last position
+ * (`native.currentId`). Async calls made from one unchanged position share that one fork.
+ * The pin holds its scope alive, so while it is cached the id cannot name another scope.
+ */
+const pins = new WeakMap();
+
+function pinOf(stack, id) {
+  const p = pins.get(stack);
+  if (p !== undefined && p.id === id && id !== -1) return p.pin;
+  const pin = native.fork(stack);
+  if (p !== undefined) {
+    p.id = id;
+    p.pin = pin;
+  } else {
+    pins.set(stack, { id, pin });
+  }
+  return pin;
+}
+
+/**
+ * The store for the function of an async call made in context `s` whose base is `base`, at
+ * position `id` of `base` (`native.currentId`).
+ */
+function lazyFork(s, base, id) {
+  // Nothing was pushed in an unmaterialized LazyFork: its pin is already the right base.
+  return new LazyFork(s instanceof LazyFork && s.stack === null ? s.pin : pinOf(base, id));
 }
 
 // ----- delivery to subscribers (on this thread) -----
@@ -247,7 +311,7 @@ function pop(scope, options) {
 }
 
 function withScope(name, fn, options) {
-  const stack = native.fork(current());
+  const stack = native.fork(currentBase());
   const scope = new Scope(native.push(stack, name, parentOpt(options)));
   let r;
   try {
@@ -273,12 +337,12 @@ function withScope(name, fn, options) {
 }
 
 function mark(name, options) {
-  native.mark(current(), name, parentOpt(options));
+  native.mark(currentBase(), name, parentOpt(options));
   relieve();
 }
 
 function metric(name, measurements, options) {
-  native.metric(current(), name, measurements, options);
+  native.metric(currentBase(), name, measurements, options);
   relieve();
 }
 
@@ -287,7 +351,7 @@ function currentStack() {
 }
 
 function currentScope() {
-  const s = native.currentScope(current());
+  const s = native.currentScope(currentBase());
   return s === null ? null : new Scope(s);
 }
 
@@ -296,7 +360,7 @@ function newStack() {
 }
 
 function fork() {
-  return new Stack(native.fork(current()));
+  return new Stack(native.fork(currentBase()));
 }
 
 function stackFromPropagation(context) {
@@ -308,11 +372,11 @@ function runWithStack(stack, fn) {
 }
 
 function propagationContext() {
-  return native.propagationContext(current());
+  return native.propagationContext(currentBase());
 }
 
 function traceparent() {
-  return native.traceparent(current());
+  return native.traceparent(currentBase());
 }
 
 // ----- managed calls -----
@@ -328,7 +392,12 @@ function checkFn(fn) {
  * path, which validates them.
  */
 function bare(stack, name, options) {
-  return (options === undefined || options === null) && typeof name === 'string' && name !== '' && native.unobserved(stack);
+  return bareShape(name, options) && native.unobserved(stack, false);
+}
+
+/** A call that may be bare: no options, a valid name. */
+function bareShape(name, options) {
+  return (options === undefined || options === null) && typeof name === 'string' && name !== '';
 }
 
 /** The result of a callback of a synchronous call: a Promise is refused, as the addon does. */
@@ -337,7 +406,7 @@ function syncResult(r) {
   return own(r, 'returned value');
 }
 
-/** The function of an async call with nothing to observe it, on a fork of the caller's stack. */
+/** The function of an async call with nothing to observe it, on a lazy fork of the caller's stack. */
 async function bareAsync(input, fn) {
   return own(await fn(input), 'returned value');
 }
@@ -351,12 +420,19 @@ function tool(name, args, fn, options) {
   try {
     notInSubscriber('tool');
     checkFn(fn);
-    const stack = current();
-    if (bare(stack, name, options)) return als.run(native.fork(stack), bareAsync, own(args, 'args'), fn);
+    // An async call only reads the caller's stack (its function runs on a fork), so the
+    // caller's LazyFork, if any, stays unmaterialized.
+    const store = als.getStore();
+    const stack = baseOf(store);
+    if (bareShape(name, options)) {
+      // `false`, or (nothing registered) the stack's position, for its pin.
+      const id = native.unobserved(stack, true);
+      if (id !== false) return als.run(lazyFork(store, stack, id), bareAsync, own(args, 'args'), fn);
+    }
     const text = enc(args, 'args');
     const exact = encoded.exact;
     const entered = native.enterTool(stack, name, text, parentOpt(options), true);
-    if (entered === false) return als.run(native.fork(stack), bareAsync, exact ? args : parse(text), fn);
+    if (entered === false) return als.run(lazyFork(store, stack, native.currentId(stack)), bareAsync, exact ? args : parse(text), fn);
     // The entered call's handle is also the stack handle of the fork it runs on.
     if (entered !== null) return als.run(entered, runEnteredAsync, entered, exact ? args : parse(text), fn);
     // The addon answers with a Promise, or with the text itself when the call settled at once.
@@ -431,8 +507,9 @@ function failEntered(entered, thrown) {
 function toolSync(name, args, fn, options) {
   notInSubscriber('toolSync');
   checkFn(fn);
+  if (bare(currentBase(), name, options)) return syncResult(fn(own(args, 'args')));
+  // A synchronous call pushes its scope onto the caller's own stack.
   const stack = current();
-  if (bare(stack, name, options)) return syncResult(fn(own(args, 'args')));
   const text = enc(args, 'args');
   const exact = encoded.exact;
   const entered = native.enterTool(stack, name, text, parentOpt(options), false);
@@ -446,7 +523,7 @@ function toolSync(name, args, fn, options) {
 async function llm(name, request, fn, options) {
   notInSubscriber('llm');
   checkFn(fn);
-  const r = parse(await native.llm(current(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), true));
+  const r = parse(await native.llm(currentBase(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), true));
   relieve();
   return r;
 }
@@ -603,7 +680,7 @@ function enteredChunk(s, r) {
 async function llmStream(name, request, fn, options) {
   notInSubscriber('llmStream');
   checkFn(fn);
-  const stack = current();
+  const stack = currentBase();
   const text = enc(request, 'request');
   const entered = native.enterLlmStream(stack, name, text, parentOpt(options));
   if (entered !== null) {
@@ -625,9 +702,8 @@ async function llmStream(name, request, fn, options) {
 function llmStreamSync(name, request, fn, options) {
   notInSubscriber('llmStreamSync');
   checkFn(fn);
-  const stack = current();
   const text = enc(request, 'request');
-  const entered = native.enterLlmStream(stack, name, text, parentOpt(options));
+  const entered = native.enterLlmStream(currentBase(), name, text, parentOpt(options));
   if (entered !== null) {
     const s = new LlmStreamSync(entered[0], undefined);
     try {
@@ -639,7 +715,8 @@ function llmStreamSync(name, request, fn, options) {
     return s;
   }
   const cb = (t) => fn(parse(t));
-  return new LlmStreamSync(native.llmStream(stack, name, text, cb, parentOpt(options), false), undefined);
+  // Pulled synchronously, the stream's scope is pushed onto the caller's own stack.
+  return new LlmStreamSync(native.llmStream(current(), name, text, cb, parentOpt(options), false), undefined);
 }
 
 // ----- manual lifecycle and standalone helpers -----
@@ -664,7 +741,7 @@ function llmEnd(handle, options) {
 
 async function toolConditionalExecution(name, args) {
   notInSubscriber('toolConditionalExecution');
-  await native.conditionalExecution(current(), 'tool', name, args, true);
+  await native.conditionalExecution(currentBase(), 'tool', name, args, true);
 }
 
 function toolConditionalExecutionSync(name, args) {
@@ -674,7 +751,7 @@ function toolConditionalExecutionSync(name, args) {
 
 async function llmConditionalExecution(name, request) {
   notInSubscriber('llmConditionalExecution');
-  await native.conditionalExecution(current(), 'llm', name, request, true);
+  await native.conditionalExecution(currentBase(), 'llm', name, request, true);
 }
 
 function llmConditionalExecutionSync(name, request) {
@@ -684,7 +761,7 @@ function llmConditionalExecutionSync(name, request) {
 
 async function toolRequestIntercepts(name, args) {
   notInSubscriber('toolRequestIntercepts');
-  return parse(await native.requestIntercepts(current(), 'tool', name, args, true));
+  return parse(await native.requestIntercepts(currentBase(), 'tool', name, args, true));
 }
 
 function toolRequestInterceptsSync(name, args) {
@@ -694,7 +771,7 @@ function toolRequestInterceptsSync(name, args) {
 
 async function llmRequestIntercepts(name, request) {
   notInSubscriber('llmRequestIntercepts');
-  return parse(await native.requestIntercepts(current(), 'llm', name, request, true));
+  return parse(await native.requestIntercepts(currentBase(), 'llm', name, request, true));
 }
 
 function llmRequestInterceptsSync(name, request) {

@@ -231,6 +231,26 @@ pub fn traceparent(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     util::string(env, &s.traceparent()?)
 }
 
+/// currentId(stack) → where new work on `stack` is parented right now, as a number
+/// (`Stack::current_id`: the current scope's identity, 0 for an empty stack's base). The facade
+/// keeps one shared fork (a pin) per stack and reuses it while this stays the same, instead of
+/// a fork per async call.
+pub fn current_id(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    util::number(env, id_number(s))
+}
+
+/// `Stack::current_id` as a JS number; an identity a number cannot hold exactly (2^53 and
+/// above: no address on today's platforms) is -1, for which the facade never reuses a pin.
+fn id_number(s: &Stack) -> f64 {
+    let id = s.current_id();
+    if (id as u64) < (1u64 << 53) {
+        id as f64
+    } else {
+        -1.0
+    }
+}
+
 pub fn current_scope(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
     match s.current() {
@@ -799,12 +819,18 @@ pub fn stack_depth(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     util::number(env, s.depth() as f64)
 }
 
-/// unobserved(stack) → true when nothing is registered, so a managed tool call is just its
-/// callback (the core's rule, `Stack::unobserved`); the facade then skips the boundary
-/// conversions. Throws what a call would (`already_shutdown`, `invalid_state`).
+/// unobserved(stack, withId) → true when nothing is registered, so a managed tool call is just
+/// its callback (the core's rule, `Stack::unobserved`); the facade then skips the boundary
+/// conversions. Throws what a call would (`already_shutdown`, `invalid_state`). With `withId`
+/// (an async call, which runs on a fork), the answer is `false` or, instead of `true`, what
+/// `currentId(stack)` gives: one crossing instead of two on the facade's bare async path.
 pub fn unobserved(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s: &Stack = handles::stack(env, a[0], "stack")?;
-    util::boolean(env, s.unobserved()?)
+    let unobserved = s.unobserved()?;
+    if unobserved && truthy(env, a[1])? {
+        return util::number(env, id_number(s));
+    }
+    util::boolean(env, unobserved)
 }
 
 thread_local! {

@@ -33,6 +33,7 @@ const EXPORTS: &[(&str, util::Handler)] = &[
     ("propagationContext", api::propagation_context),
     ("traceparent", api::traceparent),
     ("currentScope", api::current_scope),
+    ("currentId", api::current_id),
     ("stackDepth", api::stack_depth),
     ("push", api::push),
     ("pop", api::pop),
