@@ -152,6 +152,37 @@ test('a JS thread that never yields drains inline past the high-water mark (boun
   baton.deregister('subscriber', 'count');
 });
 
+test('a batch of many segments: each subscriber gets each event once, in order, objects shared', async () => {
+  /** @type {string[]} */
+  const texts = [];
+  /** @type {baton.AtofEvent[]} */
+  const a = [];
+  /** @type {baton.AtofEvent[]} */
+  const b = [];
+  baton.subscribe('text', (t) => { texts.push(t); }, { format: 'json' });
+  baton.subscribe('a', (e) => { a.push(e); });
+  baton.subscribe('b', (e) => { b.push(e); });
+  // ~0.6 MB of events before anything is drained: the addon cuts the batch into segments
+  // (64 KB of text each), some with non-ASCII text, and one carries b's close marker.
+  const pad = 'x'.repeat(250);
+  const n = 2_000;
+  for (let i = 0; i < n; i++) {
+    baton.mark('m', { data: { i, pad: i % 97 === 0 ? `ü→${pad}` : pad } });
+    if (i === n / 2 - 1) baton.deregister('subscriber', 'b');
+  }
+  assert.ok(await baton.flush());
+  assert.equal(texts.length, n);
+  assert.equal(a.length, n);
+  assert.equal(b.length, n / 2, 'b got what was emitted before it was deregistered');
+  a.forEach((e, i) => {
+    assert.equal(/** @type {any} */ (e.data).i, i);
+    assert.equal(JSON.stringify(e), texts[i]);
+    if (i < n / 2) assert.equal(e, b[i], 'one object per event, shared');
+  });
+  baton.deregister('subscriber', 'text');
+  baton.deregister('subscriber', 'a');
+});
+
 test('only subscribers: an LLM stream pulled by the facade emits what the managed stream emits', async () => {
   /** @type {baton.AtofEvent[]} */
   const events = [];

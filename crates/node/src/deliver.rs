@@ -17,6 +17,14 @@
 //! number of batched events is published in [`PENDING`], which the facade reads (a typed
 //! array over it, no call) after each call that emits, and past a high-water mark it drains
 //! inline, on the caller's path: back-pressure instead of unbounded growth.
+//!
+//! The batch is cut into segments of at most [`SEGMENT_TEXT`] bytes of text, and `takeEvents`
+//! hands over one segment per call (the facade's drain loops until there is none). Small
+//! segments keep every copy cheap and every buffer reusable: a taken segment's buffers come
+//! back emptied ([`POOL`]), so a steady stream of events writes into memory that is already
+//! mapped and in cache. One buffer per batch, regrown from nothing after each hand-over, cost
+//! more than the rest of a delivery: megabytes copied by `realloc` on the dispatcher thread,
+//! fresh pages faulted in and zeroed on both threads.
 
 use std::ffi::c_void;
 use std::ptr;
@@ -33,40 +41,68 @@ use crate::util::{self, ck, Env, JsResult, JsVal};
 /// A close marker in the delivery list: the facade forgets the subscriber.
 const CLOSED: u32 = u32::MAX;
 
-struct Batch {
+/// One segment of the batch: events back to back, where each ends, their layouts and who
+/// receives which.
+struct Segment {
     /// The events' JSON, back to back.
     text: String,
     /// Where each event ends in `text`, counted in UTF-16 units (as JS strings index).
     ends: Vec<u32>,
     /// UTF-16 length of `text`.
     units: u32,
-    events: u32,
     /// (subscriber id, event index or CLOSED), in delivery order.
     deliveries: Vec<u32>,
-    /// Identity of the last serialized event (its uuid and kind), to share it between
-    /// subscribers receiving the same event.
-    last: Option<(baton::Uuid, baton::EventKind)>,
     /// Per event, `EventLayout::NUMBERS` numbers (the facade's `LAYOUT`): its kind, then
     /// per `baton::EventField` the value's form and where it starts and ends, in UTF-16 units from
     /// the start of `text`.
     layouts: Vec<u32>,
     /// Whether `text` is all ASCII (then JS gets it as a one-byte string, without decoding).
     ascii: bool,
+}
+
+impl Segment {
+    const EMPTY: Segment =
+        Segment { text: String::new(), ends: Vec::new(), units: 0, deliveries: Vec::new(), layouts: Vec::new(), ascii: true };
+
+    fn events(&self) -> u32 {
+        self.ends.len() as u32
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.units = 0;
+        self.deliveries.clear();
+        self.layouts.clear();
+        self.ascii = true;
+    }
+}
+
+/// A segment is closed before an event that would start past this much text (an event is
+/// never split: one larger than this makes a segment of its own).
+const SEGMENT_TEXT: usize = 64 * 1024;
+/// Emptied segments kept for reuse; more are freed.
+const POOL_MAX: usize = 4;
+
+struct Batch {
+    /// Closed segments, oldest first.
+    full: std::collections::VecDeque<Segment>,
+    /// The segment being written.
+    open: Segment,
+    /// Events in `full` and `open`, as published in [`PENDING`].
+    events: u32,
+    /// Identity of the last serialized event (its uuid and kind), to share it between
+    /// subscribers receiving the same event (always in `open`).
+    last: Option<(baton::Uuid, baton::EventKind)>,
     /// Scratch for one event's layout.
     scratch: EventLayout,
 }
 
-static BATCH: Mutex<Batch> = Mutex::new(Batch {
-    text: String::new(),
-    ends: Vec::new(),
-    units: 0,
-    events: 0,
-    deliveries: Vec::new(),
-    last: None,
-    layouts: Vec::new(),
-    ascii: true,
-    scratch: EventLayout::EMPTY,
-});
+static BATCH: Mutex<Batch> =
+    Mutex::new(Batch { full: std::collections::VecDeque::new(), open: Segment::EMPTY, events: 0, last: None, scratch: EventLayout::EMPTY });
+
+/// Emptied segments handed back by `takeEvents`, for the dispatcher to write into again.
+static POOL: Mutex<Vec<Segment>> = Mutex::new(Vec::new());
 
 /// Events waiting in the batch. Read by the facade through an external `Uint32Array` (see
 /// [`pending_counter`]); a plain aligned `u32` underneath.
@@ -85,42 +121,45 @@ impl JsSubscriber {
 
 fn push(id: u32, event: Option<&Event>) {
     let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
-    let was_empty = b.deliveries.is_empty();
+    let b = &mut *b;
+    let was_empty = b.open.deliveries.is_empty() && b.full.is_empty();
     match event {
         Some(e) => {
-            if b.last != Some((e.uuid, e.kind)) || b.events == 0 {
-                let b = &mut *b;
-                let start = b.text.len();
+            if b.last != Some((e.uuid, e.kind)) || b.open.events() == 0 {
+                if b.open.text.len() >= SEGMENT_TEXT {
+                    let fresh = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or(Segment::EMPTY);
+                    b.full.push_back(std::mem::replace(&mut b.open, fresh));
+                }
+                let seg = &mut b.open;
+                let start = seg.text.len();
                 // SAFETY of the write: `write_json_layout` writes valid UTF-8 only.
-                e.write_json_layout(unsafe { b.text.as_mut_vec() }, &mut b.scratch);
-                let written = &b.text[start..];
+                e.write_json_layout(unsafe { seg.text.as_mut_vec() }, &mut b.scratch);
+                let written = &seg.text[start..];
                 // ASCII (the usual case) has one UTF-16 unit per byte; count only otherwise.
                 let units = if written.is_ascii() {
                     written.len()
                 } else {
-                    b.ascii = false;
+                    seg.ascii = false;
                     b.scratch.to_utf16(written.as_bytes());
                     written.encode_utf16().count()
                 };
-                let base = b.units;
-                b.layouts.extend_from_slice(&b.scratch.numbers(base));
-                b.units += units as u32;
-                let end = b.units;
-                b.ends.push(end);
+                let base = seg.units;
+                seg.layouts.extend_from_slice(&b.scratch.numbers(base));
+                seg.units += units as u32;
+                seg.ends.push(seg.units);
                 b.events += 1;
                 PENDING.store(b.events, Ordering::Relaxed);
                 b.last = Some((e.uuid, e.kind));
             }
-            let index = b.events - 1;
-            b.deliveries.push(id);
-            b.deliveries.push(index);
+            let index = b.open.events() - 1;
+            b.open.deliveries.push(id);
+            b.open.deliveries.push(index);
         }
         None => {
-            b.deliveries.push(id);
-            b.deliveries.push(CLOSED);
+            b.open.deliveries.push(id);
+            b.open.deliveries.push(CLOSED);
         }
     }
-    drop(b);
     if was_empty {
         let f = TSFN.load(Ordering::Acquire);
         if !f.is_null() {
@@ -140,113 +179,49 @@ impl Subscriber for JsSubscriber {
     }
 }
 
-/// `takeEvents()` → `null` or `[text, Uint32Array deliveries, Uint32Array ends,
-/// Uint32Array layouts]`.
+/// `takeEvents()` → `null` or, for the oldest segment of the batch, `[text, Uint32Array
+/// deliveries, Uint32Array ends, Uint32Array layouts]`.
 pub fn take(env: Env) -> JsResult<JsVal> {
-    let (text, ascii, mut bufs) = {
+    let mut seg = {
         let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
-        if b.deliveries.is_empty() {
-            return util::null(env);
-        }
-        b.events = 0;
-        b.units = 0;
-        b.last = None;
-        PENDING.store(0, Ordering::Relaxed);
-        let ascii = std::mem::replace(&mut b.ascii, true);
-        let bufs = [std::mem::take(&mut b.deliveries), std::mem::take(&mut b.ends), std::mem::take(&mut b.layouts)];
-        (std::mem::take(&mut b.text), ascii, bufs)
-    };
-    let out = util::array(env, 4)?;
-    let (t, text) = if ascii { latin1(env, text)? } else { (util::string(env, &text)?, Some(text)) };
-    util::set_index(env, out, 0, t)?;
-    for (i, items) in bufs.iter().enumerate() {
-        let a = u32_array(env, items)?;
-        util::set_index(env, out, i as u32 + 1, a)?;
-    }
-    recycle(text, &mut bufs);
-    Ok(out)
-}
-
-/// Batches at least this long become external strings (below it, a copy is cheaper than the
-/// finalizer).
-const EXTERNAL_MIN: usize = 16 * 1024;
-
-/// `node_api_create_external_string_latin1` (Node ≥ 20.12 / 21.7), looked up when first
-/// needed: on older Nodes the text is copied instead.
-type CreateExternalLatin1 = unsafe extern "C" fn(
-    sys::napi_env,
-    *mut std::ffi::c_char,
-    usize,
-    sys::napi_finalize,
-    *mut c_void,
-    *mut sys::napi_value,
-    *mut bool,
-) -> sys::napi_status;
-
-fn create_external_latin1() -> Option<CreateExternalLatin1> {
-    static F: std::sync::OnceLock<Option<CreateExternalLatin1>> = std::sync::OnceLock::new();
-    *F.get_or_init(|| {
-        extern "C" {
-            fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
-        }
-        // RTLD_DEFAULT (a null handle on glibc and macOS): the symbols of the process, where
-        // node's own N-API functions are.
-        let f = unsafe { dlsym(ptr::null_mut(), c"node_api_create_external_string_latin1".as_ptr()) };
-        // SAFETY: the symbol, when Node has it, has exactly this signature (js_native_api.h).
-        (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, CreateExternalLatin1>(f) })
-    })
-}
-
-unsafe extern "C" fn free_external(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    drop(unsafe { Box::from_raw(hint.cast::<String>()) });
-}
-
-/// A JS string of ASCII text: V8 stores it as one byte per character as it is, where the
-/// UTF-8 path would decode it first. A long batch is handed over without a copy (an external
-/// string owning the text, freed when V8 collects it); the text comes back to be reused
-/// otherwise.
-fn latin1(env: Env, text: String) -> JsResult<(JsVal, Option<String>)> {
-    let mut v = ptr::null_mut();
-    if text.len() >= EXTERNAL_MIN {
-        if let Some(create) = create_external_latin1() {
-            let owned = Box::new(text);
-            let data = owned.as_ptr() as *mut std::ffi::c_char;
-            let len = owned.len();
-            let hint = Box::into_raw(owned);
-            let mut copied = false;
-            let status = unsafe { create(env, data, len, Some(free_external), hint.cast(), &mut v, &mut copied) };
-            if status != sys::Status::napi_ok {
-                // Not created: the finalizer did not run, the text is still ours to free.
-                drop(unsafe { Box::from_raw(hint) });
-                util::status(env, status)?;
+        let seg = match b.full.pop_front() {
+            Some(seg) => seg,
+            None if b.open.deliveries.is_empty() => return util::null(env),
+            None => {
+                b.last = None;
+                let fresh = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or(Segment::EMPTY);
+                std::mem::replace(&mut b.open, fresh)
             }
-            // Copied or not, the text now belongs to the finalizer (it already ran if copied).
-            return Ok((v, None));
+        };
+        b.events -= seg.events();
+        PENDING.store(b.events, Ordering::Relaxed);
+        seg
+    };
+    let out = util::array(env, 4);
+    let filled = out.and_then(|out| {
+        let text = if seg.ascii {
+            let mut v = ptr::null_mut();
+            ck!(env, sys::napi_create_string_latin1(env, seg.text.as_ptr().cast(), seg.text.len() as isize, &mut v));
+            v
+        } else {
+            util::string(env, &seg.text)?
+        };
+        util::set_index(env, out, 0, text)?;
+        for (i, items) in [&seg.deliveries, &seg.ends, &seg.layouts].into_iter().enumerate() {
+            let a = u32_array(env, items)?;
+            util::set_index(env, out, i as u32 + 1, a)?;
+        }
+        Ok(out)
+    });
+    // The segment's buffers were copied: reuse them (a burst's oversized ones are freed).
+    if seg.text.capacity() <= 4 * SEGMENT_TEXT {
+        seg.clear();
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_MAX {
+            pool.push(seg);
         }
     }
-    ck!(env, sys::napi_create_string_latin1(env, text.as_ptr().cast(), text.len() as isize, &mut v));
-    Ok((v, Some(text)))
-}
-
-/// Gives the taken buffers back (emptied) when the dispatcher has not started new ones, so
-/// a steady stream of batches does not regrow them from nothing each time. A burst's
-/// oversized buffers are dropped instead.
-fn recycle(text: Option<String>, bufs: &mut [Vec<u32>; 3]) {
-    let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(mut text) = text.filter(|t| t.capacity() <= 1 << 20) {
-        if b.text.capacity() == 0 && b.events == 0 {
-            text.clear();
-            b.text = text;
-        }
-    }
-    let b = &mut *b;
-    let [deliveries, ends, layouts] = bufs;
-    for (mine, taken) in [(&mut b.deliveries, deliveries), (&mut b.ends, ends), (&mut b.layouts, layouts)] {
-        if mine.capacity() == 0 && mine.is_empty() && taken.capacity() <= 1 << 18 {
-            taken.clear();
-            *mine = std::mem::take(taken);
-        }
-    }
+    filled
 }
 
 fn u32_array(env: Env, items: &[u32]) -> JsResult<JsVal> {
