@@ -142,7 +142,12 @@ pub fn get_string(env: Env, v: JsVal) -> JsResult<String> {
     let mut len = 0usize;
     ck!(env, sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), buf.len(), &mut len));
     if len < buf.len() - 1 {
-        return Ok(String::from_utf8_lossy(&buf[..len]).into_owned());
+        // V8 writes valid UTF-8 (lone surrogates become U+FFFD), so the fast check passes; the
+        // lossy path (a slower scan) is only a fallback.
+        return Ok(match std::str::from_utf8(&buf[..len]) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(&buf[..len]).into_owned(),
+        });
     }
     ck!(env, sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len));
     let mut big = vec![0u8; len + 1];
