@@ -168,12 +168,72 @@ function createApi(native) {
   let syncCurrent;
   const defaultStack = native.newStack();
 
-  function current() {
-    if (als !== null) {
-      const s = als.getStore();
-      return s === undefined ? defaultStack : s;
+  /**
+   * The store of an async call's function that nothing observed at call time: its fork of the
+   * caller's stack, made on first use (as in node/). `pin` is a fork of the caller's stack
+   * taken at call time and shared by every call made from that same position (nothing is
+   * ever pushed on a pin), so the fork made from it later parents exactly where a fork made
+   * at call time would. Most functions never use Baton: they cost a plain object, not a
+   * module object freed by FinalizationRegistry.
+   */
+  class LazyFork {
+    constructor(pin) {
+      this.pin = pin;
+      this.stack = null;
     }
-    return syncCurrent === undefined ? defaultStack : syncCurrent;
+  }
+
+  function store() {
+    return als !== null ? als.getStore() : syncCurrent;
+  }
+
+  /** The stack to push on (or hand out): a `LazyFork` gets its own fork here, once. */
+  function current() {
+    const s = store();
+    if (s === undefined) return defaultStack;
+    if (s instanceof LazyFork) return s.stack === null ? (s.stack = call(native.fork, s.pin)) : s.stack;
+    return s;
+  }
+
+  /**
+   * Where new work is parented, for native calls that only read their stack (marks, forks,
+   * propagation, the unobserved check, entering an async call on a fork): an unmaterialized
+   * `LazyFork` answers with its pin. Nothing that may push must get this.
+   */
+  function currentBase() {
+    return baseOf(store());
+  }
+
+  function baseOf(s) {
+    if (s === undefined) return defaultStack;
+    if (s instanceof LazyFork) return s.stack === null ? s.pin : s.stack;
+    return s;
+  }
+
+  /**
+   * Pins: per stack object (weakly, as long as it lives), the fork taken at its last position
+   * (`Stack::current_id`, from `native.unobserved`). The pin holds its scope alive, so while
+   * it is cached the position cannot name another scope.
+   */
+  const pins = new WeakMap();
+
+  function pinOf(stack, id) {
+    const p = pins.get(stack);
+    if (p !== undefined && p.id === id) return p.pin;
+    const pin = call(native.fork, stack);
+    if (p !== undefined) {
+      p.id = id;
+      p.pin = pin;
+    } else {
+      pins.set(stack, { id, pin });
+    }
+    return pin;
+  }
+
+  /** The store for the function of an async call made in context `s` (base `base`, at `id`). */
+  function lazyFork(s, base, id) {
+    // Nothing was pushed in an unmaterialized LazyFork: its pin is already the right base.
+    return new LazyFork(s instanceof LazyFork && s.stack === null ? s.pin : pinOf(base, id));
   }
 
   function runWith(stack, fn, ...args) {
@@ -275,7 +335,7 @@ function createApi(native) {
   }
 
   function withScope(name, fn, options) {
-    const stack = call(native.fork, current());
+    const stack = call(native.fork, currentBase());
     const scope = new Scope(call(native.push, stack, name, optsJson(options, SCOPE_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent')));
     let r;
     try {
@@ -301,25 +361,25 @@ function createApi(native) {
   }
 
   function mark(name, options) {
-    call(native.mark, current(), name, optsJson(options, MARK_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+    call(native.mark, currentBase(), name, optsJson(options, MARK_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
   }
 
   function metric(name, measurements, options) {
     const unit = options && options.unit !== undefined ? options.unit : undefined;
-    call(native.metric, current(), name, enc(measurements, 'measurements'), unit);
+    call(native.metric, currentBase(), name, enc(measurements, 'measurements'), unit);
   }
 
   const currentStack = () => new Stack(current());
   function currentScope() {
-    const s = call(native.currentScope, current());
+    const s = call(native.currentScope, currentBase());
     return s === undefined || s === null ? null : new Scope(s);
   }
   const newStack = () => new Stack(call(native.newStack));
-  const fork = () => new Stack(call(native.fork, current()));
+  const fork = () => new Stack(call(native.fork, currentBase()));
   const stackFromPropagation = (context) => new Stack(call(native.stackFromPropagation, enc(context, 'context')));
   const runWithStack = (stack, fn) => runWith(ext(stack, 'stack', Stack), fn);
-  const propagationContext = () => parse(call(native.propagationContext, current()));
-  const traceparent = () => call(native.traceparent, current());
+  const propagationContext = () => parse(call(native.propagationContext, currentBase()));
+  const traceparent = () => call(native.traceparent, currentBase());
 
   // ----- managed calls -----
 
@@ -375,8 +435,9 @@ function createApi(native) {
   function toolSync(name, args, fn, options) {
     notInSubscriber('toolSync');
     checkFn(fn);
+    if (poisoned === null && bare(currentBase(), name, options)) return ownResult(fn(own(args, 'args')), 'tool');
+    // A synchronous call pushes its scope onto the caller's own stack.
     const stack = current();
-    if (poisoned === null && bare(stack, name, options)) return ownResult(fn(own(args, 'args')), 'tool');
     const text = enc(args, 'args');
     const input = encoded.exact ? args : undefined;
     const how = enterTool(stack, name, text, options);
@@ -401,7 +462,16 @@ function createApi(native) {
 
   /** Whether a call without options on `stack` is just its function (nothing registered). */
   function bare(stack, name, options) {
-    if ((options !== undefined && options !== null) || typeof name !== 'string' || name === '') return false;
+    return bareShape(name, options) && unobservedAt(stack) >= 0;
+  }
+
+  /** A call that may be bare: no options, a valid name. */
+  function bareShape(name, options) {
+    return (options === undefined || options === null) && typeof name === 'string' && name !== '';
+  }
+
+  /** -1 when something is registered, else the position of `stack` (for its pin). */
+  function unobservedAt(stack) {
     try {
       return native.unobserved(stack);
     } catch (e) {
@@ -484,8 +554,13 @@ function createApi(native) {
     return (text) => later(runWith(stack, fn, parse(text)), encResult);
   }
 
+  /**
+   * The managed path of an async call. It runs on a fork of the caller's stack (the core
+   * pushes the call's scope there while it runs, and the function runs on it), so concurrent
+   * calls do not interleave on the caller's stack.
+   */
   function startAsync(kind, name, input, fn, options, keys) {
-    const stack = current();
+    const stack = call(native.fork, currentBase());
     const id = call(native.callAsync, stack, kind, name, input, asyncCallback(fn, stack), optsJson(options, keys, 'options'), scopeArg(options, 'parent', 'options.parent'));
     return jsonTask(id);
   }
@@ -494,15 +569,21 @@ function createApi(native) {
    * A managed tool call whose callback may return a Promise. Not an `async function`: the
    * common paths settle with one Promise instead of three; every error is still a rejection.
    * The function runs on a fork of the caller's stack (what it opens is parented under the
-   * call, and concurrent calls do not interleave on the caller's stack).
+   * call, and concurrent calls do not interleave on the caller's stack); with nothing
+   * registered, a lazy one (`LazyFork`), made only if the function uses Baton.
    */
   function tool(name, args, fn, options) {
     try {
       notInSubscriber('tool');
       checkFn(fn);
-      const stack = current();
+      // An async call only reads the caller's stack: a caller's LazyFork stays unmaterialized.
+      const s = store();
+      const stack = baseOf(s);
       if (poisoned !== null) throw new BatonError('internal', poisoned);
-      if (bare(stack, name, options)) return runWith(call(native.fork, stack), bareAsync, own(args, 'args'), fn);
+      if (bareShape(name, options)) {
+        const id = unobservedAt(stack);
+        if (id >= 0) return runWith(lazyFork(s, stack, id), bareAsync, own(args, 'args'), fn);
+      }
       const text = enc(args, 'args');
       const input = encoded.exact ? args : parse(text);
       let forked;
@@ -513,7 +594,7 @@ function createApi(native) {
       } catch (e) {
         throw convert(e);
       }
-      if (how === 1) return runWith(call(native.fork, stack), bareAsync, input, fn);
+      if (how === 1) return runWith(lazyFork(s, stack, unobservedAt(stack)), bareAsync, input, fn);
       if (how !== 0) return runWith(forked, runEntered, how, input, fn);
       return startAsync('tool', name, text, fn, options, TOOL_KEYS);
     } catch (e) {
@@ -586,11 +667,13 @@ function createApi(native) {
    * The iterator the native side pulls: `next()` gives a chunk's JSON text, undefined at the
    * end, or `{pending}` while an async iterator's step is a Promise.
    */
-  function iterOf(x, preferAsync) {
+  function iterOf(x, preferAsync, stack) {
     const it = rawIterator(x, preferAsync);
     return {
+      // With `stack` (an async managed stream's fork), the source's steps run with it current,
+      // as its callback did: a generator's body runs at its first step, not at the call.
       next() {
-        return later(it.next(), chunkStep);
+        return later(stack === undefined ? it.next() : runWith(stack, stepOf, it), chunkStep);
       },
       return() {
         if (typeof it.return === 'function') {
@@ -600,6 +683,8 @@ function createApi(native) {
       },
     };
   }
+
+  const stepOf = (it) => it.next();
 
   /** The inner chunks a stream intercept wraps: `for await` (any stream) or `for` (sync ones). */
   class ChunkSource {
@@ -777,9 +862,8 @@ function createApi(native) {
   function llmStreamSync(name, request, fn, options) {
     notInSubscriber('llmStreamSync');
     checkFn(fn);
-    const stack = current();
     const text = enc(request, 'request');
-    const entered = enterStream(stack, name, text, options);
+    const entered = enterStream(currentBase(), name, text, options);
     if (entered !== undefined) {
       const s = new LlmStreamSync(undefined, entered, undefined);
       try {
@@ -791,6 +875,8 @@ function createApi(native) {
       }
       return s;
     }
+    // Pulled synchronously, the stream's scope is pushed onto the caller's own stack.
+    const stack = current();
     const cb = (t) => {
       const r = runWith(stack, fn, parse(t));
       notPromise(r, 'the callback of llmStreamSync returned a Promise; use llmStream');
@@ -802,9 +888,9 @@ function createApi(native) {
   async function llmStream(name, request, fn, options) {
     notInSubscriber('llmStream');
     checkFn(fn);
-    const stack = current();
+    const base = currentBase();
     const text = enc(request, 'request');
-    const entered = enterStream(stack, name, text, options);
+    const entered = enterStream(base, name, text, options);
     if (entered !== undefined) {
       const s = new LlmStream(undefined, entered, undefined);
       try {
@@ -816,15 +902,18 @@ function createApi(native) {
       }
       return s;
     }
+    // The managed stream runs on a fork of the caller's stack (its scope is pushed there while
+    // it is pulled), so concurrent streams do not interleave on the caller's stack.
+    const stack = call(native.fork, base);
     const cb = (t) => {
       const r = runWith(stack, fn, parse(t));
-      if (!isThenable(r)) return iterOf(r, true);
+      if (!isThenable(r)) return iterOf(r, true, stack);
       const id = native.newPending();
       Promise.resolve(r).then(
         (x) => {
           let it;
           try {
-            it = iterOf(x, true);
+            it = iterOf(x, true, stack);
           } catch (e) {
             native.settle(id, false, e);
             return;
@@ -875,7 +964,7 @@ function createApi(native) {
   const llmRequestInterceptsSync = (name, request) => helper('llmRequestIntercepts', name, request, 'request');
   async function helperAsync(kind, name, input, what) {
     notInSubscriber(kind);
-    return jsonTask(call(native.standaloneAsync, current(), kind, name, enc(input, what)));
+    return jsonTask(call(native.standaloneAsync, currentBase(), kind, name, enc(input, what)));
   }
   const toolConditionalExecution = async (name, args) => { await helperAsync('toolConditionalExecution', name, args, 'args'); };
   const llmConditionalExecution = async (name, request) => { await helperAsync('llmConditionalExecution', name, request, 'request'); };

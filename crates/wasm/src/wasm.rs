@@ -463,12 +463,14 @@ pub fn tool(
     stack.inner.tool(name, args, |a| call_json(callback, &a), options).map(|v| v.to_string()).map_err(to_js)
 }
 
-/// True when nothing is registered, so a managed tool call is just its callback (the core's
-/// rule, `Stack::unobserved`); the facade then calls the function itself. Throws what a call
-/// would (`already_shutdown`, `invalid_state`).
+/// -1 when something is registered; otherwise nothing is, so a managed tool call is just its
+/// callback (the core's rule, `Stack::unobserved`) and the facade calls the function itself,
+/// and the answer is where new work on `stack` is parented now (`Stack::current_id`, ≥ 0): the
+/// facade reuses one fork of `stack` per position for async calls' functions. Throws what a
+/// call would (`already_shutdown`, `invalid_state`).
 #[wasm_bindgen]
-pub fn unobserved(stack: &Stack) -> Result<bool, JsValue> {
-    stack.inner.unobserved().map_err(to_js)
+pub fn unobserved(stack: &Stack) -> Result<f64, JsValue> {
+    Ok(if stack.inner.unobserved().map_err(to_js)? { stack.inner.current_id() as f64 } else { -1.0 })
 }
 
 thread_local! {
