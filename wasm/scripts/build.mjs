@@ -20,11 +20,26 @@ function run(cmd, args, opts = {}) {
   execFileSync(cmd, args, { stdio: 'inherit', ...opts });
 }
 
+// Optimization levels (measured 2026-11-22, `toolSync` + one subscriber, flush every 100 calls,
+// medians of 3 interleaved runs on this 2-core VM; the whole module is z unless said):
+//   z + wasm-opt -Oz (the default)                       593.3 KB   8.0 µs
+//   wasm-opt -Os / -O2 / -O3 instead of -Oz              598.1 / 616.8 / 607.4 KB, not faster
+//   package baton at opt-level 3 (the rest z)            905.7 KB   6.1 µs (the core's drain halves)
+//   package baton at "s" (same as the whole module at s) 652.6 KB   7.3 µs
+//   baton with -Cllvm-args=-inline-threshold=40 / 75     610.2 / 623.4 KB, ~7.3–8 µs
+//   dlmalloc + alloc at opt-level 3                      596.8 KB   7.6 µs (within the noise)
+//   std without optimize_for_size                        625.6 KB
+//   without bulk memory (memcpy instead of memory.copy)  593.0 KB   slower (8.4–11.8 µs)
+// Nothing under the 600 KB limit was measurably faster, so the size profile stays. For more
+// such experiments: BATON_WASM_OPT_LEVEL (the whole build), BATON_WASM_OPT (the wasm-opt
+// level) and BATON_WASM_CARGO_CONFIG (`;`-separated `--config` values for cargo, e.g.
+// `profile.release.package.baton.opt-level="s"`).
+const cargoConfig = (process.env.BATON_WASM_CARGO_CONFIG || '').split(';').filter((c) => c.trim() !== '').flatMap((c) => ['--config', c.trim()]);
 if (!process.argv.includes('--skip-cargo')) {
   run('nice', ['-n', '10', '/usr/bin/cargo', 'build', '--release', '-p', 'baton-wasm', '-Zbuild-std=std,panic_abort',
     // std's own size-over-speed switches (smaller formatting and sorting code).
     '-Zbuild-std-features=optimize_for_size',
-    '--target', 'wasm32-unknown-unknown', '-j2'], {
+    '--target', 'wasm32-unknown-unknown', '-j2', ...cargoConfig], {
     cwd: root,
     // Size profile through the environment (the workspace profile stays as it is): opt-level z,
     // fat LTO, one codegen unit, no debug info, no panic locations. This build and
