@@ -27,7 +27,7 @@ const native = loadNative();
 
 const {
   ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-  parse, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
+  parse, enc, encoded, own, LAYOUT, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
 } = require('./lib/common.js');
 
 function encResult(v) {
@@ -51,75 +51,8 @@ function wrapCallback(fn) {
 const als = new AsyncLocalStorage();
 const defaultStack = native.newStack();
 
-/**
- * The store of an async call's function that nothing observed at call time: its fork of the
- * caller's stack, made on first use. `pin` is a fork of the caller's stack taken at call time
- * and shared by every call made from that same position (nothing is ever pushed on a pin), so
- * the private fork made from it later (`current()`) parents exactly where a fork made at call
- * time would, whatever the caller did since. Most functions never use Baton: they cost a
- * plain object, not a native handle with a finalizer.
- */
-class LazyFork {
-  constructor(pin) {
-    this.pin = pin;
-    this.stack = null;
-  }
-}
-
-/**
- * The native stack current in this async context, for anything that may push onto it or
- * hands it out (a `LazyFork` gets its own fork here, once).
- */
-function current() {
-  const s = als.getStore();
-  if (s === undefined) return defaultStack;
-  if (s instanceof LazyFork) return s.stack === null ? (s.stack = native.fork(s.pin)) : s.stack;
-  return s;
-}
-
-/**
- * Where new work is parented in this async context, for native calls that only read their
- * stack (marks, forks, propagation, the unobserved check, async calls, which fork it): an
- * unmaterialized `LazyFork` answers with its pin, which parents the same way.
- */
-function currentBase() {
-  return baseOf(als.getStore());
-}
-
-function baseOf(s) {
-  if (s === undefined) return defaultStack;
-  if (s instanceof LazyFork) return s.stack === null ? s.pin : s.stack;
-  return s;
-}
-
-/**
- * Pins: per stack (weakly, as long as it lives), the fork taken at its last position
- * (`native.currentId`). Async calls made from one unchanged position share that one fork.
- * The pin holds its scope alive, so while it is cached the id cannot name another scope.
- */
-const pins = new WeakMap();
-
-function pinOf(stack, id) {
-  const p = pins.get(stack);
-  if (p !== undefined && p.id === id && id !== -1) return p.pin;
-  const pin = native.fork(stack);
-  if (p !== undefined) {
-    p.id = id;
-    p.pin = pin;
-  } else {
-    pins.set(stack, { id, pin });
-  }
-  return pin;
-}
-
-/**
- * The store for the function of an async call made in context `s` whose base is `base`, at
- * position `id` of `base` (`native.currentId`).
- */
-function lazyFork(s, base, id) {
-  // Nothing was pushed in an unmaterialized LazyFork: its pin is already the right base.
-  return new LazyFork(s instanceof LazyFork && s.stack === null ? s.pin : pinOf(base, id));
-}
+// The current stack, lazy forks and their pins (shared with the wasm facade).
+const { current, currentBase, baseOf, lazyFork } = lazyForks((s) => native.fork(s), () => als.getStore(), defaultStack);
 
 // ----- delivery to subscribers (on this thread) -----
 

@@ -278,6 +278,80 @@ function eventObject(text, l, o, start, end) {
   };
 }
 
+// ----- lazy forks (docs/node.md, "Lazy forks") -----
+
+/**
+ * The current-stack machinery of a facade, over its native `fork` and its context `store`
+ * (AsyncLocalStorage, or a plain variable where there is none). An async call's function runs
+ * on a fork of the caller's stack; when nothing observed the call, that fork is a `LazyFork`:
+ * made on first use from a pin — a fork of the caller's stack taken at call time and shared by
+ * every call made from that same position (nothing is ever pushed on a pin) — so it parents
+ * exactly where a fork made at call time would, whatever the caller did since. Most functions
+ * never use Baton: they cost a plain object, not a native handle with a finalizer.
+ * @param {(stack: any) => any} fork the native fork of a stack
+ * @param {() => any} store the context's current store (`undefined`: the default stack)
+ * @param {any} defaultStack
+ */
+function lazyForks(fork, store, defaultStack) {
+  class LazyFork {
+    constructor(pin) {
+      this.pin = pin;
+      this.stack = null;
+    }
+  }
+
+  /** The stack to push on or hand out: a `LazyFork` gets its own fork here, once. */
+  function current() {
+    const s = store();
+    if (s === undefined) return defaultStack;
+    if (s instanceof LazyFork) return s.stack === null ? (s.stack = fork(s.pin)) : s.stack;
+    return s;
+  }
+
+  /**
+   * Where new work is parented in store `s`, for native calls that only read their stack
+   * (marks, forks, propagation, the unobserved check, async calls, which fork it): an
+   * unmaterialized `LazyFork` answers with its pin. Nothing that may push must get this.
+   */
+  function baseOf(s) {
+    if (s === undefined) return defaultStack;
+    if (s instanceof LazyFork) return s.stack === null ? s.pin : s.stack;
+    return s;
+  }
+
+  function currentBase() {
+    return baseOf(store());
+  }
+
+  /**
+   * Pins: per stack (weakly, as long as it lives), the fork taken at its last position
+   * (`Stack::current_id`; -1: not exactly representable, never reused). The pin holds its
+   * scope alive, so while it is cached the position cannot name another scope.
+   */
+  const pins = new WeakMap();
+
+  function pinOf(stack, id) {
+    const p = pins.get(stack);
+    if (p !== undefined && p.id === id && id !== -1) return p.pin;
+    const pin = fork(stack);
+    if (p !== undefined) {
+      p.id = id;
+      p.pin = pin;
+    } else {
+      pins.set(stack, { id, pin });
+    }
+    return pin;
+  }
+
+  /** The store for the function of an async call made in store `s`, base `base`, at `id`. */
+  function lazyFork(s, base, id) {
+    // Nothing was pushed in an unmaterialized LazyFork: its pin is already the right base.
+    return new LazyFork(s instanceof LazyFork && s.stack === null ? s.pin : pinOf(base, id));
+  }
+
+  return { current, currentBase, baseOf, lazyFork };
+}
+
 // ----- stream sources -----
 
 const DONE = Object.freeze({ value: undefined, done: true });
@@ -312,5 +386,5 @@ function closeSource(it) {
 
 module.exports = {
   ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-  parse, check, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
+  parse, check, enc, encoded, own, LAYOUT, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
 };

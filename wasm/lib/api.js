@@ -12,7 +12,7 @@ function createApi(native) {
   // scripts/build.mjs embeds as `common`.
   const {
     ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-    parse, enc, encoded, own, LAYOUT, eventObject, DONE, rawIterator, step, closeSource,
+    parse, enc, encoded, own, LAYOUT, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
   } = common;
 
   // ----- calling into the module: errors, traps -----
@@ -168,73 +168,12 @@ function createApi(native) {
   let syncCurrent;
   const defaultStack = native.newStack();
 
-  /**
-   * The store of an async call's function that nothing observed at call time: its fork of the
-   * caller's stack, made on first use (as in node/). `pin` is a fork of the caller's stack
-   * taken at call time and shared by every call made from that same position (nothing is
-   * ever pushed on a pin), so the fork made from it later parents exactly where a fork made
-   * at call time would. Most functions never use Baton: they cost a plain object, not a
-   * module object freed by FinalizationRegistry.
-   */
-  class LazyFork {
-    constructor(pin) {
-      this.pin = pin;
-      this.stack = null;
-    }
-  }
-
   function store() {
     return als !== null ? als.getStore() : syncCurrent;
   }
 
-  /** The stack to push on (or hand out): a `LazyFork` gets its own fork here, once. */
-  function current() {
-    const s = store();
-    if (s === undefined) return defaultStack;
-    if (s instanceof LazyFork) return s.stack === null ? (s.stack = call(native.fork, s.pin)) : s.stack;
-    return s;
-  }
-
-  /**
-   * Where new work is parented, for native calls that only read their stack (marks, forks,
-   * propagation, the unobserved check, entering an async call on a fork): an unmaterialized
-   * `LazyFork` answers with its pin. Nothing that may push must get this.
-   */
-  function currentBase() {
-    return baseOf(store());
-  }
-
-  function baseOf(s) {
-    if (s === undefined) return defaultStack;
-    if (s instanceof LazyFork) return s.stack === null ? s.pin : s.stack;
-    return s;
-  }
-
-  /**
-   * Pins: per stack object (weakly, as long as it lives), the fork taken at its last position
-   * (`Stack::current_id`, from `native.unobserved`). The pin holds its scope alive, so while
-   * it is cached the position cannot name another scope.
-   */
-  const pins = new WeakMap();
-
-  function pinOf(stack, id) {
-    const p = pins.get(stack);
-    if (p !== undefined && p.id === id) return p.pin;
-    const pin = call(native.fork, stack);
-    if (p !== undefined) {
-      p.id = id;
-      p.pin = pin;
-    } else {
-      pins.set(stack, { id, pin });
-    }
-    return pin;
-  }
-
-  /** The store for the function of an async call made in context `s` (base `base`, at `id`). */
-  function lazyFork(s, base, id) {
-    // Nothing was pushed in an unmaterialized LazyFork: its pin is already the right base.
-    return new LazyFork(s instanceof LazyFork && s.stack === null ? s.pin : pinOf(base, id));
-  }
+  // The current stack, lazy forks and their pins: node/lib/common.js, as in node/.
+  const { current, currentBase, baseOf, lazyFork } = lazyForks((s) => call(native.fork, s), store, defaultStack);
 
   function runWith(stack, fn, ...args) {
     if (als !== null) return als.run(stack, fn, ...args);
