@@ -350,9 +350,15 @@ impl Event {
         out.extend_from_slice(b",\"timestamp\":");
         let start = out.len();
         out.push(b'"');
-        let mut ts = String::with_capacity(27);
-        time::write_micros(&mut ts, self.timestamp_micros);
-        out.extend_from_slice(ts.as_bytes());
+        // The timestamp's fixed-width text is copied in directly (no `String` per event).
+        match time::micros_text(self.timestamp_micros) {
+            Some(b) => out.extend_from_slice(&b),
+            None => {
+                let mut ts = String::new();
+                time::write_micros(&mut ts, self.timestamp_micros);
+                out.extend_from_slice(ts.as_bytes());
+            }
+        }
         out.push(b'"');
         rec.record(EventField::Timestamp, start, out.len(), ValueForm::PlainString);
         out.extend_from_slice(b",\"name\":");
@@ -426,7 +432,19 @@ impl Event {
             (ValueForm::StatusOk, _) => out.extend_from_slice(b"{\"otel.status_code\":\"OK\"}"),
             (ValueForm::ChunkIndex, Some(i)) => {
                 out.extend_from_slice(b"{\"llm.chunk.index\":");
-                out.extend_from_slice(i.to_string().as_bytes());
+                // The index's digits, written without a `String` per chunk mark.
+                let mut digits = [0u8; 20];
+                let mut at = digits.len();
+                let mut v = i;
+                loop {
+                    at -= 1;
+                    digits[at] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                    if v == 0 {
+                        break;
+                    }
+                }
+                out.extend_from_slice(&digits[at..]);
                 out.push(b'}');
             }
             _ => json_val(out, &MetaSer(self)),
@@ -771,6 +789,12 @@ mod tests {
         cases.push(typed.clone());
         typed.metadata = Map::from_iter([("a".to_string(), json!(1))]);
         cases.push(typed);
+        // Timestamps outside four-digit years take the general formatter.
+        for micros in [i64::MIN / 2, -1, 0, 253_402_300_799_999_999, 253_402_300_800_000_000] {
+            let mut e = sample(EventKind::Mark);
+            e.timestamp_micros = micros;
+            cases.push(e);
+        }
         cases
     }
 

@@ -30,17 +30,24 @@ pub fn format_micros(us: i64) -> String {
 
 /// Appends the formatted timestamp to `out`.
 pub fn write_micros(out: &mut String, us: i64) {
-    let secs = us.div_euclid(1_000_000);
-    let frac = us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        // Outside four-digit years (never from a real clock): the general formatter.
-        let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, (sod / 60) % 60, sod % 60);
-        return;
+    match micros_text(us) {
+        Some(b) => out.push_str(std::str::from_utf8(&b).unwrap_or_default()),
+        None => {
+            // Outside four-digit years (never from a real clock): the general formatter.
+            let (y, m, d, sod, frac) = parts(us);
+            let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, (sod / 60) % 60, sod % 60);
+        }
     }
-    // Every event is stamped: fixed-width digits written directly, no `core::fmt`.
+}
+
+/// The 27 bytes of `YYYY-MM-DDTHH:MM:SS.ffffffZ` for a four-digit year (`None` outside them).
+/// Every event is stamped: fixed-width digits written directly, no `core::fmt`, no allocation
+/// (the event writer copies these bytes as they are).
+pub(crate) fn micros_text(us: i64) -> Option<[u8; 27]> {
+    let (y, m, d, sod, frac) = parts(us);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
     let mut b = *b"0000-00-00T00:00:00.000000Z";
     let mut put = |at: usize, width: usize, mut v: i64| {
         for i in (at..at + width).rev() {
@@ -55,7 +62,17 @@ pub fn write_micros(out: &mut String, us: i64) {
     put(14, 2, (sod / 60) % 60);
     put(17, 2, sod % 60);
     put(20, 6, frac);
-    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
+    Some(b)
+}
+
+/// Year, month, day, second of the day and microseconds of epoch microseconds.
+fn parts(us: i64) -> (i64, i64, i64, i64, i64) {
+    let secs = us.div_euclid(1_000_000);
+    let frac = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    (y, m, d, sod, frac)
 }
 
 /// Parses the ATOF timestamp form back to epoch microseconds (also used by readers of JSONL).
