@@ -432,19 +432,8 @@ impl Event {
             (ValueForm::StatusOk, _) => out.extend_from_slice(b"{\"otel.status_code\":\"OK\"}"),
             (ValueForm::ChunkIndex, Some(i)) => {
                 out.extend_from_slice(b"{\"llm.chunk.index\":");
-                // The index's digits, written without a `String` per chunk mark.
-                let mut digits = [0u8; 20];
-                let mut at = digits.len();
-                let mut v = i;
-                loop {
-                    at -= 1;
-                    digits[at] = b'0' + (v % 10) as u8;
-                    v /= 10;
-                    if v == 0 {
-                        break;
-                    }
-                }
-                out.extend_from_slice(&digits[at..]);
+                // serde_json writes integers straight into the buffer (no `String`).
+                json_val(out, &i);
                 out.push(b'}');
             }
             _ => json_val(out, &MetaSer(self)),
