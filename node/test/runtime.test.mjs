@@ -5,24 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as baton from '../index.mjs';
+import { recorder as recordAll } from './cases/recorder.mjs';
 
 /** @typedef {import('../index.mjs').AtofEvent} AtofEvent */
 
-/** Records every event into a fresh list under a unique subscriber name. */
-function recorder() {
-  /** @type {AtofEvent[]} */
-  const events = [];
-  const name = `rec-${Math.random().toString(36).slice(2)}`;
-  baton.subscribe(name, (e) => { events.push(e); });
-  return {
-    events,
-    async done() {
-      await baton.flush();
-      baton.deregister('subscriber', name);
-      return events;
-    },
-  };
-}
+/** Records every event of a run (test/cases/recorder.mjs). */
+const recorder = () => recordAll(baton);
 
 /** @param {AtofEvent[]} events */
 const names = (events) => events.map((e) => `${e.kind === 'mark' ? 'mark' : e.scope_category}:${e.name}`);

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
+import { recorder as recordAll } from './recorder.mjs';
 
 /** @typedef {import('../../index.mjs').AtofEvent} AtofEvent */
 
@@ -31,21 +32,8 @@ export function lazyForkCases(baton) {
    */
   const tool = /** @type {any} */ (baton.tool);
 
-  /** Records every event into a fresh list under a unique subscriber name. */
-  function recorder() {
-    /** @type {AtofEvent[]} */
-    const events = [];
-    const name = `rec-${Math.random().toString(36).slice(2)}`;
-    baton.subscribe(name, (e) => { events.push(e); });
-    return {
-      events,
-      async done() {
-        await baton.flush();
-        baton.deregister('subscriber', name);
-        return events;
-      },
-    };
-  }
+  /** Records every event of a run (./recorder.mjs). */
+  const recorder = () => recordAll(baton);
 
   /** @param {AtofEvent[]} events @param {string} name */
   function started(events, name) {
