@@ -141,12 +141,29 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The checks every managed call passes before anything else (the runtime is open, the call
+/// does not re-enter it, it has a name); then its parent.
+pub(crate) fn admit(stack: &Stack, kind: CallKind, name: &str, parent: Option<&ScopeHandle>) -> Result<Parent> {
+    stack.runtime().0.check_open()?;
+    reentry::check_not_nested(match kind {
+        CallKind::Tool => "a managed tool call",
+        CallKind::Llm => "a managed LLM call",
+    })?;
+    check_name(name)?;
+    stack.open_parent(parent)
+}
+
 /// The `category_profile` of a call's scope: `tool_call_id` for tools, `model_name` for LLMs.
 pub(crate) fn category_profile(info: &CallInfo) -> Option<Value> {
     match info.kind {
-        CallKind::Tool => info.tool_call_id.as_ref().map(|id| json!({"tool_call_id": id})),
+        CallKind::Tool => tool_profile(info.tool_call_id.as_deref()),
         CallKind::Llm => info.model_name.as_ref().map(|m| json!({"model_name": m})),
     }
+}
+
+/// A tool call scope's `category_profile`.
+pub(crate) fn tool_profile(tool_call_id: Option<&str>) -> Option<Value> {
+    tool_call_id.map(|id| json!({"tool_call_id": id}))
 }
 
 /// `profile` plus one annotation (an object holding just it when there was no profile).
@@ -218,13 +235,7 @@ pub(crate) struct Call {
 
 impl Call {
     pub fn new(stack: &Stack, kind: CallKind, name: &str, options: CallOptions) -> Result<Call> {
-        stack.runtime().0.check_open()?;
-        reentry::check_not_nested(match kind {
-            CallKind::Tool => "a managed tool call",
-            CallKind::Llm => "a managed LLM call",
-        })?;
-        check_name(name)?;
-        let parent = stack.open_parent(options.parent.as_ref())?;
+        let parent = admit(stack, kind, name, options.parent.as_ref())?;
         Ok(Call {
             info: CallInfo::new(kind, intern(name), options.tool_call_id, options.model_name, parent.uuid()),
             stack: stack.clone(),
@@ -639,7 +650,7 @@ impl Call {
         }
         let node = self.start(&input);
         let ctx = CallCtx::new(self.info.clone());
-        let pushed = PushedGuard::new(&self.stack, &node).ending(self.rt_handle());
+        let pushed = PushedGuard::new(&self.stack, &node).ending();
         let result = match self.chain(self.info.kind.execution_intercepts()) {
             // No intercept: the callback gets the data as it is (text stays text).
             None => reentry::as_callback(exec::catch_panic(async move { callback(input).await })).with_stack(self.stack.clone()).await,
@@ -655,10 +666,6 @@ impl Call {
         pushed.finish();
         self.end(&node, &result, Some(&ctx));
         result
-    }
-
-    fn rt_handle(&self) -> crate::runtime::Runtime {
-        self.stack.runtime().clone()
     }
 }
 
@@ -744,22 +751,40 @@ impl AsyncNext {
 pub(crate) struct PushedGuard {
     stack: Stack,
     node: Arc<ScopeNode>,
-    end_on_drop: Option<crate::runtime::Runtime>,
+    /// Dropped while still pushed, the scope ends as cancelled (on the stack's runtime).
+    end_on_drop: bool,
     done: bool,
 }
 
 impl PushedGuard {
     pub fn new(stack: &Stack, node: &Arc<ScopeNode>) -> PushedGuard {
-        stack.scopes().push(node.clone());
-        PushedGuard { stack: stack.clone(), node: node.clone(), end_on_drop: None, done: false }
+        PushedGuard::owning(stack, node.clone())
     }
-    pub fn ending(mut self, rt: crate::runtime::Runtime) -> Self {
-        self.end_on_drop = Some(rt);
+    /// [`PushedGuard::new`] taking the caller's reference to the node.
+    pub fn owning(stack: &Stack, node: Arc<ScopeNode>) -> PushedGuard {
+        stack.scopes().push(node.clone());
+        PushedGuard { stack: stack.clone(), node, end_on_drop: false, done: false }
+    }
+    pub fn ending(mut self) -> Self {
+        self.end_on_drop = true;
         self
     }
     pub fn finish(mut self) {
-        self.done = true;
-        self.stack.remove_pushed(&self.node);
+        self.remove();
+    }
+    /// Removes the scope from the stack without ending it; the guard then does nothing on
+    /// drop (the caller ends the scope, reading it through [`PushedGuard::node`]).
+    pub fn remove(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.stack.remove_pushed(&self.node);
+        }
+    }
+    pub fn node(&self) -> &Arc<ScopeNode> {
+        &self.node
+    }
+    pub fn stack(&self) -> &Stack {
+        &self.stack
     }
 }
 
@@ -769,8 +794,8 @@ impl Drop for PushedGuard {
             return;
         }
         self.stack.remove_pushed(&self.node);
-        if let Some(rt) = &self.end_on_drop {
-            rt.0.end_scope(&self.node, Status::Cancelled, || Payload::NULL, Map::new());
+        if self.end_on_drop {
+            self.stack.runtime().0.end_scope(&self.node, Status::Cancelled, || Payload::NULL, Map::new());
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::call::{category_profile, validate_llm_request, Call, LlmOptions, PushedGuard, ToolOptions};
+use crate::call::{admit, category_profile, intern, tool_profile, validate_llm_request, Call, LlmOptions, PushedGuard, ToolOptions};
 use crate::error::{Error, Result};
 use crate::event::Payload;
 use crate::event::{Attributes, Event};
@@ -40,15 +40,17 @@ const TOOL_VALUE_FAMILIES: [Family; 5] = [
 /// A tool call entered by [`Stack::enter_tool`]: its start event is emitted and its scope is
 /// the top of the stack until [`EnteredCall::exit`]. Dropped without `exit`, it is removed
 /// from the stack and ends as cancelled, so every start still gets an end.
+///
+/// It holds only its pushed scope (the guard knows the stack, the node and the runtime), not
+/// the call's options: hosts move it into their own handles, and a small value moves cheaply.
 pub struct EnteredCall {
-    call: Call,
-    node: Arc<ScopeNode>,
-    pushed: Option<PushedGuard>,
+    pushed: PushedGuard,
 }
 
 impl std::fmt::Debug for EnteredCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnteredCall").field("uuid", &self.node.uuid).field("name", &self.node.name).finish()
+        let node = self.pushed.node();
+        f.debug_struct("EnteredCall").field("uuid", &node.uuid).field("name", &node.name).finish()
     }
 }
 
@@ -59,43 +61,47 @@ impl Stack {
     /// `Ok(None)`: some middleware of the tool families applies, so run the call through
     /// [`Stack::tool`] instead (`args` was not called).
     pub fn enter_tool(&self, name: &str, args: impl FnOnce() -> Result<Payload>, options: ToolOptions) -> Result<Option<EnteredCall>> {
-        let mut call = Call::new(self, CallKind::Tool, name, options.into())?;
-        if TOOL_VALUE_FAMILIES.iter().any(|f| call.chain(*f).is_some()) {
+        // No `Call` here: nothing of the pipeline runs, so the scope is built straight from
+        // the options (fewer moves and reference counts on the path every host call takes).
+        let parent = admit(self, CallKind::Tool, name, options.parent.as_ref())?;
+        let rt = &self.runtime().0;
+        if !rt.registry.none_of(Family::bits(&TOOL_VALUE_FAMILIES))
+            && TOOL_VALUE_FAMILIES.iter().any(|f| rt.registry.chain(*f, parent.node()).is_some())
+        {
             return Ok(None);
         }
         let payload = args()?;
+        let ToolOptions { tool_call_id, metadata, attributes, .. } = options;
         let node = ScopeNode::new(
-            call.info.name.clone(),
+            intern(name),
             CallKind::Tool.category(),
-            Attributes::new(&call.attributes),
-            category_profile(&call.info),
-            &call.parent,
-            std::mem::take(&mut call.metadata),
+            Attributes::new(&attributes),
+            tool_profile(tool_call_id.as_deref()),
+            &parent,
+            metadata,
         );
-        call.info.uuid = Some(node.uuid);
-        call.rt().emit_start(&node, || payload, None);
-        let pushed = PushedGuard::new(self, &node).ending(self.runtime().clone());
-        Ok(Some(EnteredCall { call, node, pushed: Some(pushed) }))
+        rt.emit_start(&node, || payload, None);
+        Ok(Some(EnteredCall { pushed: PushedGuard::owning(self, node).ending() }))
     }
 }
 
 impl EnteredCall {
     /// The call's scope uuid.
     pub fn uuid(&self) -> crate::id::Uuid {
-        self.node.uuid
+        self.pushed.node().uuid
     }
 
     /// Ends the call: removes its scope from the stack (ending scopes the callback left open
     /// above it as unwound) and emits the end event with the result's JSON text, or with
     /// `ERROR` status for `Err`.
-    pub fn exit(mut self, result: std::result::Result<Payload, &Error>) {
-        if let Some(p) = self.pushed.take() {
-            p.finish();
-        }
-        let rt = self.call.rt();
+    pub fn exit(self, result: std::result::Result<Payload, &Error>) {
+        let mut pushed = self.pushed;
+        pushed.remove();
+        let rt = &pushed.stack().runtime().0;
+        let node = pushed.node();
         match result {
-            Ok(payload) => rt.end_scope(&self.node, Status::Ok, || payload, Map::new()),
-            Err(e) => rt.end_scope(&self.node, Status::Error(e), || Payload::NULL, Map::new()),
+            Ok(payload) => rt.end_scope(node, Status::Ok, || payload, Map::new()),
+            Err(e) => rt.end_scope(node, Status::Error(e), || Payload::NULL, Map::new()),
         };
     }
 }
@@ -333,6 +339,34 @@ mod tests {
         assert_eq!(stack.depth(), 0);
         let quiet = Runtime::new(RuntimeConfig::default()).new_stack();
         assert!(quiet.unobserved().unwrap());
+    }
+
+    /// The registry's one-load shortcut ("none of these families anywhere") must not hide a
+    /// scope-local registration: an intercept on a scope declines `enter_tool` under that scope
+    /// only, and a scope-local event sanitizer still rewrites the events of calls under it.
+    #[test]
+    fn scope_local_middleware_is_seen_past_the_shortcut() {
+        let rt = Runtime::new(RuntimeConfig::default());
+        let seen = recorder(&rt);
+        let stack = rt.new_stack();
+        let outer = stack.push(ScopeOptions::new("outer")).unwrap();
+        let intercepted = stack.push(ScopeOptions::new("intercepted")).unwrap();
+        let ri = Middleware::ToolRequestIntercept(RequestIntercept::Sync(Arc::new(|_, v| Ok(v))));
+        rt.register(Registration::new("ri").scope(&intercepted), ri).unwrap();
+        assert!(stack.enter_tool("t", || panic!("not called"), ToolOptions::default()).unwrap().is_none());
+        stack.pop(&intercepted, Default::default()).unwrap(); // its registration goes with it
+        let sanitize = Middleware::ScopeSanitizeStart(Arc::new(|_, mut fields: crate::EventFields| {
+            fields.data = json!("redacted");
+            Ok(Some(fields))
+        }));
+        rt.register(Registration::new("s").scope(&outer), sanitize).unwrap();
+        let call = stack.enter_tool("t", || Ok(Payload::from_json("{\"secret\":1}").unwrap()), ToolOptions::default()).unwrap();
+        call.expect("no value middleware applies here").exit(Ok(Payload::NULL));
+        stack.pop(&outer, Default::default()).unwrap();
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        let events = seen.lock().unwrap().clone();
+        let start = events.iter().find(|e| e["name"] == "t" && e["scope_category"] == "start").expect("the call's start");
+        assert_eq!(start["data"], "redacted");
     }
 
     /// A subscriber overriding `on_shared_event` gets the queued event itself and may keep it.

@@ -95,6 +95,18 @@ impl Family {
     pub(crate) const fn index(self) -> usize {
         self as usize
     }
+
+    /// The bit set of `families`, as the registry's masks hold them (see
+    /// `Registry::none_of`).
+    pub(crate) const fn bits(families: &[Family]) -> u32 {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < families.len() {
+            bits |= 1 << families[i].index();
+            i += 1;
+        }
+        bits
+    }
 }
 
 /// Whether a call is a tool call or an LLM call.

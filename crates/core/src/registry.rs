@@ -245,6 +245,14 @@ impl Registry {
         Some(locals)
     }
 
+    /// True when no family of `families` (a [`Family::bits`] set) has an entry anywhere: no
+    /// scope-local registration is alive and none of these global lists has one. Two atomic
+    /// loads, so a hot path can rule a whole set of families out before looking up any chain;
+    /// `false` only means it must look them up one by one.
+    pub fn none_of(&self, families: u32) -> bool {
+        self.locals_live.load(Ordering::Acquire) == 0 && self.global_mask.load(Ordering::Acquire) & families == 0
+    }
+
     /// True when nothing at all is registered: no middleware, no subscriber, anywhere.
     pub fn is_empty(&self) -> bool {
         self.global_mask.load(Ordering::Acquire) == 0 && self.locals_live.load(Ordering::Acquire) == 0

@@ -21,6 +21,10 @@ use crate::reentry;
 use crate::scope::{Parent, ScopeNode};
 use crate::stack::Stack;
 
+/// The families that may change an event before delivery (`event_middleware`).
+const EVENT_MIDDLEWARE_FAMILIES: u32 =
+    Family::bits(&[Family::EventMetadataInjector, Family::ScopeSanitizeStart, Family::ScopeSanitizeEnd, Family::MarkSanitize]);
+
 /// Runtime settings.
 #[derive(Clone, Copy, Debug)]
 pub struct RuntimeConfig {
@@ -225,6 +229,9 @@ impl RuntimeInner {
 
     /// Metadata injectors, then the event sanitizers of the event's family (fail closed).
     fn event_middleware(&self, at: Option<&Arc<ScopeNode>>, event: &mut Event) {
+        if self.registry.none_of(EVENT_MIDDLEWARE_FAMILIES) {
+            return; // the usual case: two loads instead of two chain lookups per event
+        }
         let injectors = self.registry.chain(Family::EventMetadataInjector, at);
         let family = match event.kind {
             EventKind::Scope(ScopeCategory::Start) => Family::ScopeSanitizeStart,

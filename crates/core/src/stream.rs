@@ -292,7 +292,7 @@ impl Stack {
             call.guardrails_async(&request).await?;
             let request = call.request_intercepts_async(request).await?;
             let node = call.start_value(&request);
-            let pushed = PushedGuard::new(&call.stack, &node).ending(call.stack.runtime().clone());
+            let pushed = PushedGuard::new(&call.stack, &node).ending();
             let produced =
                 reentry::as_callback(exec::catch_panic(async move { callback(request).await })).with_stack(call.stack.clone()).await;
             pushed.finish();
