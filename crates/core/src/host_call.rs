@@ -65,9 +65,7 @@ impl Stack {
         // the options (fewer moves and reference counts on the path every host call takes).
         let parent = admit(self, CallKind::Tool, name, options.parent.as_ref())?;
         let rt = &self.runtime().0;
-        if !rt.registry.none_of(Family::bits(&TOOL_VALUE_FAMILIES))
-            && TOOL_VALUE_FAMILIES.iter().any(|f| rt.registry.chain(*f, parent.node()).is_some())
-        {
+        if rt.registry.any_of(&TOOL_VALUE_FAMILIES, parent.node()) {
             return Ok(None);
         }
         let payload = args()?;
@@ -152,7 +150,7 @@ impl Stack {
         validate_llm_request(&mut request)?;
         let codecs = options.codec.is_some() || options.response_codec.is_some();
         let mut call = Call::new(self, CallKind::Llm, name, options.into())?;
-        if codecs || LLM_STREAM_VALUE_FAMILIES.iter().any(|f| call.chain(*f).is_some()) {
+        if codecs || call.rt().registry.any_of(&LLM_STREAM_VALUE_FAMILIES, call.parent.node()) {
             return Ok(None);
         }
         let node = ScopeNode::new(

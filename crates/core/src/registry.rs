@@ -253,9 +253,16 @@ impl Registry {
         self.locals_live.load(Ordering::Acquire) == 0 && self.global_mask.load(Ordering::Acquire) & families == 0
     }
 
+    /// True when some family of `families` has an entry visible at `at`. The [`Self::none_of`]
+    /// load answers the usual "nothing of these anywhere" before any chain is looked up.
+    #[inline] // callers pass a constant list: its bit set then folds to a constant
+    pub fn any_of(&self, families: &[Family], at: Option<&Arc<ScopeNode>>) -> bool {
+        !self.none_of(Family::bits(families)) && families.iter().any(|f| self.chain(*f, at).is_some())
+    }
+
     /// True when nothing at all is registered: no middleware, no subscriber, anywhere.
     pub fn is_empty(&self) -> bool {
-        self.global_mask.load(Ordering::Acquire) == 0 && self.locals_live.load(Ordering::Acquire) == 0
+        self.none_of(u32::MAX)
     }
 
     /// True when at least one subscriber could see an event at `at`.
