@@ -287,6 +287,12 @@ impl Dispatcher {
         true
     }
 
+    /// Items queued and not yet processed.
+    pub fn backlog(&self) -> u64 {
+        let st = self.lock();
+        st.enqueued - st.done
+    }
+
     /// Delivers everything queued, on the calling thread (wasm32, or a host-driven loop).
     /// Returns how many items were processed.
     pub fn drain(&self) -> usize {

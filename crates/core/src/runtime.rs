@@ -186,6 +186,13 @@ impl Runtime {
     pub fn drain(&self) -> usize {
         self.0.dispatcher.drain()
     }
+
+    /// Events (and flush or close markers) queued and not yet delivered. Where the core has
+    /// no dispatcher thread, a binding drains once this passes a mark of its own, so a loop
+    /// that never yields delivers in small batches instead of filling the whole queue.
+    pub fn backlog(&self) -> u64 {
+        self.0.dispatcher.backlog()
+    }
 }
 
 /// How a scope ended, for its status metadata.

@@ -117,6 +117,34 @@ fn drop_policy_counts_exactly_what_it_dropped() {
 }
 
 #[test]
+fn backlog_counts_what_is_queued_and_not_yet_delivered() {
+    let rt = Runtime::new(RuntimeConfig::default());
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    let first = AtomicUsize::new(0);
+    rt.register(
+        Registration::new("gated"),
+        Middleware::subscriber(move |_| {
+            if first.fetch_add(1, Ordering::SeqCst) == 0 {
+                g.wait(); // hold the dispatcher in its first event
+            }
+            Ok(())
+        }),
+    )
+    .unwrap();
+    assert_eq!(rt.backlog(), 0);
+    let stack = rt.new_stack();
+    for i in 0..10 {
+        stack.mark(MarkOptions::new("m").data(json!(i))).unwrap();
+    }
+    // The dispatcher is held in the first event: none of the ten is done.
+    assert_eq!(rt.backlog(), 10);
+    gate.wait();
+    assert!(rt.flush(T).unwrap());
+    assert_eq!(rt.backlog(), 0);
+}
+
+#[test]
 fn a_panicking_callback_is_internal_and_the_runtime_stays_usable() {
     let (rt, seen) = runtime_with_recorder();
     let stack = rt.new_stack();
