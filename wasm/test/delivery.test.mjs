@@ -119,3 +119,40 @@ test("the module's event text is the core's ATOF line, and built objects equal p
     baton.plugins.deregisterSink('lines');
   }
 });
+
+test('a loop that never yields is delivered in small batches, not after the whole queue', async () => {
+  let seen = 0;
+  baton.subscribe('count', () => { seen++; });
+  let maxLag = 0;
+  const calls = 3000;
+  for (let i = 0; i < calls; i++) {
+    baton.toolSync('step', { i }, (a) => a);
+    maxLag = Math.max(maxLag, 2 * (i + 1) - seen);
+  }
+  assert.ok(seen > 0, 'events were delivered while the loop ran');
+  // The facade drains inline past 512 waiting events; one call emits two.
+  assert.ok(maxLag <= 514, `at most the high-water mark waits (saw ${maxLag})`);
+  assert.ok(await baton.flush());
+  assert.equal(seen, 2 * calls);
+  baton.deregister('subscriber', 'count');
+});
+
+test('batches with non-ASCII text arrive intact, in both text and object form', async () => {
+  /** @type {any[]} */
+  const objects = [];
+  /** @type {string[]} */
+  const texts = [];
+  baton.subscribe('objects', (e) => { objects.push(e); });
+  baton.subscribe('texts', (e) => { texts.push(e); }, { format: 'json' });
+  baton.toolSync('plain', { q: 'ascii' }, (a) => a);
+  baton.toolSync('météo', { city: 'Zürich 🌤', quote: '"\\u00e9"' }, (a) => ({ ...a, n: '日本' }));
+  baton.toolSync('after', { q: 'ascii again' }, (a) => a);
+  assert.ok(await baton.flush());
+  assert.deepEqual(objects.map((e) => e.name), ['plain', 'plain', 'météo', 'météo', 'after', 'after']);
+  assert.deepEqual(objects[2].data, { city: 'Zürich 🌤', quote: '"\\u00e9"' });
+  assert.deepEqual(objects[3].data, { city: 'Zürich 🌤', quote: '"\\u00e9"', n: '日本' });
+  assert.deepEqual(objects[5].data, { q: 'ascii again' });
+  assert.deepEqual(texts.map((t) => JSON.parse(t)), objects);
+  baton.deregister('subscriber', 'objects');
+  baton.deregister('subscriber', 'texts');
+});

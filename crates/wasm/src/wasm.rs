@@ -1412,6 +1412,8 @@ struct Batch {
     layouts: Vec<u32>,
     /// The taken batch's `[events, ends..., layouts..., deliveries...]` (reused).
     meta: Vec<u32>,
+    /// The taken batch's text (swapped with `text`; the facade reads it from memory).
+    taken: Vec<u8>,
     /// Scratch for one event's layout.
     scratch: baton::EventLayout,
 }
@@ -1430,6 +1432,7 @@ thread_local! {
             last: None,
             layouts: Vec::new(),
             meta: Vec::new(),
+            taken: Vec::new(),
             scratch: baton::EventLayout::EMPTY,
         })
     };
@@ -1489,9 +1492,11 @@ impl baton::Subscriber for BatchSubscriber {
     }
 }
 
-/// Events batched for the facade (it drains inline past a high-water mark).
+/// Events waiting for the facade: queued in the core or batched here (it drains inline past
+/// a high-water mark).
 fn batched() -> u32 {
-    BATCH.with(|b| b.borrow().ends.len() as u32)
+    let queued = rt().backlog().min(u32::MAX as u64) as u32;
+    BATCH.with(|b| b.borrow().ends.len() as u32).saturating_add(queued)
 }
 
 /// Registers a subscriber the facade delivers to: `id` is the facade's. Events reach it
@@ -1502,35 +1507,47 @@ pub fn subscribe(name: &str, id: u32, priority: i32, scope: Option<Scope>) -> Re
     rt().register(registration(name, priority, scope, false), mw).map_err(to_js)
 }
 
-/// Delivers what the core has queued into the batch and takes it: the events' text, or
-/// `undefined` when nobody has anything to receive. `takenMeta` then gives its layout.
+/// Delivers what the core has queued into the batch and takes it: returns the byte length
+/// of the events' text (UTF-8, `takenText` until the next take),
+/// or -1 when nobody has anything to receive. `takenMeta` then gives its layout. The facade
+/// decodes the bytes itself: an ASCII batch (the usual case) is a Latin-1 copy in Node,
+/// about four times faster than `TextDecoder`.
 #[wasm_bindgen(js_name = takeEvents)]
-pub fn take_events() -> JsValue {
+pub fn take_events() -> i32 {
     rt().drain();
     BATCH.with(|b| {
         let mut b = b.borrow_mut();
         let b = &mut *b;
         if b.deliveries.is_empty() {
-            return JsValue::UNDEFINED;
+            return -1;
         }
-        // SAFETY: only UTF-8 is written to the batch (write_json, `&str` pieces).
-        let text = JsValue::from_str(unsafe { std::str::from_utf8_unchecked(&b.text) });
+        std::mem::swap(&mut b.text, &mut b.taken);
+        b.text.clear();
         b.meta.clear();
         b.meta.push(b.ends.len() as u32);
         b.meta.extend_from_slice(&b.ends);
         b.meta.extend_from_slice(&b.layouts);
         b.meta.extend_from_slice(&b.deliveries);
-        b.text.clear();
         b.ends.clear();
         b.layouts.clear();
         b.deliveries.clear();
         b.units = 0;
         b.last = None;
-        text
+        b.taken.len() as i32
     })
 }
 
-/// The layout of the batch `takeEvents` returned: `[n, end_0..end_n-1, layouts (LAYOUT per
+/// The text of the batch `takeEvents` took, as a view on the module's memory: valid until
+/// the next call into the module (which may grow the memory), so the facade copies it out
+/// at once.
+#[wasm_bindgen(js_name = takenText)]
+pub fn taken_text() -> js_sys::Uint8Array {
+    // SAFETY: the view is read by the facade before it calls into the module again; nothing
+    // allocates or frees in between (see above).
+    BATCH.with(|b| unsafe { js_sys::Uint8Array::view(&b.borrow().taken) })
+}
+
+/// The layout of the batch `takeEvents` took: `[n, end_0..end_n-1, layouts (LAYOUT per
 /// event), (id, index)...]` (offsets in UTF-16 units; index `0xffffffff`: the subscriber was
 /// removed).
 #[wasm_bindgen(js_name = takenMeta)]
