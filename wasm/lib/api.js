@@ -84,6 +84,20 @@ function createApi(native) {
   const NodeBuffer = typeof Buffer === 'function' && typeof Buffer.from === 'function' ? Buffer : null;
   const utf8 = new TextDecoder();
 
+  // The layout of the batch just taken, copied out of the module's memory into one array
+  // reused batch after batch (a new typed array per batch cost more than a small batch's
+  // delivery: an async call is delivered on its own microtask). Only `runDrain` uses it, and
+  // never re-entrantly.
+  let metaBuffer = new Uint32Array(4096);
+  let metaLength = 0;
+  function takeMeta() {
+    const view = native.takenMeta();
+    if (view.length > metaBuffer.length) metaBuffer = new Uint32Array(Math.max(view.length, 2 * metaBuffer.length));
+    metaBuffer.set(view);
+    metaLength = view.length;
+    return metaBuffer;
+  }
+
   /** The text of the batch just taken: `len` bytes, `units` UTF-16 units (equal when ASCII). */
   function batchText(len, units) {
     const view = native.takenText();
@@ -113,7 +127,7 @@ function createApi(native) {
       try {
         const len = native.takeEvents();
         if (len < 0) return;
-        meta = native.takenMeta();
+        meta = takeMeta();
         const n = meta[0];
         text = batchText(len, n === 0 ? 0 : meta[n]);
       } catch (e) {
@@ -121,17 +135,17 @@ function createApi(native) {
         convert(e);
         return;
       }
-      deliver(text, meta);
+      deliver(text, meta, metaLength);
     }
   }
 
-  function deliver(text, meta) {
+  function deliver(text, meta, end) {
     const n = meta[0];
     const texts = new Array(n);
     const objects = new Array(n);
     delivering++;
     try {
-      for (let i = 1 + n + n * LAYOUT; i < meta.length; i += 2) {
+      for (let i = 1 + n + n * LAYOUT; i < end; i += 2) {
         const id = meta[i];
         const idx = meta[i + 1];
         if (idx === CLOSED) {

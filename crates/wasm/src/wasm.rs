@@ -1550,9 +1550,11 @@ pub fn taken_text() -> js_sys::Uint8Array {
 /// The layout of the batch `takeEvents` took: `[n, end_0..end_n-1, layouts (LAYOUT per
 /// event), (id, index)...]` (offsets in UTF-16 units; index `0xffffffff`: the subscriber was
 /// removed).
+/// A view on the module's memory, like `takenText`: the facade copies it out at once.
 #[wasm_bindgen(js_name = takenMeta)]
 pub fn taken_meta() -> js_sys::Uint32Array {
-    BATCH.with(|b| js_sys::Uint32Array::from(&b.borrow().meta[..]))
+    // SAFETY: read by the facade before it calls into the module again (see `takenText`).
+    BATCH.with(|b| unsafe { js_sys::Uint32Array::view(&b.borrow().meta) })
 }
 
 /// `EventInfo` as JSON text (the core's writer, node/'s key names).
