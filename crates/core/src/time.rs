@@ -42,9 +42,36 @@ pub fn write_micros(out: &mut String, us: i64) {
 
 /// The 27 bytes of `YYYY-MM-DDTHH:MM:SS.ffffffZ` for a four-digit year (`None` outside them).
 /// Every event is stamped: fixed-width digits written directly, no `core::fmt`, no allocation
-/// (the event writer copies these bytes as they are).
+/// (the event writer copies these bytes as they are). Events come in bursts within the same
+/// second, so each thread keeps the text of the last second it formatted and writes only the
+/// six fractional digits when the second is the same.
 pub(crate) fn micros_text(us: i64) -> Option<[u8; 27]> {
-    let (y, m, d, sod, frac) = parts(us);
+    let secs = us.div_euclid(1_000_000);
+    let frac = us.rem_euclid(1_000_000) as u32;
+    let mut b = LAST_SECOND.with(|last| match last.get() {
+        (s, text) if s == secs => Some(text),
+        _ => {
+            let text = second_text(secs)?;
+            last.set((secs, text));
+            Some(text)
+        }
+    })?;
+    let mut f = frac;
+    for i in (20..26).rev() {
+        b[i] = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    Some(b)
+}
+
+thread_local! {
+    /// The last second [`micros_text`] formatted on this thread, and its text (fraction zero).
+    static LAST_SECOND: Cell<(i64, [u8; 27])> = const { Cell::new((i64::MIN, [0; 27])) };
+}
+
+/// `micros_text` of a whole second (`None` outside four-digit years).
+fn second_text(secs: i64) -> Option<[u8; 27]> {
+    let (y, m, d, sod, _) = parts(secs * 1_000_000);
     if !(0..=9999).contains(&y) {
         return None;
     }
@@ -61,7 +88,6 @@ pub(crate) fn micros_text(us: i64) -> Option<[u8; 27]> {
     put(11, 2, sod / 3600);
     put(14, 2, (sod / 60) % 60);
     put(17, 2, sod % 60);
-    put(20, 6, frac);
     Some(b)
 }
 
@@ -130,6 +156,20 @@ mod tests {
         assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(format_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
         assert_eq!(format_micros(951_782_400_000_001), "2000-02-29T00:00:00.000001Z");
+    }
+
+    #[test]
+    fn the_cached_second_agrees_with_the_general_formatter() {
+        // Within one second, across a second, back to an earlier second, before 1970: the
+        // per-thread cache must never leak one second's text into another.
+        let general = |us: i64| {
+            let (y, m, d, sod, frac) = parts(us);
+            format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, (sod / 60) % 60, sod % 60)
+        };
+        let base = 1_700_000_000_000_000;
+        for us in [base, base + 1, base + 999_999, base + 1_000_000, base - 1, base, -1, -1_000_001, 0, 253_402_300_799_999_999, base] {
+            assert_eq!(format_micros(us), general(us), "{us}");
+        }
     }
 
     #[test]
