@@ -58,9 +58,9 @@ function createApi(native) {
   //
   // The module batches the events for the subscribers registered here (each event's ATOF
   // JSON written once, back to back in one text) and records who receives which event;
-  // takeEvents() + takenMeta() hand a batch over in two crossings (the text is read straight
-  // from the module's memory: batchText). Each event is sliced out of
-  // the text and parsed at most once, shared by every subscriber that wants objects
+  // takeEvents(), takenMeta() and takenText() hand a batch over (layout and text read straight
+  // from the module's memory: takeMeta, batchText). Each event is sliced out of the text and
+  // parsed at most once, shared by every subscriber that wants objects
   // (`format: 'json'` subscribers get the text itself). Subscribers run here, outside any
   // wasm call.
 

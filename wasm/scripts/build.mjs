@@ -73,7 +73,8 @@ for (const target of ['nodejs', 'web']) {
   run(bindgen, ['--target', target, '--no-typescript', '--out-dir', out, rawWasm]);
 }
 // Optimize once (wasm-bindgen's output for both targets is the same module) and copy it over.
-const wasmOpt = join(pkg, 'node_modules', '.bin', 'wasm-opt');
+const bin = join(pkg, 'node_modules', '.bin'); // npm binaryen's tools
+const wasmOpt = join(bin, 'wasm-opt');
 const bg = join(dist, 'node', 'baton_wasm_bg.wasm');
 const opt = join(dist, 'tmp', 'opt.wasm');
 const FEATURES = ['--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext', '--enable-mutable-globals',
@@ -128,7 +129,6 @@ ${names.filter((n) => !/^[A-Z]/.test(n)).map((n) => (NAMESPACES.includes(n)
  * @param {string} wasm the module, rewritten in place
  */
 function smallCopies(wasm) {
-  const bin = join(pkg, 'node_modules', '.bin');
   const text = join(dist, 'tmp', 'opt.wat');
   run(join(bin, 'wasm-dis'), [...FEATURES, wasm, '-o', text]);
   const src = readFileSync(text, 'utf8');
@@ -139,7 +139,7 @@ function smallCopies(wasm) {
   writeFileSync(text, `${src.slice(0, end).replaceAll('(memory.copy', '(call $__baton_small_copy')}${helper})\n`);
   const assembled = join(dist, 'tmp', 'small-copy.wasm');
   run(join(bin, 'wasm-as'), [...FEATURES, text, '-o', assembled]);
-  run(join(bin, 'wasm-opt'), [process.env.BATON_WASM_OPT || '-Oz', ...FEATURES, assembled, '-o', wasm]);
+  run(wasmOpt, [process.env.BATON_WASM_OPT || '-Oz', ...FEATURES, assembled, '-o', wasm]);
   console.log(`small copies: ${sites} memory.copy sites routed through $__baton_small_copy`);
 }
 

@@ -56,12 +56,16 @@ pub(crate) fn micros_text(us: i64) -> Option<[u8; 27]> {
             Some(text)
         }
     })?;
-    let mut f = frac;
-    for i in (20..26).rev() {
-        b[i] = b'0' + (f % 10) as u8;
-        f /= 10;
-    }
+    digits(&mut b, 20, 6, frac);
     Some(b)
+}
+
+/// Writes `v` as `width` decimal digits ending before `b[at + width]`.
+fn digits(b: &mut [u8; 27], at: usize, width: usize, mut v: u32) {
+    for i in (at..at + width).rev() {
+        b[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 thread_local! {
@@ -76,18 +80,10 @@ fn second_text(secs: i64) -> Option<[u8; 27]> {
         return None;
     }
     let mut b = *b"0000-00-00T00:00:00.000000Z";
-    let mut put = |at: usize, width: usize, mut v: i64| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, y);
-    put(5, 2, m);
-    put(8, 2, d);
-    put(11, 2, sod / 3600);
-    put(14, 2, (sod / 60) % 60);
-    put(17, 2, sod % 60);
+    // Each value is within 0..=9999 (the year, checked above) or a month, day or time field.
+    for (at, width, v) in [(0, 4, y), (5, 2, m), (8, 2, d), (11, 2, sod / 3600), (14, 2, (sod / 60) % 60), (17, 2, sod % 60)] {
+        digits(&mut b, at, width, v as u32);
+    }
     Some(b)
 }
 

@@ -1508,8 +1508,8 @@ pub fn subscribe(name: &str, id: u32, priority: i32, scope: Option<Scope>) -> Re
 }
 
 /// Delivers what the core has queued into the batch and takes it: returns the byte length
-/// of the events' text (UTF-8, `takenText` until the next take),
-/// or -1 when nobody has anything to receive. `takenMeta` then gives its layout. The facade
+/// of the events' text (UTF-8, `takenText` until the next take), or -1 when nobody has
+/// anything to receive. `takenMeta` then gives its layout. The facade
 /// decodes the bytes itself: an ASCII batch (the usual case) is a Latin-1 copy in Node,
 /// about four times faster than `TextDecoder`.
 #[wasm_bindgen(js_name = takeEvents)]
@@ -1550,6 +1550,7 @@ pub fn taken_text() -> js_sys::Uint8Array {
 /// The layout of the batch `takeEvents` took: `[n, end_0..end_n-1, layouts (LAYOUT per
 /// event), (id, index)...]` (offsets in UTF-16 units; index `0xffffffff`: the subscriber was
 /// removed).
+///
 /// A view on the module's memory, like `takenText`: the facade copies it out at once.
 #[wasm_bindgen(js_name = takenMeta)]
 pub fn taken_meta() -> js_sys::Uint32Array {
