@@ -27,7 +27,7 @@ const native = loadNative();
 
 const {
   ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-  parse, enc, encoded, own, LAYOUT, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
+  parse, enc, encoded, own, LAYOUT, batchValues, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
 } = require('./lib/common.js');
 
 function encResult(v) {
@@ -86,6 +86,7 @@ function drain() {
     // a subscriber that wants it in that form, once, shared by all of them.
     const texts = new Array(ends.length);
     const objects = new Array(ends.length);
+    let values = null;
     delivering++;
     try {
       for (let i = 0; i < d.length; i += 2) {
@@ -104,7 +105,10 @@ function drain() {
             if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : ends[idx - 1], ends[idx]);
           } else {
             ev = objects[idx];
-            if (ev === undefined) ev = objects[idx] = eventObject(text, layouts, idx * LAYOUT, idx === 0 ? 0 : ends[idx - 1], ends[idx]);
+            if (ev === undefined) {
+              if (values === null) values = batchValues(text, layouts, 0, ends.length);
+              ev = objects[idx] = eventObject(text, layouts, idx * LAYOUT, idx === 0 ? 0 : ends[idx - 1], ends[idx], values);
+            }
           }
           const r = sub.fn(ev);
           if (r !== null && typeof r === 'object' && typeof r.then === 'function') {

@@ -12,7 +12,7 @@ function createApi(native) {
   // scripts/build.mjs embeds as `common`.
   const {
     ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-    parse, enc, encoded, own, LAYOUT, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
+    parse, enc, encoded, own, LAYOUT, batchValues, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
   } = common;
 
   // ----- calling into the module: errors, traps -----
@@ -143,6 +143,7 @@ function createApi(native) {
     const n = meta[0];
     const texts = new Array(n);
     const objects = new Array(n);
+    let values = null;
     delivering++;
     try {
       for (let i = 1 + n + n * LAYOUT; i < end; i += 2) {
@@ -161,7 +162,10 @@ function createApi(native) {
             if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : meta[idx], meta[idx + 1]);
           } else {
             ev = objects[idx];
-            if (ev === undefined) ev = objects[idx] = eventObject(text, meta, 1 + n + idx * LAYOUT, idx === 0 ? 0 : meta[idx], meta[idx + 1]);
+            if (ev === undefined) {
+              if (values === null) values = batchValues(text, meta, 1 + n, n);
+              ev = objects[idx] = eventObject(text, meta, 1 + n + idx * LAYOUT, idx === 0 ? 0 : meta[idx], meta[idx + 1], values);
+            }
           }
           const r = sub.fn(ev);
           if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
