@@ -83,6 +83,26 @@ test('events reach subscribers on a microtask without flush, in emission order',
   baton.deregister('subscriber', 'order');
 });
 
+test('an awaited loop of calls is delivered in batches, on microtasks, before the next task', async () => {
+  let completed = 0;
+  /** @type {number[]} */
+  const seenAt = [];
+  baton.subscribe('batches', (e) => { if (e.scope_category === 'end') seenAt.push(completed); });
+  const n = 200;
+  for (let i = 0; i < n; i++) {
+    await baton.tool('t', { i }, (a) => a);
+    completed++;
+  }
+  // Each call's events wait a few microtasks while the loop keeps calling: the first drain
+  // comes after more than one call, and none waits past 32 hops (one call per hop here).
+  assert.ok(seenAt.length > 0, 'delivered while the loop ran, without flush or a task');
+  assert.ok(seenAt[0] >= 2, `the first call's events were delivered alone (after ${seenAt[0]} calls)`);
+  for (let k = 0; k < seenAt.length; k++) assert.ok(seenAt[k] - k <= 40, `call ${k} waited until call ${seenAt[k]}`);
+  await new Promise((res) => setTimeout(res, 0));
+  assert.equal(seenAt.length, n, 'everything delivered before the next task');
+  baton.deregister('subscriber', 'batches');
+});
+
 test("the module's event text is the core's ATOF line, and built objects equal parsed ones", async () => {
   /** @type {string[]} */
   const lines = [];
