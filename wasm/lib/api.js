@@ -77,7 +77,7 @@ function createApi(native) {
    * core's whole queue (65,536 events by default) before anything is delivered. Small batches
    * also stay in the CPU's caches (wasm.md measures the difference).
    */
-  const HIGH_WATER = 512;
+  const HIGH_WATER = 256;
 
   // Node's Buffer copies an ASCII batch into a one-byte string (Latin-1 is ASCII's superset)
   // several times faster than TextDecoder, which browsers and edge runtimes use.
