@@ -109,9 +109,10 @@ function createApi(native) {
   // it hops to a later microtask, so an awaited loop of calls is delivered in batches instead
   // of once per call (a drain's own cost — the hand-over, the batch text, one parse — was most
   // of what delivering one async call's two events cost). Each hop lets one more round of
-  // continuations run; the drain runs at the first hop after the second that saw no new call,
-  // or after MAX_HOPS, and always before the next task (timer, I/O, message) since every hop is
-  // a microtask. HIGH_WATER still delivers inline. `flush` delivers everything at once.
+  // continuations run. The drain runs at the first hop (after the first, which always yields)
+  // that saw no new call since the hop before it, or after MAX_HOPS; always before the next
+  // task (timer, I/O, message), since every hop is a microtask. HIGH_WATER still delivers
+  // inline; `flush` delivers everything at once.
   const MAX_HOPS = 32;
   let activity = 0; // emitting calls so far (wraps harmlessly)
   let seenActivity = 0;
