@@ -253,9 +253,9 @@ function batchValues(text, l, at, n) {
   return parts.length === 0 ? parts : parse(`[${parts.join(',')}]`);
 }
 
-/** Whether the event at `l[o]` is a mark with a category or profile (rare): parsed whole. */
+/** Whether the event at `l[o]` is a mark with a category profile (rare): parsed whole. */
 function wholeMark(l, o) {
-  return l[o] === KIND_MARK && (l[o + F_CATEGORY] !== FORM_ABSENT || l[o + F_PROFILE] !== FORM_ABSENT);
+  return l[o] === KIND_MARK && l[o + F_PROFILE] !== FORM_ABSENT;
 }
 
 /**
@@ -288,12 +288,22 @@ function value(text, l, at, values) {
  * the same as `JSON.parse` of that text, keys in the same order — built from the values the
  * layout locates (`JSON.parse` of whole events cost more than the rest of a delivery), its
  * structured ones from `values`, what `batchValues` gave for the batch. A mark with a category
- * or profile (rare) is parsed whole.
+ * profile (rare) is parsed whole.
  */
 function eventObject(text, l, o, start, end, values) {
   const kind = l[o];
   if (kind === KIND_MARK) {
     if (wholeMark(l, o)) return parse(text.slice(start, end));
+    // A mark's category, when it has one (every stream chunk mark does), comes after its name.
+    if (l[o + F_CATEGORY] !== FORM_ABSENT) {
+      return {
+        kind: 'mark', atof_version: value(text, l, o + F_VERSION, values), uuid: value(text, l, o + F_UUID, values),
+        parent_uuid: value(text, l, o + F_PARENT, values), timestamp: value(text, l, o + F_TIMESTAMP, values),
+        name: value(text, l, o + F_NAME, values), category: value(text, l, o + F_CATEGORY, values),
+        data: value(text, l, o + F_DATA, values), data_schema: value(text, l, o + F_SCHEMA, values),
+        metadata: value(text, l, o + F_METADATA, values),
+      };
+    }
     return {
       kind: 'mark', atof_version: value(text, l, o + F_VERSION, values), uuid: value(text, l, o + F_UUID, values),
       parent_uuid: value(text, l, o + F_PARENT, values), timestamp: value(text, l, o + F_TIMESTAMP, values),

@@ -98,11 +98,14 @@ export function deliveryCases(baton) {
     assert.throws(() => baton.toolSync('fails', {}, () => { throw new Error('no "luck"'); }));
     baton.mark('plain', { data: [1, 2.5, 'x'] });
     baton.mark('categorized', { category: 'custom', data: null });
+    baton.mark('profiled', { categoryProfile: { k: [1] }, data: { x: 'y' } });
+    baton.mark('both', { category: 'custom', categoryProfile: 'p', data: 2, dataSchema: { name: 's', version: '1' } });
+    baton.mark('schema', { category: 'custom', data: { n: 1 }, dataSchema: { name: 's', version: '1' }, metadata: { m: true } });
     for (const _ of baton.llmStreamSync('chat', { content: 1 }, () => [{ d: 'a' }, 2])); // chunk marks
     baton.pop(agent, { output: { done: true } });
     assert.ok(await baton.flush());
     assert.equal(objects.length, texts.length);
-    assert.ok(objects.length >= 12);
+    assert.ok(objects.length >= 15);
     assert.deepEqual(objects.filter((o) => o.name === 'llm.chunk').map((o) => o.metadata), [{ 'llm.chunk.index': 0 }, { 'llm.chunk.index': 1 }]);
     objects.forEach((o, i) => assert.equal(JSON.stringify(o), texts[i], `event ${i} (${o.kind} ${o.name})`));
     baton.deregister('subscriber', 'text');
