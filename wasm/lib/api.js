@@ -109,30 +109,37 @@ function createApi(native) {
   // it hops to a later microtask, so an awaited loop of calls is delivered in batches instead
   // of once per call (a drain's own cost — the hand-over, the batch text, one parse — was most
   // of what delivering one async call's two events cost). Each hop lets one more round of
-  // continuations run. The drain runs at the first hop (after the first, which always yields)
-  // that saw no new call since the hop before it, or after MAX_HOPS; always before the next
-  // task (timer, I/O, message), since every hop is a microtask. HIGH_WATER still delivers
-  // inline; `flush` delivers everything at once.
-  const MAX_HOPS = 32;
+  // continuations run. The drain runs once IDLE_HOPS hops in a row saw no new call (an async
+  // stream's chunks are a few microtasks apart: a pull, the source's generator, the consumer's
+  // `for await`), or after MAX_HOPS; always before the next task (timer, I/O, message), since
+  // every hop is a microtask. HIGH_WATER still delivers inline; `flush` delivers everything at
+  // once.
+  const IDLE_HOPS = 4;
+  const MAX_HOPS = 64;
   let activity = 0; // emitting calls so far (wraps harmlessly)
   let seenActivity = 0;
   let hops = 0;
+  let idleHops = 0;
 
   function scheduleDrain() {
     activity = (activity + 1) | 0;
     if (drainScheduled || poisoned !== null) return;
     drainScheduled = true;
     hops = 0;
+    idleHops = 0;
     seenActivity = activity;
     queueMicrotask(onHop);
   }
 
   function onHop() {
-    // The first hop always yields once: an awaited call's continuation is queued just after
-    // the microtask its own end scheduled.
-    if ((hops === 0 || activity !== seenActivity) && hops < MAX_HOPS && poisoned === null) {
-      hops++;
+    if (activity !== seenActivity) {
+      idleHops = 0;
       seenActivity = activity;
+    } else {
+      idleHops++;
+    }
+    if (idleHops < IDLE_HOPS && hops < MAX_HOPS && poisoned === null) {
+      hops++;
       queueMicrotask(onHop);
       return;
     }
