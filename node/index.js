@@ -27,7 +27,7 @@ const native = loadNative();
 
 const {
   ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-  parse, enc, encoded, own, LAYOUT, batchValues, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
+  parse, enc, encoded, own, deliverBatch, lazyForks, DONE, rawIterator, step, closeSource,
 } = require('./lib/common.js');
 
 function encResult(v) {
@@ -60,7 +60,6 @@ const subscribers = new Map();
 let nextSubscriberId = 1;
 let delivering = 0;
 let subscriberFailures = 0;
-const CLOSED = 0xffffffff;
 
 /**
  * Events batched for delivery, published by the addon (a Uint32Array over its counter). Past
@@ -74,6 +73,11 @@ function relieve() {
   if (pending[0] > HIGH_WATER && delivering === 0) drain();
 }
 
+/** A subscriber threw or its Promise rejected. */
+function failed() {
+  subscriberFailures++;
+}
+
 function drain() {
   for (;;) {
     const batch = native.takeEvents();
@@ -82,42 +86,9 @@ function drain() {
     const d = batch[1];
     const ends = batch[2];
     const layouts = batch[3];
-    // An event is sliced out of the batch text (cheap) or built from its layout, only for
-    // a subscriber that wants it in that form, once, shared by all of them.
-    const texts = new Array(ends.length);
-    const objects = new Array(ends.length);
-    let values = null;
     delivering++;
     try {
-      for (let i = 0; i < d.length; i += 2) {
-        const id = d[i];
-        const idx = d[i + 1];
-        if (idx === CLOSED) {
-          subscribers.delete(id);
-          continue;
-        }
-        const sub = subscribers.get(id);
-        if (sub === undefined) continue;
-        try {
-          let ev;
-          if (sub.json) {
-            ev = texts[idx];
-            if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : ends[idx - 1], ends[idx]);
-          } else {
-            ev = objects[idx];
-            if (ev === undefined) {
-              if (values === null) values = batchValues(text, layouts, 0, ends.length);
-              ev = objects[idx] = eventObject(text, layouts, idx * LAYOUT, idx === 0 ? 0 : ends[idx - 1], ends[idx], values);
-            }
-          }
-          const r = sub.fn(ev);
-          if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
-            r.then(undefined, () => { subscriberFailures++; });
-          }
-        } catch {
-          subscriberFailures++;
-        }
-      }
+      deliverBatch(subscribers, failed, text, layouts, 0, ends, 0, ends.length, d, 0, d.length);
     } finally {
       delivering--;
     }

@@ -322,6 +322,54 @@ function eventObject(text, l, o, start, end, values) {
   };
 }
 
+// ----- delivering a batch -----
+
+/** A delivery's event index meaning "this subscriber was removed": the facade forgets it. */
+const CLOSED = 0xffffffff;
+
+/**
+ * Calls the subscribers of one batch in order. `pairs[from..to)` holds (subscriber id, event
+ * index or CLOSED) pairs; `subscribers` maps ids to `{ fn, json }`. Event `i` ends at
+ * `ends[endsAt + i]` in `text` and its layout starts at `l[layoutAt + i * LAYOUT]` (the Node
+ * addon hands these over as separate arrays, the wasm module as one). Each event is sliced out
+ * of the text or built from its layout only for a subscriber that wants it in that form, once,
+ * and shared by all of them; the batch's structured values are parsed together on the first
+ * object (`batchValues`). A subscriber that throws or whose Promise rejects is isolated and
+ * reported through `failed`.
+ */
+function deliverBatch(subscribers, failed, text, l, layoutAt, ends, endsAt, n, pairs, from, to) {
+  const texts = new Array(n);
+  const objects = new Array(n);
+  let values = null;
+  for (let i = from; i < to; i += 2) {
+    const id = pairs[i];
+    const idx = pairs[i + 1];
+    if (idx === CLOSED) {
+      subscribers.delete(id);
+      continue;
+    }
+    const sub = subscribers.get(id);
+    if (sub === undefined) continue;
+    try {
+      let ev;
+      if (sub.json) {
+        ev = texts[idx];
+        if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : ends[endsAt + idx - 1], ends[endsAt + idx]);
+      } else {
+        ev = objects[idx];
+        if (ev === undefined) {
+          if (values === null) values = batchValues(text, l, layoutAt, n);
+          ev = objects[idx] = eventObject(text, l, layoutAt + idx * LAYOUT, idx === 0 ? 0 : ends[endsAt + idx - 1], ends[endsAt + idx], values);
+        }
+      }
+      const r = sub.fn(ev);
+      if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, failed);
+    } catch {
+      failed();
+    }
+  }
+}
+
 // ----- lazy forks (docs/node.md, "Lazy forks") -----
 
 /**
@@ -430,5 +478,5 @@ function closeSource(it) {
 
 module.exports = {
   ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-  parse, check, enc, encoded, own, LAYOUT, batchValues, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
+  parse, check, enc, encoded, own, LAYOUT, deliverBatch, lazyForks, DONE, rawIterator, step, closeSource,
 };

@@ -12,7 +12,7 @@ function createApi(native) {
   // scripts/build.mjs embeds as `common`.
   const {
     ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-    parse, enc, encoded, own, LAYOUT, batchValues, eventObject, lazyForks, DONE, rawIterator, step, closeSource,
+    parse, enc, encoded, own, LAYOUT, deliverBatch, lazyForks, DONE, rawIterator, step, closeSource,
   } = common;
 
   // ----- calling into the module: errors, traps -----
@@ -66,7 +66,6 @@ function createApi(native) {
 
   const subscribers = new Map(); // facade id -> {fn, json}
   let nextSubscriberId = 1;
-  const CLOSED = 0xffffffff;
   let drainScheduled = false;
   // Subscribers that threw or whose Promise rejected.
   let subscriberFailures = 0;
@@ -174,43 +173,17 @@ function createApi(native) {
 
   function deliver(text, meta, end) {
     const n = meta[0];
-    const texts = new Array(n);
-    const objects = new Array(n);
-    let values = null;
     delivering++;
     try {
-      for (let i = 1 + n + n * LAYOUT; i < end; i += 2) {
-        const id = meta[i];
-        const idx = meta[i + 1];
-        if (idx === CLOSED) {
-          subscribers.delete(id);
-          continue;
-        }
-        const sub = subscribers.get(id);
-        if (sub === undefined) continue;
-        try {
-          let ev;
-          if (sub.json) {
-            ev = texts[idx];
-            if (ev === undefined) ev = texts[idx] = text.slice(idx === 0 ? 0 : meta[idx], meta[idx + 1]);
-          } else {
-            ev = objects[idx];
-            if (ev === undefined) {
-              if (values === null) values = batchValues(text, meta, 1 + n, n);
-              ev = objects[idx] = eventObject(text, meta, 1 + n + idx * LAYOUT, idx === 0 ? 0 : meta[idx], meta[idx + 1], values);
-            }
-          }
-          const r = sub.fn(ev);
-          if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
-            r.then(undefined, () => { subscriberFailures++; });
-          }
-        } catch {
-          subscriberFailures++;
-        }
-      }
+      deliverBatch(subscribers, failed, text, meta, 1 + n, meta, 1, n, meta, 1 + n + n * LAYOUT, end);
     } finally {
       delivering--;
     }
+  }
+
+  /** A subscriber threw or its Promise rejected. */
+  function failed() {
+    subscriberFailures++;
   }
 
   function notInSubscriber(what) {
