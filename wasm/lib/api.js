@@ -115,25 +115,27 @@ function createApi(native) {
   // once.
   const IDLE_HOPS = 4;
   const MAX_HOPS = 64;
-  let activity = 0; // emitting calls so far (wraps harmlessly)
-  let seenActivity = 0;
+  let emitted = false; // a call emitted since the last hop
   let hops = 0;
   let idleHops = 0;
 
   function scheduleDrain() {
-    activity = (activity + 1) | 0;
-    if (drainScheduled || poisoned !== null) return;
+    if (drainScheduled) {
+      emitted = true;
+      return;
+    }
+    if (poisoned !== null) return;
     drainScheduled = true;
+    emitted = false;
     hops = 0;
     idleHops = 0;
-    seenActivity = activity;
     queueMicrotask(onHop);
   }
 
   function onHop() {
-    if (activity !== seenActivity) {
+    if (emitted) {
+      emitted = false;
       idleHops = 0;
-      seenActivity = activity;
     } else {
       idleHops++;
     }
