@@ -107,6 +107,24 @@ impl ScopeNode {
     }
 }
 
+/// Unlinks the ancestor chain iteratively. Each node holds its parent alive, so a plain drop
+/// of the last reference to a deep chain (a host that pushed a million scopes and never popped
+/// them) would recurse once per ancestor and overflow the thread's stack: a crash in whatever
+/// language the host is. Here each ancestor this node held last is taken apart in a loop.
+impl Drop for ScopeNode {
+    fn drop(&mut self) {
+        let mut next = self.parent.take();
+        while let Some(parent) = next {
+            // `into_inner` releases our reference either way; it hands the node back only when
+            // ours was the last, and then its parent is ours to release next.
+            next = match Arc::into_inner(parent) {
+                Some(mut node) => node.parent.take(),
+                None => None,
+            };
+        }
+    }
+}
+
 /// A handle to an open (or ended) scope. Cheap to clone; does not keep the stack alive.
 #[derive(Clone)]
 pub struct ScopeHandle {

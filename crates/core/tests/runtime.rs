@@ -678,3 +678,30 @@ fn current_id_names_the_current_scope_and_a_fork_taken_at_one_id_parents_under_i
     let late = events.iter().find(|e| &*e.name == "late").unwrap();
     assert_eq!(late.parent_uuid, Some(outer.uuid()));
 }
+
+/// A host that pushes scopes and never pops them builds a chain where each scope holds its
+/// parent alive. Dropping it must not recurse once per scope: 300,000 nested scopes overflowed
+/// a 2 MiB thread stack (a segfault in the host) before `ScopeNode` unlinked its ancestors in
+/// a loop. Run on a thread with a small stack, so the test fails the same way anywhere.
+#[test]
+fn dropping_a_very_deep_scope_chain_does_not_overflow_the_stack() {
+    let rt = Runtime::new(RuntimeConfig::default());
+    let stack = rt.new_stack();
+    let mut innermost = None;
+    for _ in 0..300_000 {
+        innermost = Some(stack.push(ScopeOptions::new("deep")).unwrap());
+    }
+    assert_eq!(stack.depth(), 300_000);
+    let innermost = innermost.unwrap();
+    assert_eq!(innermost.name(), "deep");
+    let dropped = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            drop(stack);
+            drop(innermost);
+            true
+        })
+        .unwrap()
+        .join();
+    assert!(matches!(dropped, Ok(true)), "dropping the chain crashed its thread");
+}
