@@ -52,7 +52,10 @@ const als = new AsyncLocalStorage();
 const defaultStack = native.newStack();
 
 // The current stack, lazy forks and their pins (shared with the wasm facade).
-const { current, currentBase, baseOf, lazyFork } = lazyForks((s) => native.fork(s), () => als.getStore(), defaultStack);
+const { current, currentBase, baseOf, lazyFork } = lazyForks((s) => native.fork(s), () => als.getStore(), defaultStack, (call) => native.enteredStack(call));
+
+/** The caller's position at the last entered async call, published by `enterTool`. */
+const enteredPosition = new Float64Array(native.enteredPosition());
 
 // ----- delivery to subscribers (on this thread) -----
 
@@ -341,8 +344,12 @@ function tool(name, args, fn, options) {
     const exact = encoded.exact;
     const entered = native.enterTool(stack, name, text, parentOpt(options), true);
     if (entered === false) return als.run(lazyFork(store, stack, native.currentId(stack)), bareAsync, exact ? args : parse(text), fn);
-    // The entered call's handle is also the stack handle of the fork it runs on.
-    if (entered !== null) return als.run(entered, runEnteredAsync, entered, exact ? args : parse(text), fn);
+    // Entered: the call runs on a fork the addon holds (token `entered`); its store makes the
+    // fork's handle only if the function uses Baton.
+    if (entered !== null) {
+      const lazy = lazyFork(store, stack, enteredPosition[0], entered);
+      return als.run(lazy, runEnteredAsync, lazy, exact ? args : parse(text), fn);
+    }
     // The addon answers with a Promise, or with the text itself when the call settled at once.
     return Promise.resolve(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), true)).then(managedResult);
   } catch (e) {
@@ -359,26 +366,53 @@ function managedResult(text) {
 /**
  * A tool call whose values no middleware sees (only subscribers are registered): the addon
  * emitted its start event and pushed its scope (`enterTool`); the function runs here, on the
- * JS side, and `exitTool` emits the end event. Same events, values and errors as the managed
- * path, without the core future and the trampolines into JS. The function gets the caller's
- * own arguments and the caller its own result when they are exactly their JSON form
- * (`own`), else JSON copies, as the managed path gives.
+ * JS side, and `exitForked` (`exitTool` for `toolSync`) emits the end event. Same events,
+ * values and errors as the managed path, without the core future and the trampolines into JS.
+ * The function gets the caller's own arguments and the caller its own result when they are
+ * exactly their JSON form (`own`), else JSON copies, as the managed path gives.
  */
-function runEnteredAsync(entered, input, fn) {
+function runEnteredAsync(lazy, input, fn) {
   let r;
   try {
     r = fn(input);
   } catch (e) {
-    return Promise.reject(failEntered(entered, e));
+    return Promise.reject(failForked(lazy, e));
   }
   if (isThenable(r)) {
-    return Promise.resolve(r).then((v) => exitEntered(entered, v), (e) => { throw failEntered(entered, e); });
+    return Promise.resolve(r).then((v) => exitForked(lazy, v), (e) => { throw failForked(lazy, e); });
   }
   try {
-    return Promise.resolve(exitEntered(entered, r));
+    return Promise.resolve(exitForked(lazy, r));
   } catch (e) {
     return Promise.reject(e);
   }
+}
+
+/** The token of an entered async call, taken to end it: the store makes forks of its pin after. */
+function endForked(lazy) {
+  const call = lazy.call;
+  lazy.call = 0;
+  return call;
+}
+
+/** Ends an entered async call with its function's result (a value that is not JSON fails it). */
+function exitForked(lazy, r) {
+  let out;
+  try {
+    out = encResult(r);
+  } catch (e) {
+    throw failForked(lazy, e);
+  }
+  const exact = encoded.exact;
+  native.exitForked(endForked(lazy), out);
+  relieve();
+  return exact ? r : parse(out);
+}
+
+/** Ends an entered async call with the value its function threw; returns that value to rethrow. */
+function failForked(lazy, thrown) {
+  native.exitForked(endForked(lazy), undefined, thrown);
+  return thrown;
 }
 
 function runEnteredSync(entered, input, fn) {

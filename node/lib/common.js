@@ -380,34 +380,54 @@ function deliverBatch(subscribers, failed, text, l, layoutAt, ends, endsAt, n, p
  * every call made from that same position (nothing is ever pushed on a pin) — so it parents
  * exactly where a fork made at call time would, whatever the caller did since. Most functions
  * never use Baton: they cost a plain object, not a native handle with a finalizer.
+ *
+ * An entered async call (Node: only subscribers see it) runs on a real fork with its scope
+ * pushed, which the addon holds by a token (`call`) while the call runs. Its store is a
+ * `LazyFork` too: the fork's handle is asked for (`enteredStack`) only when the function uses
+ * Baton, and after the call ended (`call` 0) the store is made from the pin, as for any other
+ * lazy fork — the same parent as the emptied fork would have given.
  * @param {(stack: any) => any} fork the native fork of a stack
  * @param {() => any} store the context's current store (`undefined`: the default stack)
  * @param {any} defaultStack
+ * @param {(call: number) => any} [enteredStack] the handle of a running entered call's fork,
+ *   or null once it ended (Node only)
  */
-function lazyForks(fork, store, defaultStack) {
+function lazyForks(fork, store, defaultStack, enteredStack) {
   class LazyFork {
-    constructor(pin) {
+    constructor(pin, call) {
       this.pin = pin;
       this.stack = null;
+      /** Non-zero: the token of the running entered call whose fork this store stands for. */
+      this.call = call;
     }
   }
 
-  /** The stack to push on or hand out: a `LazyFork` gets its own fork here, once. */
+  /** The stack of a `LazyFork` not made yet: the running call's fork, else a fork of the pin. */
+  function materialize(s) {
+    if (s.call !== 0) {
+      const stack = enteredStack(s.call);
+      if (stack !== null) return (s.stack = stack);
+    }
+    return (s.stack = fork(s.pin));
+  }
+
+  /** The stack to push on or hand out: a `LazyFork` gets its own stack here, once. */
   function current() {
     const s = store();
     if (s === undefined) return defaultStack;
-    if (s instanceof LazyFork) return s.stack === null ? (s.stack = fork(s.pin)) : s.stack;
+    if (s instanceof LazyFork) return s.stack === null ? materialize(s) : s.stack;
     return s;
   }
 
   /**
    * Where new work is parented in store `s`, for native calls that only read their stack
    * (marks, forks, propagation, the unobserved check, async calls, which fork it): an
-   * unmaterialized `LazyFork` answers with its pin. Nothing that may push must get this.
+   * unmaterialized `LazyFork` answers with its pin — unless a running call's scope is current
+   * on its fork. Nothing that may push must get this.
    */
   function baseOf(s) {
     if (s === undefined) return defaultStack;
-    if (s instanceof LazyFork) return s.stack === null ? s.pin : s.stack;
+    if (s instanceof LazyFork) return s.stack !== null ? s.stack : s.call !== 0 ? materialize(s) : s.pin;
     return s;
   }
 
@@ -435,10 +455,13 @@ function lazyForks(fork, store, defaultStack) {
     return pin;
   }
 
-  /** The store for the function of an async call made in store `s`, base `base`, at `id`. */
-  function lazyFork(s, base, id) {
+  /**
+   * The store for the function of an async call made in store `s`, base `base`, at `id`; `call`
+   * is the token of the entered call it runs (0: none, the call is just its function).
+   */
+  function lazyFork(s, base, id, call = 0) {
     // Nothing was pushed in an unmaterialized LazyFork: its pin is already the right base.
-    return new LazyFork(s instanceof LazyFork && s.stack === null ? s.pin : pinOf(base, id));
+    return new LazyFork(s instanceof LazyFork && s.stack === null && s.call === 0 ? s.pin : pinOf(base, id), call);
   }
 
   return { current, currentBase, baseOf, lazyFork };

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::callbacks::{self, guarded, JsFn};
 use crate::convert::{self, opt_json, opt_object, opt_strings};
+use crate::entered;
 use crate::handles::{self, Handle};
 use crate::stream::JsChunks;
 use crate::task::{self, with_js_stack, AssertSend, Finish, PromiseFuture, TaskFuture};
@@ -843,13 +844,15 @@ thread_local! {
 
 /// enterTool(stack, name, argsText, options, fork) → `false` (nothing registered: just call
 /// the function), `null` (middleware sees the values: use `tool`), or, entered, the handle
-/// for `exitTool` — for a synchronous call (`fork` false) a number instead, its depth.
+/// for `exitTool` — for a synchronous call (`fork` false) its depth; for an async one (`fork`)
+/// the token for `exitForked` (`entered`), with the caller's position published.
 ///
 /// With only subscribers (and event middleware) registered, the facade runs the callback
 /// itself between `enterTool` and `exitTool`: the core emits the same events as `tool`
 /// (`Stack::enter_tool`), and the call saves the core future, the trampoline into JS and the
 /// text round trips. `argsText` comes from the facade's `JSON.stringify`. With `fork` (async
-/// calls) the call runs on a fork of `stack`, and the handle is that fork's stack handle too.
+/// calls) the call runs on a fork of `stack`, which gets a JS handle only if the function asks
+/// for it (`enteredStack`).
 pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
     let name = util::req_string(env, a[1], "name")?;
@@ -872,14 +875,44 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
             }
         };
     }
+    let position = id_number(s);
     let stack = s.fork();
     match stack.enter_tool(&name, || Ok(text), o)? {
         None => util::null(env),
-        Some(call) => handles::wrap(env, Handle::Entered { stack, call: std::cell::RefCell::new(Some(call)) }),
+        Some(call) => {
+            entered::publish_position(position);
+            util::number(env, entered::insert(stack, call)?)
+        }
     }
 }
 
-/// exitTool(handle, resultText) or exitTool(handle, undefined, thrown): the end event.
+/// enteredStack(token) → a stack handle for the fork a running entered async call runs on
+/// (its scope current), or `null` once the call has exited. Made only when the call's
+/// function uses Baton (`entered`).
+pub fn entered_stack(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    match entered::stack_of(util::get_number(env, a[0])?) {
+        Some(stack) => handles::wrap(env, Handle::Stack(stack)),
+        None => util::null(env),
+    }
+}
+
+/// exitForked(token, resultText) or exitForked(token, undefined, thrown): ends an entered async
+/// call (its end event) and frees its slot.
+pub fn exit_forked(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Some((_stack, call)) = entered::take(util::get_number(env, a[0])?) else {
+        return Err(Error::invalid_state("call: not a running tool call (already ended?)").into());
+    };
+    exit_with(env, call, a[1], a[2])
+}
+
+/// `enteredRunning()` → entered async calls not yet exited on this thread (tests check that
+/// none is left behind).
+pub fn entered_running(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
+    util::number(env, entered::running() as f64)
+}
+
+/// exitTool(depth, resultText) or exitTool(depth, undefined, thrown): the end event of an
+/// entered synchronous call.
 pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let call = if util::type_of(env, a[0])? == sys::ValueType::napi_number {
         let depth = util::get_number(env, a[0])?;
@@ -894,18 +927,17 @@ pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
             c.pop().ok_or_else(|| Error::invalid_state("call: already ended"))
         })?
     } else {
-        let Handle::Entered { call: cell, .. } = handles::handle(env, a[0], "call")? else {
-            return Err(Error::invalid_argument("call: expected an entered tool call").into());
-        };
-        let Some(call) = cell.borrow_mut().take() else {
-            return Err(Error::invalid_state("call: already ended").into());
-        };
-        call
+        return Err(Error::invalid_argument("call: expected the depth of a synchronous tool call").into());
     };
-    if util::type_of(env, a[1])? == sys::ValueType::napi_string {
-        call.exit(Ok(trusted_text(env, a[1], "returned value")?));
+    exit_with(env, call, a[1], a[2])
+}
+
+/// Exits an entered call with the result text, or with the thrown value when there is none.
+fn exit_with(env: Env, call: baton::EnteredCall, result: JsVal, thrown: JsVal) -> JsResult<JsVal> {
+    if util::type_of(env, result)? == sys::ValueType::napi_string {
+        call.exit(Ok(trusted_text(env, result, "returned value")?));
     } else {
-        let e = callbacks::host_error(env, a[2]);
+        let e = callbacks::host_error(env, thrown);
         call.exit(Err(&e));
     }
     util::undefined(env)

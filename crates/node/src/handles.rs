@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use baton::{AsyncNext, CallCtx, CallHandle, CallInfo, ChunkStream, EnteredCall, EventInfo, LlmStream, ScopeHandle, Stack};
+use baton::{AsyncNext, CallCtx, CallHandle, CallInfo, ChunkStream, EventInfo, LlmStream, ScopeHandle, Stack};
 
 use crate::util::{self, Env, JsResult, JsVal};
 
@@ -18,13 +18,6 @@ pub enum Handle {
     Chunks(RefCell<Option<ChunkStream>>),
     Next(AsyncNext),
     Ctx(CallCtx),
-    /// A tool call the facade runs itself (`enterTool`; `call` is `None` once exited), with
-    /// the stack it runs on. For an async call that stack is a fork and this handle is also
-    /// the stack handle the facade puts in AsyncLocalStorage: one handle per call, not two.
-    Entered {
-        stack: Stack,
-        call: RefCell<Option<EnteredCall>>,
-    },
     /// An LLM stream the facade pulls itself (`enterLlmStream`; `None` once finished), on a
     /// fork of the caller's stack with the call's scope current: this handle is also that
     /// fork's stack handle, under which the facade runs the source.
@@ -48,7 +41,7 @@ fn wrong(what: &str, expected: &str) -> util::Thrown {
 
 pub fn stack<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a Stack> {
     match handle(env, v, what)? {
-        Handle::Stack(s) | Handle::Entered { stack: s, .. } | Handle::EnteredStream { stack: s, .. } => Ok(s),
+        Handle::Stack(s) | Handle::EnteredStream { stack: s, .. } => Ok(s),
         _ => Err(wrong(what, "stack")),
     }
 }

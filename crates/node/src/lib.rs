@@ -19,6 +19,7 @@ mod api;
 mod callbacks;
 mod convert;
 mod deliver;
+mod entered;
 mod handles;
 mod middleware;
 mod stream;
@@ -50,6 +51,10 @@ const EXPORTS: &[(&str, util::Handler)] = &[
     ("tool", api::tool),
     ("enterTool", api::enter_tool),
     ("exitTool", api::exit_tool),
+    ("enteredStack", api::entered_stack),
+    ("exitForked", api::exit_forked),
+    ("enteredPosition", entered::position_buffer),
+    ("enteredRunning", api::entered_running),
     ("llm", api::llm),
     ("llmStream", api::llm_stream),
     ("streamNext", api::stream_next),

@@ -400,4 +400,55 @@ export function lazyForkCases(baton) {
     });
     baton.pop(top);
   });
+
+  test('entered async calls: use during and after the call, scopes left open, late first use', async () => {
+    const rec = recorder();
+    const caller = baton.push('entered-caller');
+    /** @type {{during?: string | null, mark?: string, late?: string | null, lateFirst?: string | null}} */
+    const seen = {};
+    /** @type {() => void} */
+    let fired = () => {};
+    const done = new Promise((/** @type {(v?: unknown) => void} */ r) => { fired = r; });
+    let pending = 2;
+    const fire = () => { if (--pending === 0) fired(); };
+    // Uses Baton during the call, leaves a scope open, and uses the same store after the end.
+    await tool('entered-uses', {}, async () => {
+      const s = baton.push('inside');
+      seen.during = s.parentUuid;
+      baton.push('left-open');
+      setTimeout(() => {
+        const late = baton.push('late-after-use');
+        seen.late = late.parentUuid;
+        baton.pop(late);
+        fire();
+      }, 20);
+    });
+    // Touches Baton for the first time only after the call ended.
+    await tool('entered-late-only', {}, async () => {
+      setTimeout(() => {
+        baton.mark('late-first-mark');
+        const late = baton.push('late-first');
+        seen.lateFirst = late.parentUuid;
+        baton.pop(late);
+        fire();
+      }, 20);
+    });
+    const meanwhile = baton.push('entered-meanwhile');
+    await done;
+    baton.pop(meanwhile);
+    baton.pop(caller);
+    const ev = await rec.done();
+    const uses = started(ev, 'entered-uses');
+    assert.equal(uses.parent_uuid, caller.uuid);
+    assert.equal(seen.during, uses.uuid);
+    assert.equal(started(ev, 'left-open').parent_uuid, started(ev, 'inside').uuid);
+    // The scopes left open end (unwound) before the call's own end event.
+    const ends = ev.filter((e) => e.scope_category === 'end').map((e) => e.name);
+    assert.ok(ends.indexOf('left-open') < ends.indexOf('entered-uses'), ends.join(','));
+    assert.ok(ends.indexOf('inside') < ends.indexOf('entered-uses'), ends.join(','));
+    // After the end, both stores parent where the caller was at call time.
+    assert.equal(seen.late, caller.uuid);
+    assert.equal(seen.lateFirst, caller.uuid);
+    assert.equal(started(ev, 'late-first-mark').parent_uuid, caller.uuid);
+  });
 }
