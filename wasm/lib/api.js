@@ -216,7 +216,7 @@ function createApi(native) {
   }
 
   // The current stack, lazy forks and their pins: node/lib/common.js, as in node/.
-  const { current, currentBase, baseOf, lazyFork } = lazyForks((s) => call(native.fork, s), store, defaultStack);
+  const { current, currentBase, baseOf, lazyFork } = lazyForks((s) => call(native.fork, s), store, defaultStack, (id) => native.enteredStack(id) ?? null);
 
   function runWith(stack, fn, ...args) {
     if (als !== null) return als.run(stack, fn, ...args);
@@ -568,16 +568,18 @@ function createApi(native) {
       }
       const text = enc(args, 'args');
       const input = encoded.exact ? args : parse(text);
-      let forked;
       let how;
       try {
         how = native.enterTool(stack, name, text, optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), true);
-        if (how > 1) forked = native.takeForked();
       } catch (e) {
         throw convert(e);
       }
       if (how === 1) return runWith(lazyFork(s, stack, unobservedAt(stack)), bareAsync, input, fn);
-      if (how !== 0) return runWith(forked, runEntered, how, input, fn);
+      if (how !== 0) {
+        // Entered on a fork the module holds; the store makes its object only if `fn` uses Baton.
+        const lazy = lazyFork(s, stack, native.enteredPosition(), how);
+        return runWith(lazy, runEntered, lazy, input, fn);
+      }
       return startAsync('tool', name, text, fn, options, TOOL_KEYS);
     } catch (e) {
       return Promise.reject(e);
@@ -588,39 +590,49 @@ function createApi(native) {
     return own(await fn(input), 'returned value');
   }
 
-  /** Runs an entered call's function and ends the call (`exitTool`) when it settles. */
-  function runEntered(id, input, fn) {
+  /**
+   * Runs an entered async call's function and ends the call (`exitTool`) when it settles.
+   * `lazy` is the function's store; its `call` is the call's id until the call ends.
+   */
+  function runEntered(lazy, input, fn) {
     let r;
     try {
       r = fn(input);
     } catch (e) {
-      exitTool(id, undefined, e);
+      exitTool(endEntered(lazy), undefined, e);
       return Promise.reject(e);
     }
     if (isThenable(r)) {
-      return Promise.resolve(r).then((v) => exitEntered(id, v), (e) => {
-        exitTool(id, undefined, e);
+      return Promise.resolve(r).then((v) => exitEntered(lazy, v), (e) => {
+        exitTool(endEntered(lazy), undefined, e);
         throw e;
       });
     }
     try {
-      return Promise.resolve(exitEntered(id, r));
+      return Promise.resolve(exitEntered(lazy, r));
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
+  /** The id of an entered async call, taken to end it: the store makes forks of its pin after. */
+  function endEntered(lazy) {
+    const id = lazy.call;
+    lazy.call = 0;
+    return id;
+  }
+
   /** Ends an entered call with its function's result (a value that is not JSON fails it). */
-  function exitEntered(id, r) {
+  function exitEntered(lazy, r) {
     let out;
     try {
       out = encResult(r);
     } catch (e) {
-      exitTool(id, undefined, e);
+      exitTool(endEntered(lazy), undefined, e);
       throw e;
     }
     const exact = encoded.exact;
-    exitTool(id, out);
+    exitTool(endEntered(lazy), out);
     return exact ? r : parse(out);
   }
 

@@ -473,10 +473,17 @@ pub fn unobserved(stack: &Stack) -> Result<f64, JsValue> {
     Ok(if stack.inner.unobserved().map_err(to_js)? { stack.inner.current_id() as f64 } else { -1.0 })
 }
 
+/// A tool call the facade runs itself, and for an async call the fork it runs on.
+type Entered = (baton::EnteredCall, Option<baton::Stack>);
+
 thread_local! {
-    /// Tool calls the facade runs itself (`enterTool` .. `exitTool`), by slot (id - 2).
-    static ENTERED: RefCell<(Vec<Option<baton::EnteredCall>>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-    static FORKED: RefCell<Option<baton::Stack>> = const { RefCell::new(None) };
+    /// Tool calls the facade runs itself (`enterTool` .. `exitTool`), by slot (id - 2). An
+    /// async call's fork is held here too, and gets a JS object only if the function uses
+    /// Baton (`enteredStack`): most functions never do, and every such object would live until
+    /// a `FinalizationRegistry` callback, which needs a turn of the event loop.
+    static ENTERED: RefCell<(Vec<Option<Entered>>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The caller's position at the last async `enterTool` (`Stack::current_id`).
+    static POSITION: std::cell::Cell<f64> = const { std::cell::Cell::new(-1.0) };
 }
 
 /// enterTool(stack, name, argsJson, opts, parent) → `0`: middleware sees the values, use the
@@ -489,8 +496,8 @@ thread_local! {
 /// and the text round trips. `args` comes from the facade's `JSON.stringify` (kept as is).
 ///
 /// `fork` (async calls): the call is entered on a fork of `stack`, so concurrent calls on
-/// `stack` do not interleave with its scope; `takeForked` then gives that fork, on which the
-/// facade runs the function.
+/// `stack` do not interleave with its scope. `enteredStack(id)` gives that fork while the call
+/// runs, and `enteredPosition()` where the caller was (for the facade's pin of it).
 #[wasm_bindgen(js_name = enterTool)]
 pub fn enter_tool(
     stack: &Stack,
@@ -509,7 +516,7 @@ pub fn enter_tool(
     let on = forked.as_ref().unwrap_or(&stack.inner);
     let entered = on.enter_tool(name, || Ok(payload), o).map_err(to_js)?;
     if entered.is_some() && forked.is_some() {
-        FORKED.with(|f| *f.borrow_mut() = forked);
+        POSITION.with(|p| p.set(stack.inner.current_id() as f64));
     }
     match entered {
         None => Ok(0),
@@ -518,11 +525,11 @@ pub fn enter_tool(
             let (slots, free) = &mut *e;
             match free.pop() {
                 Some(i) => {
-                    slots[i as usize] = Some(call);
+                    slots[i as usize] = Some((call, forked));
                     i + 2
                 }
                 None => {
-                    slots.push(Some(call));
+                    slots.push(Some((call, forked)));
                     slots.len() as u32 + 1
                 }
             }
@@ -530,10 +537,21 @@ pub fn enter_tool(
     }
 }
 
-/// The fork the last `enterTool(.., fork = true)` entered its call on.
-#[wasm_bindgen(js_name = takeForked)]
-pub fn take_forked() -> Option<Stack> {
-    FORKED.with(|f| f.borrow_mut().take()).map(|inner| Stack { inner })
+/// The caller's position at the last async `enterTool` (`Stack::current_id`).
+#[wasm_bindgen(js_name = enteredPosition)]
+pub fn entered_position() -> f64 {
+    POSITION.with(|p| p.get())
+}
+
+/// The fork a running async entered call runs on (its scope current), or `undefined` when the
+/// id names no running async call.
+#[wasm_bindgen(js_name = enteredStack)]
+pub fn entered_stack(id: u32) -> Option<Stack> {
+    ENTERED.with(|e| {
+        let e = e.borrow();
+        let (_, fork) = e.0.get(id.wrapping_sub(2) as usize)?.as_ref()?;
+        fork.clone().map(|inner| Stack { inner })
+    })
 }
 
 /// exitTool(id, resultJson) or exitTool(id, undefined, thrown): ends an entered call (its end
@@ -550,7 +568,8 @@ pub fn exit_tool(id: u32, result: Option<String>, thrown: JsValue) -> Result<u32
         }
         call
     });
-    let Some(call) = call else { return Err(to_js(Error::invalid_state("call: already ended"))) };
+    // The fork goes with the call (a JS object made of it by `enteredStack` keeps its own share).
+    let Some((call, _fork)) = call else { return Err(to_js(Error::invalid_state("call: already ended"))) };
     match result {
         Some(text) => call.exit(Ok(baton::Payload::from_json_trusted(text.into_boxed_str()))),
         None => {
