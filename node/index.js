@@ -303,8 +303,19 @@ function checkFn(fn) {
  * path, which validates them.
  */
 function bare(stack, name, options) {
-  return bareShape(name, options) && native.unobserved(stack, false);
+  if (observed || !bareShape(name, options)) return false;
+  if (native.unobserved(stack, false)) return true;
+  observed = true;
+  return false;
 }
+
+/**
+ * True once the addon answered that calls are observed (something is registered), until a
+ * call finds that nothing is or the facade removes registrations. Meanwhile calls skip that
+ * question and go straight to `enterTool`, which answers `false` itself when nothing is
+ * registered (and this resets). A stale true costs one `JSON.stringify` once; false always asks.
+ */
+let observed = false;
 
 /** A call that may be bare: no options, a valid name. */
 function bareShape(name, options) {
@@ -335,15 +346,19 @@ function tool(name, args, fn, options) {
     // caller's LazyFork, if any, stays unmaterialized.
     const store = als.getStore();
     const stack = baseOf(store);
-    if (bareShape(name, options)) {
+    if (!observed && bareShape(name, options)) {
       // `false`, or (nothing registered) the stack's position, for its pin.
       const id = native.unobserved(stack, true);
       if (id !== false) return als.run(lazyFork(store, stack, id), bareAsync, own(args, 'args'), fn);
+      observed = true;
     }
     const text = enc(args, 'args');
     const exact = encoded.exact;
     const entered = native.enterTool(stack, name, text, parentOpt(options), true);
-    if (entered === false) return als.run(lazyFork(store, stack, native.currentId(stack)), bareAsync, exact ? args : parse(text), fn);
+    if (entered === false) {
+      observed = false;
+      return als.run(lazyFork(store, stack, native.currentId(stack)), bareAsync, exact ? args : parse(text), fn);
+    }
     // Entered: the call runs on a fork the addon holds (token `entered`); its store makes the
     // fork's handle only if the function uses Baton.
     if (entered !== null) {
@@ -455,7 +470,10 @@ function toolSync(name, args, fn, options) {
   const text = enc(args, 'args');
   const exact = encoded.exact;
   const entered = native.enterTool(stack, name, text, parentOpt(options), false);
-  if (entered === false) return syncResult(fn(exact ? args : parse(text)));
+  if (entered === false) {
+    observed = false;
+    return syncResult(fn(exact ? args : parse(text)));
+  }
   if (entered !== null) return runEnteredSync(entered, exact ? args : parse(text), fn);
   const r = parse(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), false));
   relieve();
@@ -864,6 +882,7 @@ function register(kind, name, fn, options) {
 
 function deregister(kind, name, options) {
   const scope = options && options.scope ? ext(options.scope, 'options.scope', Scope) : null;
+  observed = false;
   return native.deregister(kind, name, scope);
 }
 
@@ -901,6 +920,7 @@ async function flush(options) {
 
 async function shutdown(options) {
   notInSubscriber('shutdown');
+  observed = false;
   const ok = await native.shutdown(timeoutOf(options));
   drain();
   return ok;
@@ -932,6 +952,7 @@ const plugins = Object.freeze({
   },
   /** Removes everything the active configuration installed. */
   clear() {
+    observed = false;
     native.pluginClear();
   },
 });

@@ -423,7 +423,10 @@ function createApi(native) {
     const text = enc(args, 'args');
     const input = encoded.exact ? args : undefined;
     const how = enterTool(stack, name, text, options);
-    if (how === 1) return ownResult(fn(input === undefined ? parse(text) : input), 'tool');
+    if (how === 1) {
+      observed = false;
+      return ownResult(fn(input === undefined ? parse(text) : input), 'tool');
+    }
     if (how !== 0) {
       let r;
       let out;
@@ -444,8 +447,19 @@ function createApi(native) {
 
   /** Whether a call without options on `stack` is just its function (nothing registered). */
   function bare(stack, name, options) {
-    return bareShape(name, options) && unobservedAt(stack) >= 0;
+    if (observed || !bareShape(name, options)) return false;
+    if (unobservedAt(stack) >= 0) return true;
+    observed = true;
+    return false;
   }
+
+  /**
+   * True once the module answered that calls are observed (something is registered), until a
+   * call finds that nothing is or the facade removes registrations: meanwhile calls skip that
+   * question and go straight to `enterTool`, which answers 1 itself when nothing is registered
+   * (and this resets). A stale true costs one `JSON.stringify` once; false always asks.
+   */
+  let observed = false;
 
   /** A call that may be bare: no options, a valid name. */
   function bareShape(name, options) {
@@ -562,9 +576,10 @@ function createApi(native) {
       const s = store();
       const stack = baseOf(s);
       if (poisoned !== null) throw new BatonError('internal', poisoned);
-      if (bareShape(name, options)) {
+      if (!observed && bareShape(name, options)) {
         const id = unobservedAt(stack);
         if (id >= 0) return runWith(lazyFork(s, stack, id), bareAsync, own(args, 'args'), fn);
+        observed = true;
       }
       const text = enc(args, 'args');
       const input = encoded.exact ? args : parse(text);
@@ -574,7 +589,10 @@ function createApi(native) {
       } catch (e) {
         throw convert(e);
       }
-      if (how === 1) return runWith(lazyFork(s, stack, unobservedAt(stack)), bareAsync, input, fn);
+      if (how === 1) {
+        observed = false;
+        return runWith(lazyFork(s, stack, unobservedAt(stack)), bareAsync, input, fn);
+      }
       if (how !== 0) {
         // Entered on a fork the module holds; the store makes its object only if `fn` uses Baton.
         const lazy = lazyFork(s, stack, native.enteredPosition(), how);
@@ -1092,6 +1110,7 @@ function createApi(native) {
   }
 
   function deregister(kind, name, options) {
+    observed = false;
     return call(native.deregister, kind, name, scopeArg(options, 'scope', 'options.scope'));
   }
 
@@ -1123,6 +1142,7 @@ function createApi(native) {
 
   async function shutdown(options) {
     notInSubscriber('shutdown');
+    observed = false;
     const ok = call(native.shutdown, timeoutOf(options));
     runDrain();
     return ok;
@@ -1171,7 +1191,10 @@ function createApi(native) {
   const plugins = Object.freeze({
     validate: (config) => parse(call(native.pluginValidate, enc(config, 'config'))),
     initialize: (config) => parse(call(native.pluginInitialize, enc(config, 'config'))),
-    clear: () => { call(native.pluginClear); },
+    clear: () => {
+      observed = false;
+      call(native.pluginClear);
+    },
     registerSink: registerSink,
     deregisterSink: (name) => call(native.deregisterExportSink, String(name)),
   });

@@ -188,4 +188,28 @@ export function deliveryCases(baton) {
     assert.equal(ends[3].metadata['error.type'], 'cancelled');
     baton.deregister('subscriber', 'all');
   });
+
+  test('calls notice subscribers that come and go (the facade caches only "observed")', async () => {
+    /** @type {string[]} */
+    const a = [];
+    /** @type {string[]} */
+    const b = [];
+    baton.subscribe('come-a', (e) => { a.push(e.name); });
+    baton.toolSync('seen-by-a', {}, (x) => x);
+    await baton.tool('seen-by-a-async', {}, async (x) => x);
+    await baton.flush();
+    baton.deregister('subscriber', 'come-a');
+    baton.toolSync('seen-by-none', {}, (x) => x);
+    await baton.tool('seen-by-none-async', {}, async (x) => x);
+    baton.subscribe('come-b', (e) => { b.push(e.name); });
+    try {
+      baton.toolSync('seen-by-b', {}, (x) => x);
+      await baton.tool('seen-by-b-async', {}, async (x) => x);
+      await baton.flush();
+    } finally {
+      baton.deregister('subscriber', 'come-b');
+    }
+    assert.deepEqual(a, ['seen-by-a', 'seen-by-a', 'seen-by-a-async', 'seen-by-a-async']);
+    assert.deepEqual(b, ['seen-by-b', 'seen-by-b', 'seen-by-b-async', 'seen-by-b-async']);
+  });
 }
