@@ -113,8 +113,13 @@ function createApi(native) {
   // `for await`), or after MAX_HOPS; always before the next task (timer, I/O, message), since
   // every hop is a microtask. HIGH_WATER still delivers inline; `flush` delivers everything at
   // once.
+  //
+  // A hop is a reaction on one settled Promise, not `queueMicrotask`: Node's `queueMicrotask`
+  // makes an AsyncResource per call (~250 ns against ~150 ns here, with AsyncLocalStorage
+  // active), and an awaited call takes about three hops.
   const IDLE_HOPS = 4;
   const MAX_HOPS = 64;
+  const SETTLED = Promise.resolve();
   let emitted = false; // a call emitted since the last hop
   let hops = 0;
   let idleHops = 0;
@@ -129,7 +134,7 @@ function createApi(native) {
     emitted = false;
     hops = 0;
     idleHops = 0;
-    queueMicrotask(onHop);
+    SETTLED.then(onHop);
   }
 
   function onHop() {
@@ -141,7 +146,7 @@ function createApi(native) {
     }
     if (idleHops < IDLE_HOPS && hops < MAX_HOPS && poisoned === null) {
       hops++;
-      queueMicrotask(onHop);
+      SETTLED.then(onHop);
       return;
     }
     drainScheduled = false;
