@@ -9,7 +9,9 @@
 //! with the result's JSON text ([`EnteredCall::exit`]). The events are the same as those of
 //! [`Stack::tool`]; the host saves converting each payload into a value and back.
 //!
-//! Streams work the same way ([`Stack::enter_llm_stream`]): the host pulls its chunks itself,
+//! Buffered LLM calls too ([`Stack::enter_llm`]: the request is checked and its event copy
+//! loses credential headers, as in [`Stack::llm`]). Streams work the same way
+//! ([`Stack::enter_llm_stream`]): the host pulls its chunks itself,
 //! with the call's scope current while it does ([`EnteredStream::push`] / [`EnteredStream::pop`]),
 //! and hands each chunk's JSON text to [`EnteredStream::chunk`]; the `llm.chunk` marks and the
 //! end event (the chunks as a JSON array) are those of [`Stack::llm_stream`].
@@ -101,6 +103,44 @@ impl EnteredCall {
             Ok(payload) => rt.end_scope(node, Status::Ok, || payload, Map::new()),
             Err(e) => rt.end_scope(node, Status::Error(e), || Payload::NULL, Map::new()),
         };
+    }
+}
+
+/// The families that see or change a (buffered) LLM call's values.
+const LLM_VALUE_FAMILIES: [Family; 5] = [
+    Family::LlmConditionalExecution,
+    Family::LlmRequestIntercept,
+    Family::LlmExecutionIntercept,
+    Family::LlmSanitizeRequest,
+    Family::LlmSanitizeResponse,
+];
+
+impl Stack {
+    /// Enters a (buffered) LLM call whose callback the host runs itself, when no middleware
+    /// could see its values and no codec is asked for (`Ok(None)` otherwise: use
+    /// [`Stack::llm`]). `request` is checked as `llm` checks it, and its event copy loses
+    /// credential headers the same way. The returned request is what `llm`'s callback would
+    /// get (`headers` added when it had none). [`EnteredCall::exit`] takes the response's JSON
+    /// text: the end event is the one `llm` emits.
+    pub fn enter_llm(&self, name: &str, mut request: Value, options: LlmOptions) -> Result<Option<(EnteredCall, Value)>> {
+        validate_llm_request(&mut request)?;
+        let codecs = options.codec.is_some() || options.response_codec.is_some();
+        let mut call = Call::new(self, CallKind::Llm, name, options.into())?;
+        if codecs || call.rt().registry.any_of(&LLM_VALUE_FAMILIES, call.parent.node()) {
+            return Ok(None);
+        }
+        let node = ScopeNode::new(
+            call.info.name.clone(),
+            CallKind::Llm.category(),
+            Attributes::new(&call.attributes),
+            category_profile(&call.info),
+            &call.parent,
+            std::mem::take(&mut call.metadata),
+        );
+        call.info.uuid = Some(node.uuid);
+        let rt = call.rt();
+        rt.emit_start(&node, || rt.event_payload(Family::LlmSanitizeRequest, Some(&node), &call.info, &request), None);
+        Ok(Some((EnteredCall { pushed: PushedGuard::owning(self, node).ending() }, request)))
     }
 }
 
@@ -432,5 +472,59 @@ mod tests {
         let quiet = Runtime::new(RuntimeConfig::default()).new_stack();
         let opts = LlmOptions { codec: Some(crate::codec::Codec::Auto), ..Default::default() };
         assert!(quiet.enter_llm_stream("chat", json!({"content": 1}), opts).unwrap().is_none());
+    }
+
+    /// An entered LLM call emits what `Stack::llm` emits, hands the callback the request `llm`
+    /// would (credentials kept, `headers` added), strips credentials from the event copy, and
+    /// declines when a value middleware or a codec applies.
+    #[test]
+    fn entered_llm_emits_what_a_managed_llm_call_emits() {
+        let rt = Runtime::new(RuntimeConfig::default());
+        let seen = recorder(&rt);
+        let stack = rt.new_stack();
+        let request = json!({"headers": {"Authorization": "secret", "x": "y"}, "content": {"m": 1}});
+        let response = json!({"text": "hi", "n": [1, 2]});
+        let opts = || LlmOptions { model_name: Some("m1".into()), ..Default::default() };
+        let given = Mutex::new(None);
+        let r = response.clone();
+        stack
+            .llm(
+                "chat",
+                request.clone(),
+                |q| {
+                    *given.lock().unwrap() = Some(q);
+                    Ok(r.clone())
+                },
+                opts(),
+            )
+            .unwrap();
+        let (h, q) = stack.enter_llm("chat", request, opts()).unwrap().expect("no value middleware");
+        assert_eq!(Some(q), given.lock().unwrap().take(), "the callback gets what llm's callback gets");
+        assert_eq!(stack.current().unwrap().uuid(), h.uuid());
+        h.exit(Ok(Payload::from_value(&response)));
+        let (h, q) = stack.enter_llm("chat", json!({"content": 1}), LlmOptions::default()).unwrap().unwrap();
+        assert_eq!(q, json!({"headers": {}, "content": 1}));
+        h.exit(Err(&Error::invalid_argument("provider: down")));
+        assert!(stack.enter_llm("chat", json!({"headers": 1, "content": 1}), LlmOptions::default()).is_err());
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        let events = seen.lock().unwrap().clone();
+        let strip = |mut e: serde_json::Value| {
+            for k in ["uuid", "parent_uuid", "timestamp"] {
+                e.as_object_mut().unwrap().remove(k);
+            }
+            e
+        };
+        assert_eq!(events.len(), 6);
+        assert_eq!(strip(events[0].clone()), strip(events[2].clone()));
+        assert_eq!(strip(events[1].clone()), strip(events[3].clone()));
+        assert!(events[2]["data"]["headers"].get("Authorization").is_none());
+        assert_eq!(events[2]["category_profile"]["model_name"], "m1");
+        assert_eq!(events[3]["data"], response);
+        assert_eq!(events[5]["attributes"], events[1]["attributes"]);
+        assert_eq!(events[5]["metadata"], json!({"error.type": "invalid_argument", "otel.status_code": "ERROR", "otel.status_description": "provider: down"}));
+        let codec = LlmOptions { codec: Some(crate::codec::Codec::Auto), ..Default::default() };
+        assert!(stack.enter_llm("chat", json!({"content": 1}), codec).unwrap().is_none());
+        rt.register(Registration::new("ri"), Middleware::LlmRequestIntercept(RequestIntercept::Sync(Arc::new(|_, v| Ok(v))))).unwrap();
+        assert!(stack.enter_llm("chat", json!({"content": 1}), LlmOptions::default()).unwrap().is_none());
     }
 }
