@@ -480,18 +480,49 @@ function toolSync(name, args, fn, options) {
   return r;
 }
 
-async function llm(name, request, fn, options) {
-  notInSubscriber('llm');
-  checkFn(fn);
-  const r = parse(await native.llm(currentBase(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), true));
-  relieve();
-  return r;
+/**
+ * A managed LLM call. Entered (`enterLlm`: only subscribers see it), the function runs here on
+ * a fork the addon holds, as an entered `tool` does, and gets the request the core checked;
+ * otherwise the core's managed pipeline runs it. Not an `async function`, as `tool`.
+ */
+function llm(name, request, fn, options) {
+  try {
+    notInSubscriber('llm');
+    checkFn(fn);
+    const store = als.getStore();
+    const stack = baseOf(store);
+    const text = enc(request, 'request');
+    const exact = encoded.exact;
+    const entered = native.enterLlm(stack, name, text, parentOpt(options), true);
+    if (entered !== null) {
+      const lazy = lazyFork(store, stack, enteredPosition[0], entered[0]);
+      return als.run(lazy, runEnteredAsync, lazy, llmInput(request, text, exact, entered[1]), fn);
+    }
+    return Promise.resolve(native.llm(stack, name, text, wrapCallback(fn), parentOpt(options), true)).then(managedResult);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * The request an entered LLM call's function gets: the one the core checked when the check
+ * changed it (`checked`), else the caller's own when it is exactly its JSON form, else its
+ * JSON copy — what the managed path would hand on.
+ */
+function llmInput(request, text, exact, checked) {
+  if (checked !== undefined) return parse(checked);
+  return exact ? request : parse(text);
 }
 
 function llmSync(name, request, fn, options) {
   notInSubscriber('llmSync');
   checkFn(fn);
-  const r = parse(native.llm(current(), name, enc(request, 'request'), wrapCallback(fn), parentOpt(options), false));
+  const stack = current();
+  const text = enc(request, 'request');
+  const exact = encoded.exact;
+  const entered = native.enterLlm(stack, name, text, parentOpt(options), false);
+  if (entered !== null) return runEnteredSync(entered[0], llmInput(request, text, exact, entered[1]), fn);
+  const r = parse(native.llm(stack, name, text, wrapCallback(fn), parentOpt(options), false));
   relieve();
   return r;
 }

@@ -119,10 +119,12 @@ impl Stack {
     /// Enters a (buffered) LLM call whose callback the host runs itself, when no middleware
     /// could see its values and no codec is asked for (`Ok(None)` otherwise: use
     /// [`Stack::llm`]). `request` is checked as `llm` checks it, and its event copy loses
-    /// credential headers the same way. The returned request is what `llm`'s callback would
-    /// get (`headers` added when it had none). [`EnteredCall::exit`] takes the response's JSON
-    /// text: the end event is the one `llm` emits.
-    pub fn enter_llm(&self, name: &str, mut request: Value, options: LlmOptions) -> Result<Option<(EnteredCall, Value)>> {
+    /// credential headers the same way. The request `llm`'s callback would get is returned
+    /// when the check changed it (`headers` added when it had none), `None` when it is the
+    /// request given. [`EnteredCall::exit`] takes the response's JSON text: the end event is
+    /// the one `llm` emits.
+    pub fn enter_llm(&self, name: &str, mut request: Value, options: LlmOptions) -> Result<Option<(EnteredCall, Option<Value>)>> {
+        let had_headers = matches!(request.get("headers"), Some(Value::Object(_)));
         validate_llm_request(&mut request)?;
         let codecs = options.codec.is_some() || options.response_codec.is_some();
         let mut call = Call::new(self, CallKind::Llm, name, options.into())?;
@@ -140,7 +142,8 @@ impl Stack {
         call.info.uuid = Some(node.uuid);
         let rt = call.rt();
         rt.emit_start(&node, || rt.event_payload(Family::LlmSanitizeRequest, Some(&node), &call.info, &request), None);
-        Ok(Some((EnteredCall { pushed: PushedGuard::owning(self, node).ending() }, request)))
+        let changed = (!had_headers).then_some(request);
+        Ok(Some((EnteredCall { pushed: PushedGuard::owning(self, node).ending() }, changed)))
     }
 }
 
@@ -498,12 +501,13 @@ mod tests {
                 opts(),
             )
             .unwrap();
-        let (h, q) = stack.enter_llm("chat", request, opts()).unwrap().expect("no value middleware");
-        assert_eq!(Some(q), given.lock().unwrap().take(), "the callback gets what llm's callback gets");
+        let (h, q) = stack.enter_llm("chat", request.clone(), opts()).unwrap().expect("no value middleware");
+        assert_eq!(q, None, "unchanged by the check");
+        assert_eq!(given.lock().unwrap().take(), Some(request.clone()), "llm's callback got the request as given");
         assert_eq!(stack.current().unwrap().uuid(), h.uuid());
         h.exit(Ok(Payload::from_value(&response)));
         let (h, q) = stack.enter_llm("chat", json!({"content": 1}), LlmOptions::default()).unwrap().unwrap();
-        assert_eq!(q, json!({"headers": {}, "content": 1}));
+        assert_eq!(q, Some(json!({"headers": {}, "content": 1})));
         h.exit(Err(&Error::invalid_argument("provider: down")));
         assert!(stack.enter_llm("chat", json!({"headers": 1, "content": 1}), LlmOptions::default()).is_err());
         rt.flush(std::time::Duration::from_secs(5)).unwrap();

@@ -886,6 +886,49 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     }
 }
 
+/// enterLlm(stack, name, requestText, options, fork) → `null` (nothing registered, or
+/// middleware or a codec sees the values: use `llm`), or, entered, `[call, requestText]`:
+/// `call` as `enterTool` gives it (a synchronous call's depth for `exitTool`, an async call's
+/// token for `exitForked`, the caller's position published) and, only when the core's check
+/// changed the request (`headers` added), the request the function gets (else `undefined`:
+/// the request as given). The same events as `llm`
+/// (`Stack::enter_llm`), without the core's call machinery and the trampoline into JS.
+pub fn enter_llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let name = util::req_string(env, a[1], "name")?;
+    let o = llm_options(env, a[3])?;
+    // Nothing registered: `llm` checks the request and calls the function directly.
+    if s.unobserved()? && !name.is_empty() {
+        return util::null(env);
+    }
+    let request = convert::text_in(env, a[2], "request")?;
+    let (call, request) = if truthy(env, a[4])? {
+        let position = id_number(&s);
+        let stack = s.fork();
+        let Some((call, request)) = stack.enter_llm(&name, request, o)? else {
+            return util::null(env);
+        };
+        entered::publish_position(position);
+        (entered::insert(stack, call)?, request)
+    } else {
+        let Some((call, request)) = s.enter_llm(&name, request, o)? else {
+            return util::null(env);
+        };
+        let depth = ENTERED_SYNC.with(|c| {
+            let mut c = c.borrow_mut();
+            c.push(call);
+            c.len()
+        });
+        (depth as f64, request)
+    };
+    let out = util::array(env, 2)?;
+    util::set_index(env, out, 0, util::number(env, call)?)?;
+    if let Some(request) = request {
+        util::set_index(env, out, 1, convert::text_out(env, &request)?)?;
+    }
+    Ok(out)
+}
+
 /// enteredStack(token) → a stack handle for the fork a running entered async call runs on
 /// (its scope current), or `null` once the call has exited. Made only when the call's
 /// function uses Baton (`entered`).

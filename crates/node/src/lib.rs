@@ -51,6 +51,7 @@ const EXPORTS: &[(&str, util::Handler)] = &[
     ("tool", api::tool),
     ("enterTool", api::enter_tool),
     ("exitTool", api::exit_tool),
+    ("enterLlm", api::enter_llm),
     ("enteredStack", api::entered_stack),
     ("exitForked", api::exit_forked),
     ("enteredPosition", entered::position_buffer),
