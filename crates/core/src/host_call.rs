@@ -525,7 +525,10 @@ mod tests {
         assert_eq!(events[2]["category_profile"]["model_name"], "m1");
         assert_eq!(events[3]["data"], response);
         assert_eq!(events[5]["attributes"], events[1]["attributes"]);
-        assert_eq!(events[5]["metadata"], json!({"error.type": "invalid_argument", "otel.status_code": "ERROR", "otel.status_description": "provider: down"}));
+        assert_eq!(
+            events[5]["metadata"],
+            json!({"error.type": "invalid_argument", "otel.status_code": "ERROR", "otel.status_description": "provider: down"})
+        );
         let codec = LlmOptions { codec: Some(crate::codec::Codec::Auto), ..Default::default() };
         assert!(stack.enter_llm("chat", json!({"content": 1}), codec).unwrap().is_none());
         rt.register(Registration::new("ri"), Middleware::LlmRequestIntercept(RequestIntercept::Sync(Arc::new(|_, v| Ok(v))))).unwrap();
