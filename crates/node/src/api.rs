@@ -903,7 +903,7 @@ pub fn enter_llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     }
     let request = convert::text_in(env, a[2], "request")?;
     let (call, request) = if truthy(env, a[4])? {
-        let position = id_number(&s);
+        let position = id_number(s);
         let stack = s.fork();
         let Some((call, request)) = stack.enter_llm(&name, request, o)? else {
             return util::null(env);
