@@ -661,19 +661,80 @@ function createApi(native) {
 
   const LLM_KEYS = ['modelName', 'metadata', 'attributes', 'codec', 'responseCodec', 'chunkMarks'];
 
+  /**
+   * Enters an LLM call when only subscribers see it (`enterLlm`): its id, or 0 for the managed
+   * path.
+   */
+  function enterLlm(stack, name, text, options, fork) {
+    if (poisoned !== null) throw new BatonError('internal', poisoned);
+    try {
+      return native.enterLlm(stack, name, text, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), fork);
+    } catch (e) {
+      throw convert(e);
+    }
+  }
+
+  /**
+   * The request an entered LLM call's function gets: the one the core checked when the check
+   * changed it, else the caller's own when it is exactly its JSON form, else its JSON copy —
+   * what the managed path would hand on.
+   */
+  function llmInput(request, text, exact) {
+    const checked = native.takeCheckedRequest();
+    if (checked !== undefined) return parse(checked);
+    return exact ? request : parse(text);
+  }
+
   function llmSync(name, request, fn, options) {
     notInSubscriber('llmSync');
     checkFn(fn);
     const stack = current();
-    const out = call(native.llm, stack, name, enc(request, 'request'), syncCallback(fn, stack, 'llm'), optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
+    const text = enc(request, 'request');
+    const exact = encoded.exact;
+    const id = enterLlm(stack, name, text, options, false);
+    if (id !== 0) {
+      // Entered: the function runs here, between `enterLlm` and `exitTool`, as in `toolSync`.
+      const input = llmInput(request, text, exact);
+      let r;
+      let out;
+      try {
+        r = fn(input);
+        out = syncResult(r, 'llm');
+      } catch (e) {
+        exitTool(id, undefined, e);
+        throw e;
+      }
+      const same = encoded.exact;
+      exitTool(id, out);
+      return same ? r : parse(out);
+    }
+    const out = call(native.llm, stack, name, text, syncCallback(fn, stack, 'llm'), optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
     return parse(out);
   }
 
-  /** A managed LLM call whose callback may return a Promise. */
-  async function llm(name, request, fn, options) {
-    notInSubscriber('llm');
-    checkFn(fn);
-    return startAsync('llm', name, enc(request, 'request'), fn, options, LLM_KEYS);
+  /**
+   * A managed LLM call whose callback may return a Promise. Entered (only subscribers see it),
+   * the function runs on the call's fork as an entered `tool`'s does; otherwise the core's
+   * managed pipeline runs it. Not an `async function`, as `tool`.
+   */
+  function llm(name, request, fn, options) {
+    try {
+      notInSubscriber('llm');
+      checkFn(fn);
+      const s = store();
+      const stack = baseOf(s);
+      const text = enc(request, 'request');
+      const exact = encoded.exact;
+      const id = enterLlm(stack, name, text, options, true);
+      if (id !== 0) {
+        const input = llmInput(request, text, exact);
+        const lazy = lazyFork(s, stack, native.enteredPosition(), id);
+        return runWith(lazy, runEntered, lazy, input, fn);
+      }
+      return startAsync('llm', name, text, fn, options, LLM_KEYS);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   // ----- streams -----

@@ -125,10 +125,27 @@ impl Stack {
     /// the one `llm` emits.
     pub fn enter_llm(&self, name: &str, mut request: Value, options: LlmOptions) -> Result<Option<(EnteredCall, Option<Value>)>> {
         let had_headers = matches!(request.get("headers"), Some(Value::Object(_)));
-        validate_llm_request(&mut request)?;
+        let Some((_, node)) = self.start_host_llm(name, &mut request, options, &LLM_VALUE_FAMILIES)? else {
+            return Ok(None);
+        };
+        let changed = (!had_headers).then_some(request);
+        Ok(Some((EnteredCall { pushed: PushedGuard::owning(self, node).ending() }, changed)))
+    }
+
+    /// What entering a host-run LLM call (buffered or streamed) shares: the request checked,
+    /// `None` when one of `families` applies or a codec is asked for, else the call's scope
+    /// with its start event (the request's event copy without credentials).
+    fn start_host_llm(
+        &self,
+        name: &str,
+        request: &mut Value,
+        options: LlmOptions,
+        families: &[Family],
+    ) -> Result<Option<(Call, Arc<ScopeNode>)>> {
+        validate_llm_request(request)?;
         let codecs = options.codec.is_some() || options.response_codec.is_some();
         let mut call = Call::new(self, CallKind::Llm, name, options.into())?;
-        if codecs || call.rt().registry.any_of(&LLM_VALUE_FAMILIES, call.parent.node()) {
+        if codecs || call.rt().registry.any_of(families, call.parent.node()) {
             return Ok(None);
         }
         let node = ScopeNode::new(
@@ -141,9 +158,8 @@ impl Stack {
         );
         call.info.uuid = Some(node.uuid);
         let rt = call.rt();
-        rt.emit_start(&node, || rt.event_payload(Family::LlmSanitizeRequest, Some(&node), &call.info, &request), None);
-        let changed = (!had_headers).then_some(request);
-        Ok(Some((EnteredCall { pushed: PushedGuard::owning(self, node).ending() }, changed)))
+        rt.emit_start(&node, || rt.event_payload(Family::LlmSanitizeRequest, Some(&node), &call.info, request), None);
+        Ok(Some((call, node)))
     }
 }
 
@@ -190,24 +206,10 @@ impl Stack {
     /// headers the same way. The host's callback should see the request with `headers`
     /// added when it had none, as `llm_stream`'s callback does: [`EnteredStream::take_request`].
     pub fn enter_llm_stream(&self, name: &str, mut request: Value, options: LlmOptions) -> Result<Option<EnteredStream>> {
-        validate_llm_request(&mut request)?;
-        let codecs = options.codec.is_some() || options.response_codec.is_some();
-        let mut call = Call::new(self, CallKind::Llm, name, options.into())?;
-        if codecs || call.rt().registry.any_of(&LLM_STREAM_VALUE_FAMILIES, call.parent.node()) {
+        let Some((call, node)) = self.start_host_llm(name, &mut request, options, &LLM_STREAM_VALUE_FAMILIES)? else {
             return Ok(None);
-        }
-        let node = ScopeNode::new(
-            call.info.name.clone(),
-            CallKind::Llm.category(),
-            Attributes::new(&call.attributes),
-            category_profile(&call.info),
-            &call.parent,
-            std::mem::take(&mut call.metadata),
-        );
-        call.info.uuid = Some(node.uuid);
-        let rt = call.rt();
-        rt.emit_start(&node, || rt.event_payload(Family::LlmSanitizeRequest, Some(&node), &call.info, &request), None);
-        let observed = rt.registry.has_subscribers(Some(&node));
+        };
+        let observed = call.rt().registry.has_subscribers(Some(&node));
         Ok(Some(EnteredStream {
             call,
             node,

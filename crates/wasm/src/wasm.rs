@@ -520,21 +520,62 @@ pub fn enter_tool(
     }
     match entered {
         None => Ok(0),
-        Some(call) => Ok(ENTERED.with(|e| {
-            let mut e = e.borrow_mut();
-            let (slots, free) = &mut *e;
-            match free.pop() {
-                Some(i) => {
-                    slots[i as usize] = Some((call, forked));
-                    i + 2
-                }
-                None => {
-                    slots.push(Some((call, forked)));
-                    slots.len() as u32 + 1
-                }
-            }
-        })),
+        Some(call) => Ok(hold_entered(call, forked)),
     }
+}
+
+/// Holds an entered call (and an async call's fork) for `exitTool`; returns its id (≥ 2).
+fn hold_entered(call: baton::EnteredCall, forked: Option<baton::Stack>) -> u32 {
+    ENTERED.with(|e| {
+        let mut e = e.borrow_mut();
+        let (slots, free) = &mut *e;
+        match free.pop() {
+            Some(i) => {
+                slots[i as usize] = Some((call, forked));
+                i + 2
+            }
+            None => {
+                slots.push(Some((call, forked)));
+                slots.len() as u32 + 1
+            }
+        }
+    })
+}
+
+thread_local! {
+    /// The request an entered LLM call's function gets, when the core's check changed it.
+    static CHECKED: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// enterLlm(stack, name, requestJson, opts, parent, fork) → `0`: nothing registered, or
+/// middleware or a codec sees the values: use the managed path (`llm` / `callAsync`);
+/// otherwise the id of the entered call for `exitTool` (`Stack::enter_llm`: the events of
+/// `llm`). `takeCheckedRequest` then gives the request the function gets when the core's
+/// check changed it (`headers` added). `fork` as for `enterTool`.
+#[wasm_bindgen(js_name = enterLlm)]
+pub fn enter_llm(stack: &Stack, name: &str, request: &str, opts: Option<String>, parent: Option<Scope>, fork: bool) -> Result<u32, JsValue> {
+    let options = llm_options(opts, parent)?;
+    if stack.inner.unobserved().map_err(to_js)? && !name.is_empty() {
+        return Ok(0);
+    }
+    let request = parse_json(request, "request")?;
+    let forked = fork.then(|| stack.inner.fork());
+    let on = forked.as_ref().unwrap_or(&stack.inner);
+    let Some((call, checked)) = on.enter_llm(name, request, options).map_err(to_js)? else {
+        return Ok(0);
+    };
+    if forked.is_some() {
+        POSITION.with(|p| p.set(stack.inner.current_id() as f64));
+    }
+    CHECKED.with(|c| *c.borrow_mut() = checked.map(|v| v.to_string()));
+    Ok(hold_entered(call, forked))
+}
+
+/// The request the last entered LLM call's function gets when the core's check changed it
+/// (JSON text), once; `undefined` when it is the request as given.
+#[wasm_bindgen(js_name = takeCheckedRequest)]
+pub fn take_checked_request() -> Option<String> {
+    CHECKED.with(|c| c.borrow_mut().take())
 }
 
 /// The caller's position at the last async `enterTool` (`Stack::current_id`).

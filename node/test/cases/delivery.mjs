@@ -212,4 +212,41 @@ export function deliveryCases(baton) {
     assert.deepEqual(a, ['seen-by-a', 'seen-by-a', 'seen-by-a-async', 'seen-by-a-async']);
     assert.deepEqual(b, ['seen-by-b', 'seen-by-b', 'seen-by-b-async', 'seen-by-b-async']);
   });
+
+  test('an entered llm call: the request its function gets, credentials, errors, nesting', async () => {
+    /** @type {any[]} */
+    const events = [];
+    baton.subscribe('llm-events', (e) => { events.push(e); });
+    try {
+      /** @type {any[]} */
+      const got = [];
+      const withHeaders = { headers: { Authorization: 'Bearer secret', 'x-a': '1' }, content: { q: 1 } };
+      const r1 = await baton.llm('chat', withHeaders, async (req) => {
+        got.push(req);
+        baton.mark('inside-llm');
+        return { text: 'a' };
+      }, { modelName: 'm1' });
+      assert.deepEqual(r1, { text: 'a' });
+      assert.equal(got[0], withHeaders, 'the caller\'s own request when it is exactly its JSON form');
+      const r2 = baton.llmSync('chat', { content: 'hi' }, (req) => { got.push(req); return 'ok'; });
+      assert.equal(r2, 'ok');
+      assert.deepEqual(got[1], { headers: {}, content: 'hi' }, 'headers added, as the managed path does');
+      const boom = new RangeError('provider down');
+      await assert.rejects(baton.llm('chat', { content: 1 }, async () => { throw boom; }), (e) => e === boom);
+      assert.throws(() => baton.llmSync('chat', /** @type {any} */ ({ headers: 1, content: 1 }), () => 1), (/** @type {any} */ e) => e.code === 'invalid_argument');
+      await baton.flush();
+      const starts = events.filter((e) => e.name === 'chat' && e.scope_category === 'start');
+      const ends = events.filter((e) => e.name === 'chat' && e.scope_category === 'end');
+      assert.equal(starts.length, 3);
+      assert.equal(ends.length, 3);
+      assert.deepEqual(starts[0].data, { headers: { 'x-a': '1' }, content: { q: 1 } }, 'credentials stripped from the event');
+      assert.equal(starts[0].category_profile.model_name, 'm1');
+      assert.deepEqual(ends[0].data, { text: 'a' });
+      assert.deepEqual(starts[1].data, { headers: {}, content: 'hi' });
+      assert.equal(ends[2].metadata['otel.status_code'], 'ERROR');
+      assert.equal(events.find((e) => e.name === 'inside-llm').parent_uuid, starts[0].uuid);
+    } finally {
+      baton.deregister('subscriber', 'llm-events');
+    }
+  });
 }
