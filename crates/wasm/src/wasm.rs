@@ -553,7 +553,14 @@ thread_local! {
 /// `llm`). `takeCheckedRequest` then gives the request the function gets when the core's
 /// check changed it (`headers` added). `fork` as for `enterTool`.
 #[wasm_bindgen(js_name = enterLlm)]
-pub fn enter_llm(stack: &Stack, name: &str, request: &str, opts: Option<String>, parent: Option<Scope>, fork: bool) -> Result<u32, JsValue> {
+pub fn enter_llm(
+    stack: &Stack,
+    name: &str,
+    request: &str,
+    opts: Option<String>,
+    parent: Option<Scope>,
+    fork: bool,
+) -> Result<u32, JsValue> {
     let options = llm_options(opts, parent)?;
     if stack.inner.unobserved().map_err(to_js)? && !name.is_empty() {
         return Ok(0);
