@@ -221,29 +221,37 @@ function pop(scope, options) {
   relieve();
 }
 
+/**
+ * Runs `fn` in a new scope on a fork of the current stack. The addon holds the fork with the
+ * scope pushed (`enterScope`); `fn`'s store is a lazy fork that asks for the fork's handle only
+ * if `fn` uses the current stack, as an entered call's does.
+ */
 function withScope(name, fn, options) {
-  const stack = native.fork(currentBase());
-  const scope = new Scope(native.push(stack, name, parentOpt(options)));
+  const store = als.getStore();
+  const base = baseOf(store);
+  const entered = native.enterScope(base, name, parentOpt(options));
+  const scope = new Scope(entered[1]);
+  const lazy = lazyFork(store, base, enteredPosition[0], entered[0]);
   let r;
   try {
-    r = als.run(stack, fn, scope);
+    r = als.run(lazy, fn, scope);
   } catch (e) {
-    native.pop(stack, scope[EXT], { error: e });
+    native.exitScope(endForked(lazy), { error: e });
     throw e;
   }
   if (isThenable(r)) {
     return Promise.resolve(r).then(
       (v) => {
-        native.pop(stack, scope[EXT], undefined);
+        native.exitScope(endForked(lazy), undefined);
         return v;
       },
       (e) => {
-        native.pop(stack, scope[EXT], { error: e });
+        native.exitScope(endForked(lazy), { error: e });
         throw e;
       },
     );
   }
-  native.pop(stack, scope[EXT], undefined);
+  native.exitScope(endForked(lazy), undefined);
   return r;
 }
 

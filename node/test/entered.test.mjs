@@ -63,3 +63,27 @@ test('a token that ended or was made up ends nothing and reaches no fork', async
     baton.deregister('subscriber', 'tokens');
   }
 });
+
+test('withScope holds its fork under a token until the scope ends; tokens are not interchangeable', async () => {
+  const before = native.enteredRunning();
+  /** @type {any} */
+  let inside = null;
+  const v = await baton.withScope('held', async (scope) => {
+    inside = native.enteredRunning();
+    assert.equal(baton.currentScope()?.uuid, scope.uuid, 'the fork has the scope current');
+    return 7;
+  });
+  assert.equal(v, 7);
+  assert.equal(inside, before + 1);
+  assert.throws(() => baton.withScope('throws', () => { throw new TypeError('x'); }), TypeError);
+  assert.equal(baton.withScope('sync', () => 'ok'), 'ok');
+  assert.equal(native.enteredRunning(), before, 'every scope ended and freed its slot');
+  // A scope's token does not end a call, and the other way round; the slot stays.
+  const stack = native.newStack();
+  const [token] = native.enterScope(stack, 'direct', undefined);
+  assert.throws(() => native.exitForked(token, '1'), (/** @type {any} */ e) => e.code === 'invalid_state');
+  assert.notEqual(native.enteredStack(token), null);
+  native.exitScope(token, undefined);
+  assert.throws(() => native.exitScope(token, undefined), (/** @type {any} */ e) => e.code === 'invalid_state');
+  assert.equal(native.enteredRunning(), before);
+});

@@ -275,8 +275,12 @@ fn data_schema(env: Env, o: JsVal) -> JsResult<Option<DataSchema>> {
 
 pub fn push(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
-    let o = a[2];
+    let opts = scope_options(env, a[1], a[2])?;
+    handles::wrap(env, Handle::Scope(s.push(opts)?))
+}
+
+fn scope_options(env: Env, name: JsVal, o: JsVal) -> JsResult<ScopeOptions> {
+    let name = util::req_string(env, name, "name")?;
     let mut opts = ScopeOptions::new(name).category(util::opt_string(env, o, "category")?.unwrap_or_else(|| "function".into()).as_str());
     opts.input = opt_json(env, o, "input")?;
     opts.metadata = opt_object(env, o, "metadata")?;
@@ -284,7 +288,36 @@ pub fn push(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     opts.category_profile = opt_json(env, o, "categoryProfile")?.filter(|v| !v.is_null());
     opts.data_schema = data_schema(env, o)?;
     opts.parent = handles::opt_scope(env, o, "parent")?;
-    handles::wrap(env, Handle::Scope(s.push(opts)?))
+    Ok(opts)
+}
+
+/// enterScope(stack, name, options) → `[token, scope]`: a scope pushed on a fork of `stack`
+/// for `withScope`. The fork stays here under `token` (its handle made only when the function
+/// uses Baton: `enteredStack`), the caller's position published; `exitScope` pops the scope.
+pub fn enter_scope(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let s = handles::stack(env, a[0], "stack")?;
+    let opts = scope_options(env, a[1], a[2])?;
+    let position = id_number(s);
+    let fork = s.fork();
+    let scope = fork.push(opts)?;
+    entered::publish_position(position);
+    let out = util::array(env, 2)?;
+    let h = handles::wrap(env, Handle::Scope(scope.clone()))?;
+    util::set_index(env, out, 0, util::number(env, entered::insert(fork, entered::Held::Scope(scope))?)?)?;
+    util::set_index(env, out, 1, h)?;
+    Ok(out)
+}
+
+/// exitScope(token, endOptions): pops the scope of `enterScope` (its end event) and frees the
+/// slot.
+pub fn exit_scope(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    let Some((stack, entered::Held::Scope(scope))) = entered::take(util::get_number(env, a[0])?, |h| matches!(h, entered::Held::Scope(_)))
+    else {
+        return Err(Error::invalid_state("scope: not a running withScope scope (already ended?)").into());
+    };
+    let end = end_options(env, a[1], "output")?;
+    stack.pop(&scope, end)?;
+    undefined(env)
 }
 
 pub fn pop(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
@@ -881,7 +914,7 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
         None => util::null(env),
         Some(call) => {
             entered::publish_position(position);
-            util::number(env, entered::insert(stack, call)?)
+            util::number(env, entered::insert(stack, entered::Held::Call(call))?)
         }
     }
 }
@@ -909,7 +942,7 @@ pub fn enter_llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
             return util::null(env);
         };
         entered::publish_position(position);
-        (entered::insert(stack, call)?, request)
+        (entered::insert(stack, entered::Held::Call(call))?, request)
     } else {
         let Some((call, request)) = s.enter_llm(&name, request, o)? else {
             return util::null(env);
@@ -942,7 +975,8 @@ pub fn entered_stack(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 /// exitForked(token, resultText) or exitForked(token, undefined, thrown): ends an entered async
 /// call (its end event) and frees its slot.
 pub fn exit_forked(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let Some((_stack, call)) = entered::take(util::get_number(env, a[0])?) else {
+    let Some((_stack, entered::Held::Call(call))) = entered::take(util::get_number(env, a[0])?, |h| matches!(h, entered::Held::Call(_)))
+    else {
         return Err(Error::invalid_state("call: not a running tool call (already ended?)").into());
     };
     exit_with(env, call, a[1], a[2])

@@ -1,5 +1,5 @@
-//! Async tool calls the facade runs itself (`enterTool` with `fork`), held here by token until
-//! they exit.
+//! Async tool and LLM calls the facade runs itself (`enterTool` / `enterLlm` with `fork`), and
+//! the scopes of `withScope` (`enterScope`), held here by token until they end.
 //!
 //! Such a call runs on a fork of the caller's stack with its scope pushed there. The facade
 //! needs a JS handle for that fork only if the function uses Baton (a nested call, a mark, a
@@ -14,13 +14,19 @@
 
 use std::cell::{Cell, RefCell};
 
-use baton::{EnteredCall, Stack};
+use baton::{EnteredCall, ScopeHandle, Stack};
 
 use crate::util::{self, Env, JsResult, JsVal};
 
+/// What a slot holds besides the fork: an entered call, or the scope `withScope` pushed.
+pub enum Held {
+    Call(EnteredCall),
+    Scope(ScopeHandle),
+}
+
 struct Slot {
     generation: u32,
-    call: Option<(Stack, EnteredCall)>,
+    call: Option<(Stack, Held)>,
 }
 
 #[derive(Default)]
@@ -54,8 +60,9 @@ fn split(token: f64) -> Option<(usize, u32)> {
     Some(((t & (MAX_SLOTS as u64 - 1)) as usize, (t >> SLOT_BITS) as u32))
 }
 
-/// Holds an entered call and its fork; the token names it for [`stack_of`] and [`take`].
-pub fn insert(stack: Stack, call: EnteredCall) -> baton::Result<f64> {
+/// Holds an entered call (or a scope) and its fork; the token names it for [`stack_of`] and
+/// [`take`].
+pub fn insert(stack: Stack, call: Held) -> baton::Result<f64> {
     TABLE.with(|t| {
         let mut t = t.borrow_mut();
         let slot = match t.free.pop() {
@@ -85,13 +92,14 @@ pub fn stack_of(token: f64) -> Option<Stack> {
     })
 }
 
-/// Removes a running call (to exit it); `None` if the token names none.
-pub fn take(token: f64) -> Option<(Stack, EnteredCall)> {
+/// Removes a running call or scope (to end it); `None` if the token names none of the kind
+/// `is`, which then stays.
+pub fn take(token: f64, is: fn(&Held) -> bool) -> Option<(Stack, Held)> {
     let (slot, generation) = split(token)?;
     TABLE.with(|t| {
         let mut t = t.borrow_mut();
         let s = t.slots.get_mut(slot)?;
-        if s.generation != generation || s.call.is_none() {
+        if s.generation != generation || !s.call.as_ref().is_some_and(|(_, h)| is(h)) {
             return None;
         }
         s.generation = s.generation.wrapping_add(1) % (1 << (52 - SLOT_BITS - 1));

@@ -43,6 +43,8 @@ const EXPORTS: &[(&str, util::Handler)] = &[
     ("currentId", api::current_id),
     ("stackDepth", api::stack_depth),
     ("push", api::push),
+    ("enterScope", api::enter_scope),
+    ("exitScope", api::exit_scope),
     ("pop", api::pop),
     ("scopeInfo", api::scope_info),
     ("mark", api::mark),
