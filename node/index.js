@@ -389,7 +389,7 @@ function managedResult(text) {
 /**
  * A tool call whose values no middleware sees (only subscribers are registered): the addon
  * emitted its start event and pushed its scope (`enterTool`); the function runs here, on the
- * JS side, and `exitForked` (`exitTool` for `toolSync`) emits the end event. Same events,
+ * JS side, and `endEntered` emits the end event. Same events,
  * values and errors as the managed path, without the core future and the trampolines into JS.
  * The function gets the caller's own arguments and the caller its own result when they are
  * exactly their JSON form (`own`), else JSON copies, as the managed path gives.
@@ -399,13 +399,13 @@ function runEnteredAsync(lazy, input, fn) {
   try {
     r = fn(input);
   } catch (e) {
-    return Promise.reject(failForked(lazy, e));
+    return Promise.reject(failEntered(lazy, e));
   }
   if (isThenable(r)) {
-    return Promise.resolve(r).then((v) => exitForked(lazy, v), (e) => { throw failForked(lazy, e); });
+    return Promise.resolve(r).then((v) => exitEntered(lazy, v), (e) => { throw failEntered(lazy, e); });
   }
   try {
-    return Promise.resolve(exitForked(lazy, r));
+    return Promise.resolve(exitEntered(lazy, r));
   } catch (e) {
     return Promise.reject(e);
   }
@@ -418,24 +418,14 @@ function endForked(lazy) {
   return call;
 }
 
-/** Ends an entered async call with its function's result (a value that is not JSON fails it). */
-function exitForked(lazy, r) {
-  let out;
-  try {
-    out = encResult(r);
-  } catch (e) {
-    throw failForked(lazy, e);
-  }
-  const exact = encoded.exact;
-  native.exitForked(endForked(lazy), out);
-  relieve();
-  return exact ? r : parse(out);
-}
-
-/** Ends an entered async call with the value its function threw; returns that value to rethrow. */
-function failForked(lazy, thrown) {
-  native.exitForked(endForked(lazy), undefined, thrown);
-  return thrown;
+/**
+ * Ends an entered call: `entered` is a synchronous call's depth (`exitTool`) or an async call's
+ * store, whose token it takes (`exitForked`). `out` is the result's text, or undefined with
+ * `thrown`.
+ */
+function endEntered(entered, out, thrown) {
+  if (typeof entered === 'number') native.exitTool(entered, out, thrown);
+  else native.exitForked(endForked(entered), out, thrown);
 }
 
 function runEnteredSync(entered, input, fn) {
@@ -458,14 +448,14 @@ function exitEntered(entered, r) {
     throw failEntered(entered, e);
   }
   const exact = encoded.exact;
-  native.exitTool(entered, out);
+  endEntered(entered, out);
   relieve();
   return exact ? r : parse(out);
 }
 
 /** Ends an entered call with the value its function threw; returns that value to rethrow. */
 function failEntered(entered, thrown) {
-  native.exitTool(entered, undefined, thrown);
+  endEntered(entered, undefined, thrown);
   return thrown;
 }
 

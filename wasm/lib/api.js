@@ -396,14 +396,36 @@ function createApi(native) {
    * emitted, scope pushed on `stack`) that this facade runs and ends with `exitTool`: only
    * subscribers (and event middleware) see it, so the function needs no trip through the core.
    * (A call without options asks `unobserved` first, through `bare`, which takes no text.)
+   * `enter` is `native.enterTool` or `native.enterLlm` (the same answers, except that an LLM
+   * call takes the managed path, 0, when nothing is registered), `keys` its options' keys;
+   * with `fork` (async calls) the call is entered on a fork of `stack`.
    */
-  function enterTool(stack, name, text, options) {
+  function enterCall(enter, keys, stack, name, text, options, fork) {
     if (poisoned !== null) throw new BatonError('internal', poisoned);
     try {
-      return native.enterTool(stack, name, text, optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), false);
+      return enter(stack, name, text, optsJson(options, keys, 'options'), scopeArg(options, 'parent', 'options.parent'), fork);
     } catch (e) {
       throw convert(e);
     }
+  }
+
+  /**
+   * Runs an entered synchronous call's function and ends the call (`exitTool`); `what` names
+   * the call in the error for a Promise.
+   */
+  function runEnteredSync(id, input, fn, what) {
+    let r;
+    let out;
+    try {
+      r = fn(input);
+      out = syncResult(r, what);
+    } catch (e) {
+      exitTool(id, undefined, e);
+      throw e;
+    }
+    const exact = encoded.exact;
+    exitTool(id, out);
+    return exact ? r : parse(out);
   }
 
   /** Ends an entered call: `out` is the result's JSON text, or undefined with `thrown`. */
@@ -427,25 +449,12 @@ function createApi(native) {
     const stack = current();
     const text = enc(args, 'args');
     const input = encoded.exact ? args : undefined;
-    const how = enterTool(stack, name, text, options);
+    const how = enterCall(native.enterTool, TOOL_KEYS, stack, name, text, options, false);
     if (how === 1) {
       observed = false;
       return ownResult(fn(input === undefined ? parse(text) : input), 'tool');
     }
-    if (how !== 0) {
-      let r;
-      let out;
-      try {
-        r = fn(input === undefined ? parse(text) : input);
-        out = syncResult(r, 'tool');
-      } catch (e) {
-        exitTool(how, undefined, e);
-        throw e;
-      }
-      const exact = encoded.exact;
-      exitTool(how, out);
-      return exact ? r : parse(out);
-    }
+    if (how !== 0) return runEnteredSync(how, input === undefined ? parse(text) : input, fn, 'tool');
     const out = call(native.tool, stack, name, text, syncCallback(fn, stack, 'tool'), optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
     return parse(out);
   }
@@ -588,12 +597,7 @@ function createApi(native) {
       }
       const text = enc(args, 'args');
       const input = encoded.exact ? args : parse(text);
-      let how;
-      try {
-        how = native.enterTool(stack, name, text, optsJson(options, TOOL_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), true);
-      } catch (e) {
-        throw convert(e);
-      }
+      const how = enterCall(native.enterTool, TOOL_KEYS, stack, name, text, options, true);
       if (how === 1) {
         observed = false;
         return runWith(lazyFork(s, stack, unobservedAt(stack)), bareAsync, input, fn);
@@ -662,19 +666,6 @@ function createApi(native) {
   const LLM_KEYS = ['modelName', 'metadata', 'attributes', 'codec', 'responseCodec', 'chunkMarks'];
 
   /**
-   * Enters an LLM call when only subscribers see it (`enterLlm`): its id, or 0 for the managed
-   * path.
-   */
-  function enterLlm(stack, name, text, options, fork) {
-    if (poisoned !== null) throw new BatonError('internal', poisoned);
-    try {
-      return native.enterLlm(stack, name, text, optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'), fork);
-    } catch (e) {
-      throw convert(e);
-    }
-  }
-
-  /**
    * The request an entered LLM call's function gets: the one the core checked when the check
    * changed it, else the caller's own when it is exactly its JSON form, else its JSON copy —
    * what the managed path would hand on.
@@ -691,23 +682,9 @@ function createApi(native) {
     const stack = current();
     const text = enc(request, 'request');
     const exact = encoded.exact;
-    const id = enterLlm(stack, name, text, options, false);
-    if (id !== 0) {
-      // Entered: the function runs here, between `enterLlm` and `exitTool`, as in `toolSync`.
-      const input = llmInput(request, text, exact);
-      let r;
-      let out;
-      try {
-        r = fn(input);
-        out = syncResult(r, 'llm');
-      } catch (e) {
-        exitTool(id, undefined, e);
-        throw e;
-      }
-      const same = encoded.exact;
-      exitTool(id, out);
-      return same ? r : parse(out);
-    }
+    // Entered (only subscribers see the call): the function runs here, as in `toolSync`.
+    const id = enterCall(native.enterLlm, LLM_KEYS, stack, name, text, options, false);
+    if (id !== 0) return runEnteredSync(id, llmInput(request, text, exact), fn, 'llm');
     const out = call(native.llm, stack, name, text, syncCallback(fn, stack, 'llm'), optsJson(options, LLM_KEYS, 'options'), scopeArg(options, 'parent', 'options.parent'));
     return parse(out);
   }
@@ -725,7 +702,7 @@ function createApi(native) {
       const stack = baseOf(s);
       const text = enc(request, 'request');
       const exact = encoded.exact;
-      const id = enterLlm(stack, name, text, options, true);
+      const id = enterCall(native.enterLlm, LLM_KEYS, stack, name, text, options, true);
       if (id !== 0) {
         const input = llmInput(request, text, exact);
         const lazy = lazyFork(s, stack, native.enteredPosition(), id);

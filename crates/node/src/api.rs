@@ -300,10 +300,9 @@ pub fn enter_scope(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let position = id_number(s);
     let fork = s.fork();
     let scope = fork.push(opts)?;
-    entered::publish_position(position);
     let out = util::array(env, 2)?;
     let h = handles::wrap(env, Handle::Scope(scope.clone()))?;
-    util::set_index(env, out, 0, util::number(env, entered::insert(fork, entered::Held::Scope(scope))?)?)?;
+    util::set_index(env, out, 0, util::number(env, entered::hold(position, fork, entered::Held::Scope(scope))?)?)?;
     util::set_index(env, out, 1, h)?;
     Ok(out)
 }
@@ -875,6 +874,15 @@ thread_local! {
     static ENTERED_SYNC: std::cell::RefCell<Vec<baton::EnteredCall>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Holds an entered synchronous call; returns its depth, which `exitTool` takes.
+fn hold_sync(call: baton::EnteredCall) -> f64 {
+    ENTERED_SYNC.with(|c| {
+        let mut c = c.borrow_mut();
+        c.push(call);
+        c.len() as f64
+    })
+}
+
 /// enterTool(stack, name, argsText, options, fork) → `false` (nothing registered: just call
 /// the function), `null` (middleware sees the values: use `tool`), or, entered, the handle
 /// for `exitTool` — for a synchronous call (`fork` false) its depth; for an async one (`fork`)
@@ -898,24 +906,14 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     if !fork {
         return match s.enter_tool(&name, || Ok(text), o)? {
             None => util::null(env),
-            Some(call) => {
-                let depth = ENTERED_SYNC.with(|c| {
-                    let mut c = c.borrow_mut();
-                    c.push(call);
-                    c.len()
-                });
-                util::number(env, depth as f64)
-            }
+            Some(call) => util::number(env, hold_sync(call)),
         };
     }
     let position = id_number(s);
     let stack = s.fork();
     match stack.enter_tool(&name, || Ok(text), o)? {
         None => util::null(env),
-        Some(call) => {
-            entered::publish_position(position);
-            util::number(env, entered::insert(stack, entered::Held::Call(call))?)
-        }
+        Some(call) => util::number(env, entered::hold(position, stack, entered::Held::Call(call))?),
     }
 }
 
@@ -941,18 +939,12 @@ pub fn enter_llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
         let Some((call, request)) = stack.enter_llm(&name, request, o)? else {
             return util::null(env);
         };
-        entered::publish_position(position);
-        (entered::insert(stack, entered::Held::Call(call))?, request)
+        (entered::hold(position, stack, entered::Held::Call(call))?, request)
     } else {
         let Some((call, request)) = s.enter_llm(&name, request, o)? else {
             return util::null(env);
         };
-        let depth = ENTERED_SYNC.with(|c| {
-            let mut c = c.borrow_mut();
-            c.push(call);
-            c.len()
-        });
-        (depth as f64, request)
+        (hold_sync(call), request)
     };
     let out = util::array(env, 2)?;
     util::set_index(env, out, 0, util::number(env, call)?)?;
@@ -982,8 +974,8 @@ pub fn exit_forked(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     exit_with(env, call, a[1], a[2])
 }
 
-/// `enteredRunning()` → entered async calls not yet exited on this thread (tests check that
-/// none is left behind).
+/// `enteredRunning()` → entered async calls and `withScope` scopes not yet ended on this
+/// thread (tests check that none is left behind).
 pub fn entered_running(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
     util::number(env, entered::running() as f64)
 }

@@ -26,7 +26,7 @@ pub enum Held {
 
 struct Slot {
     generation: u32,
-    call: Option<(Stack, Held)>,
+    held: Option<(Stack, Held)>,
 }
 
 #[derive(Default)]
@@ -37,7 +37,7 @@ struct Table {
 
 thread_local! {
     static TABLE: RefCell<Table> = RefCell::new(Table::default());
-    /// Where `enterTool` publishes the caller's position (`Stack::current_id`) for the facade
+    /// Where [`hold`] publishes the caller's position (`Stack::current_id`) for the facade
     /// (its pin cache), so the position needs no call of its own. Leaked once per thread (8
     /// bytes) so the facade's view of it can never outlive it.
     static POSITION: Cell<*mut f64> = const { Cell::new(std::ptr::null_mut()) };
@@ -60,21 +60,26 @@ fn split(token: f64) -> Option<(usize, u32)> {
     Some(((t & (MAX_SLOTS as u64 - 1)) as usize, (t >> SLOT_BITS) as u32))
 }
 
-/// Holds an entered call (or a scope) and its fork; the token names it for [`stack_of`] and
-/// [`take`].
-pub fn insert(stack: Stack, call: Held) -> baton::Result<f64> {
+/// Holds an entered call (or a scope) and the fork it runs on, and publishes `position`, where
+/// the caller was; the token names it for [`stack_of`] and [`take`].
+pub fn hold(position: f64, stack: Stack, held: Held) -> baton::Result<f64> {
+    publish_position(position);
+    insert(stack, held)
+}
+
+fn insert(stack: Stack, held: Held) -> baton::Result<f64> {
     TABLE.with(|t| {
         let mut t = t.borrow_mut();
         let slot = match t.free.pop() {
             Some(i) => i,
             None if t.slots.len() < MAX_SLOTS => {
-                t.slots.push(Slot { generation: 0, call: None });
+                t.slots.push(Slot { generation: 0, held: None });
                 (t.slots.len() - 1) as u32
             }
-            None => return Err(baton::Error::invalid_state(format!("call: more than {MAX_SLOTS} async tool calls running at once"))),
+            None => return Err(baton::Error::invalid_state(format!("call: more than {MAX_SLOTS} async calls and scopes running at once"))),
         };
         let s = &mut t.slots[slot as usize];
-        s.call = Some((stack, call));
+        s.held = Some((stack, held));
         Ok(token(slot, s.generation))
     })
 }
@@ -88,7 +93,7 @@ pub fn stack_of(token: f64) -> Option<Stack> {
         if s.generation != generation {
             return None;
         }
-        s.call.as_ref().map(|(stack, _)| stack.clone())
+        s.held.as_ref().map(|(stack, _)| stack.clone())
     })
 }
 
@@ -99,18 +104,18 @@ pub fn take(token: f64, is: fn(&Held) -> bool) -> Option<(Stack, Held)> {
     TABLE.with(|t| {
         let mut t = t.borrow_mut();
         let s = t.slots.get_mut(slot)?;
-        if s.generation != generation || !s.call.as_ref().is_some_and(|(_, h)| is(h)) {
+        if s.generation != generation || !s.held.as_ref().is_some_and(|(_, h)| is(h)) {
             return None;
         }
         s.generation = s.generation.wrapping_add(1) % (1 << (52 - SLOT_BITS - 1));
-        let call = s.call.take();
+        let held = s.held.take();
         t.free.push(slot as u32);
-        call
+        held
     })
 }
 
 /// Publishes the caller's position for the facade (see [`POSITION`]).
-pub fn publish_position(id: f64) {
+fn publish_position(id: f64) {
     POSITION.with(|p| {
         let p = p.get();
         if !p.is_null() {
@@ -134,7 +139,8 @@ pub fn position_buffer(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
     Ok(buf)
 }
 
-/// Running entered async calls on this thread (for tests: none may be left behind).
+/// Entered async calls and `withScope` scopes still held on this thread (for tests: none may
+/// be left behind).
 pub fn running() -> usize {
     TABLE.with(|t| {
         let t = t.borrow();

@@ -514,18 +514,18 @@ pub fn enter_tool(
     let payload = baton::Payload::from_json_trusted(args.into_boxed_str());
     let forked = fork.then(|| stack.inner.fork());
     let on = forked.as_ref().unwrap_or(&stack.inner);
-    let entered = on.enter_tool(name, || Ok(payload), o).map_err(to_js)?;
-    if entered.is_some() && forked.is_some() {
-        POSITION.with(|p| p.set(stack.inner.current_id() as f64));
-    }
-    match entered {
+    match on.enter_tool(name, || Ok(payload), o).map_err(to_js)? {
         None => Ok(0),
-        Some(call) => Ok(hold_entered(call, forked)),
+        Some(call) => Ok(hold_entered(stack, call, forked)),
     }
 }
 
-/// Holds an entered call (and an async call's fork) for `exitTool`; returns its id (≥ 2).
-fn hold_entered(call: baton::EnteredCall, forked: Option<baton::Stack>) -> u32 {
+/// Holds an entered call (and an async call's fork) for `exitTool`; returns its id (≥ 2). For
+/// an async call, publishes where the caller (`stack`) was (`enteredPosition`).
+fn hold_entered(stack: &Stack, call: baton::EnteredCall, forked: Option<baton::Stack>) -> u32 {
+    if forked.is_some() {
+        POSITION.with(|p| p.set(stack.inner.current_id() as f64));
+    }
     ENTERED.with(|e| {
         let mut e = e.borrow_mut();
         let (slots, free) = &mut *e;
@@ -571,11 +571,8 @@ pub fn enter_llm(
     let Some((call, checked)) = on.enter_llm(name, request, options).map_err(to_js)? else {
         return Ok(0);
     };
-    if forked.is_some() {
-        POSITION.with(|p| p.set(stack.inner.current_id() as f64));
-    }
     CHECKED.with(|c| *c.borrow_mut() = checked.map(|v| v.to_string()));
-    Ok(hold_entered(call, forked))
+    Ok(hold_entered(stack, call, forked))
 }
 
 /// The request the last entered LLM call's function gets when the core's check changed it
