@@ -314,6 +314,15 @@ mod tests {
     use crate::runtime::{Runtime, RuntimeConfig};
     use crate::ScopeOptions;
 
+    /// An event without what differs between two runs of the same call (ids and time).
+    fn without_ids(e: &serde_json::Value) -> serde_json::Value {
+        let mut e = e.clone();
+        for k in ["uuid", "parent_uuid", "timestamp"] {
+            e.as_object_mut().unwrap().remove(k);
+        }
+        e
+    }
+
     fn recorder(rt: &Runtime) -> Arc<Mutex<Vec<serde_json::Value>>> {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
@@ -347,16 +356,10 @@ mod tests {
         stack.pop(&outer, Default::default()).unwrap();
         rt.flush(std::time::Duration::from_secs(5)).unwrap();
         let events = seen.lock().unwrap().clone();
-        let strip = |mut e: serde_json::Value| {
-            for k in ["uuid", "parent_uuid", "timestamp"] {
-                e.as_object_mut().unwrap().remove(k);
-            }
-            e
-        };
         // turn start, managed start/end, entered start, mark, entered end, turn end
         assert_eq!(events.len(), 7);
-        assert_eq!(strip(events[1].clone()), strip(events[3].clone()));
-        assert_eq!(strip(events[2].clone()), strip(events[5].clone()));
+        assert_eq!(without_ids(&events[1]), without_ids(&events[3]));
+        assert_eq!(without_ids(&events[2]), without_ids(&events[5]));
         assert_eq!(events[4]["parent_uuid"], events[3]["uuid"]);
         assert_eq!(events[3]["parent_uuid"], events[0]["uuid"]);
     }
@@ -461,15 +464,9 @@ mod tests {
         drop(cancelled);
         rt.flush(std::time::Duration::from_secs(5)).unwrap();
         let events = seen.lock().unwrap().clone();
-        let strip = |mut e: serde_json::Value| {
-            for k in ["uuid", "parent_uuid", "timestamp"] {
-                e.as_object_mut().unwrap().remove(k);
-            }
-            e
-        };
         assert_eq!(events.len(), 12);
         for i in 0..5 {
-            assert_eq!(strip(events[i].clone()), strip(events[5 + i].clone()), "event {i}");
+            assert_eq!(without_ids(&events[i]), without_ids(&events[5 + i]), "event {i}");
         }
         assert!(events[0]["data"]["headers"].get("Authorization").is_none());
         assert_eq!(events[9]["data"], json!([{"d": "a"}, null, [1, "b"]]));
@@ -514,15 +511,9 @@ mod tests {
         assert!(stack.enter_llm("chat", json!({"headers": 1, "content": 1}), LlmOptions::default()).is_err());
         rt.flush(std::time::Duration::from_secs(5)).unwrap();
         let events = seen.lock().unwrap().clone();
-        let strip = |mut e: serde_json::Value| {
-            for k in ["uuid", "parent_uuid", "timestamp"] {
-                e.as_object_mut().unwrap().remove(k);
-            }
-            e
-        };
         assert_eq!(events.len(), 6);
-        assert_eq!(strip(events[0].clone()), strip(events[2].clone()));
-        assert_eq!(strip(events[1].clone()), strip(events[3].clone()));
+        assert_eq!(without_ids(&events[0]), without_ids(&events[2]));
+        assert_eq!(without_ids(&events[1]), without_ids(&events[3]));
         assert!(events[2]["data"]["headers"].get("Authorization").is_none());
         assert_eq!(events[2]["category_profile"]["model_name"], "m1");
         assert_eq!(events[3]["data"], response);
