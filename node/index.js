@@ -190,6 +190,7 @@ class CallHandle {
   get uuid() { return native.callUuid(this[EXT]); }
   end(options) {
     native.callEnd(this[EXT], endOptions(options, this.kind === 'tool' ? 'result' : 'response'));
+    relieve();
   }
 }
 
@@ -213,7 +214,9 @@ function parentOpt(options, key = 'parent') {
 // ----- scopes, marks, stacks -----
 
 function push(name, options) {
-  return new Scope(native.push(current(), name, parentOpt(options)));
+  const scope = new Scope(native.push(current(), name, parentOpt(options)));
+  relieve();
+  return scope;
 }
 
 function pop(scope, options) {
@@ -236,23 +239,29 @@ function withScope(name, fn, options) {
   try {
     r = als.run(lazy, fn, scope);
   } catch (e) {
-    native.exitScope(endForked(lazy), { error: e });
+    exitScoped(lazy, { error: e });
     throw e;
   }
   if (isThenable(r)) {
     return Promise.resolve(r).then(
       (v) => {
-        native.exitScope(endForked(lazy), undefined);
+        exitScoped(lazy, undefined);
         return v;
       },
       (e) => {
-        native.exitScope(endForked(lazy), { error: e });
+        exitScoped(lazy, { error: e });
         throw e;
       },
     );
   }
-  native.exitScope(endForked(lazy), undefined);
+  exitScoped(lazy, undefined);
   return r;
+}
+
+/** Ends the scope of a `withScope` (its end event), then relieves the delivery batch. */
+function exitScoped(lazy, end) {
+  native.exitScope(endForked(lazy), end);
+  relieve();
 }
 
 function mark(name, options) {
@@ -374,7 +383,7 @@ function tool(name, args, fn, options) {
       return als.run(lazy, runEnteredAsync, lazy, exact ? args : parse(text), fn);
     }
     // The addon answers with a Promise, or with the text itself when the call settled at once.
-    return Promise.resolve(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), true)).then(managedResult);
+    return Promise.resolve(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), true)).then(managedResult, managedFailure);
   } catch (e) {
     return Promise.reject(e);
   }
@@ -384,6 +393,12 @@ function managedResult(text) {
   const r = parse(text);
   relieve();
   return r;
+}
+
+/** A managed call failed: its events were emitted all the same. */
+function managedFailure(e) {
+  relieve();
+  throw e;
 }
 
 /**
@@ -426,6 +441,7 @@ function endForked(lazy) {
 function endEntered(entered, out, thrown) {
   if (typeof entered === 'number') native.exitTool(entered, out, thrown);
   else native.exitForked(endForked(entered), out, thrown);
+  relieve();
 }
 
 function runEnteredSync(entered, input, fn) {
@@ -449,7 +465,6 @@ function exitEntered(entered, r) {
   }
   const exact = encoded.exact;
   endEntered(entered, out);
-  relieve();
   return exact ? r : parse(out);
 }
 
@@ -473,9 +488,11 @@ function toolSync(name, args, fn, options) {
     return syncResult(fn(exact ? args : parse(text)));
   }
   if (entered !== null) return runEnteredSync(entered, exact ? args : parse(text), fn);
-  const r = parse(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), false));
-  relieve();
-  return r;
+  try {
+    return parse(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), false));
+  } finally {
+    relieve();
+  }
 }
 
 /**
@@ -496,7 +513,7 @@ function llm(name, request, fn, options) {
       const lazy = lazyFork(store, stack, enteredPosition[0], entered[0]);
       return als.run(lazy, runEnteredAsync, lazy, llmInput(request, text, exact, entered[1]), fn);
     }
-    return Promise.resolve(native.llm(stack, name, text, wrapCallback(fn), parentOpt(options), true)).then(managedResult);
+    return Promise.resolve(native.llm(stack, name, text, wrapCallback(fn), parentOpt(options), true)).then(managedResult, managedFailure);
   } catch (e) {
     return Promise.reject(e);
   }
@@ -520,9 +537,11 @@ function llmSync(name, request, fn, options) {
   const exact = encoded.exact;
   const entered = native.enterLlm(stack, name, text, parentOpt(options), false);
   if (entered !== null) return runEnteredSync(entered[0], llmInput(request, text, exact, entered[1]), fn);
-  const r = parse(native.llm(stack, name, text, wrapCallback(fn), parentOpt(options), false));
-  relieve();
-  return r;
+  try {
+    return parse(native.llm(stack, name, text, wrapCallback(fn), parentOpt(options), false));
+  } finally {
+    relieve();
+  }
 }
 
 /**
@@ -711,11 +730,15 @@ function llmStreamSync(name, request, fn, options) {
 // ----- manual lifecycle and standalone helpers -----
 
 function toolStart(name, args, options) {
-  return new CallHandle(native.toolStart(current(), name, args, parentOpt(options)), 'tool');
+  const handle = new CallHandle(native.toolStart(current(), name, args, parentOpt(options)), 'tool');
+  relieve();
+  return handle;
 }
 
 function llmStart(name, request, options) {
-  return new CallHandle(native.llmStart(current(), name, request, parentOpt(options)), 'llm');
+  const handle = new CallHandle(native.llmStart(current(), name, request, parentOpt(options)), 'llm');
+  relieve();
+  return handle;
 }
 
 function toolEnd(handle, options) {

@@ -28,7 +28,9 @@ pub enum Handle {
 }
 
 pub fn wrap(env: Env, h: Handle) -> JsResult<JsVal> {
-    util::external(env, h)
+    // Stacks, scopes and call handles only hold memory; the rest may end a call when dropped.
+    let frees_only_memory = matches!(h, Handle::Stack(_) | Handle::Scope(_) | Handle::Call(_));
+    util::external(env, h, frees_only_memory)
 }
 
 pub fn handle<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a Handle> {

@@ -89,6 +89,14 @@ const EXPORTS: &[(&str, util::Handler)] = &[
     ("codec", api::codec_op),
 ];
 
+/// The Node-API version this addon is built for: the experimental one, under which Node runs
+/// finalizers that only free native memory (every finalizer here: `util::external`) directly
+/// from the garbage collector instead of from a later turn of the event loop.
+#[no_mangle]
+pub extern "C" fn node_api_module_get_api_version_v1() -> i32 {
+    i32::MAX
+}
+
 #[napi(module_exports)]
 pub fn module_init(exports: Object, env: Env) -> napi::Result<()> {
     let raw_env = env.raw();

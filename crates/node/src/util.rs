@@ -34,6 +34,9 @@ thread_local! {
     static ENV: Cell<Env> = const { Cell::new(ptr::null_mut()) };
     static HELPERS: RefCell<Option<Helpers>> = const { RefCell::new(None) };
     static JS_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// Set while a finalizer runs: possibly inside the garbage collector, where no call that
+    /// touches the JS heap is allowed (see `external`).
+    static FINALIZING: Cell<bool> = const { Cell::new(false) };
 }
 
 static MAIN_THREAD: Mutex<Option<ThreadId>> = Mutex::new(None);
@@ -317,7 +320,7 @@ impl JsRef {
 
 impl Drop for JsRef {
     fn drop(&mut self) {
-        if std::thread::current().id() == self.thread && on_js_thread() && !env().is_null() {
+        if std::thread::current().id() == self.thread && on_js_thread() && !env().is_null() && !finalizing() {
             unsafe { sys::napi_delete_reference(env(), self.r) };
         } else {
             GARBAGE.lock().unwrap_or_else(|p| p.into_inner()).push(self.r as usize);
@@ -339,14 +342,42 @@ pub fn collect_garbage(env: Env) {
 // ----- externals -----
 
 unsafe extern "C" fn drop_box<T>(_env: Env, data: *mut c_void, _hint: *mut c_void) {
+    FINALIZING.with(|f| f.set(true));
+    drop(unsafe { Box::from_raw(data as *mut T) });
+    FINALIZING.with(|f| f.set(false));
+}
+
+/// The finalizer of a value whose drop may call JS: possibly inside the garbage collector, so
+/// it posts the drop to run after the collection.
+unsafe extern "C" fn post_drop_box<T>(env: Env, data: *mut c_void, hint: *mut c_void) {
+    if unsafe { sys::node_api_post_finalizer(env.cast(), Some(drop_later::<T>), data, hint) } != sys::Status::napi_ok {
+        // A Node without it runs every finalizer after the collection anyway.
+        unsafe { drop_later::<T>(env, data, hint) };
+    }
+}
+
+unsafe extern "C" fn drop_later<T>(_env: Env, data: *mut c_void, _hint: *mut c_void) {
     drop(unsafe { Box::from_raw(data as *mut T) });
 }
 
+/// True while a finalizer drops a handle (JS references are then released later).
+fn finalizing() -> bool {
+    FINALIZING.try_with(|f| f.get()).unwrap_or(false)
+}
+
 /// Wraps `value` in a JS external; the value is dropped when the external is collected.
-pub fn external<T: 'static>(env: Env, value: T) -> JsResult<JsVal> {
+///
+/// `frees_only_memory`: dropping it touches native memory only, no JS and no lock. Node then
+/// runs the drop inside the garbage collector (this addon declares the experimental Node-API
+/// version, `node_api_module_get_api_version_v1`), so a loop that makes such handles and never
+/// yields to the event loop frees them as it goes. Any other value's drop is posted to run
+/// after the collection, where it may call JS (a stream's `return()`, an end event's
+/// sanitizers).
+pub fn external<T: 'static>(env: Env, value: T, frees_only_memory: bool) -> JsResult<JsVal> {
     let raw = Box::into_raw(Box::new(value));
+    let finalize: sys::napi_finalize = if frees_only_memory { Some(drop_box::<T>) } else { Some(post_drop_box::<T>) };
     let mut v = ptr::null_mut();
-    let s = unsafe { sys::napi_create_external(env, raw.cast(), Some(drop_box::<T>), ptr::null_mut(), &mut v) };
+    let s = unsafe { sys::napi_create_external(env, raw.cast(), finalize, ptr::null_mut(), &mut v) };
     if s != sys::Status::napi_ok {
         drop(unsafe { Box::from_raw(raw) });
         status(env, s)?;

@@ -1,0 +1,105 @@
+// Memory of loops that never let the event loop turn. Two things used to wait for a turn and
+// pile up meanwhile: the native part of every scope, stack and call handle (N-API ran their
+// finalizers from a later turn; the addon now declares the experimental Node-API version, under
+// which Node runs them inside the garbage collector), and the delivery batch of calls that did
+// not check its size. These tests fail on the addon and facade before that change: the
+// synchronous loops below grew the RSS by 180-470 MiB.
+// Run: node --test test/
+// @ts-check
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import * as baton from '../index.mjs';
+
+setFlagsFromString('--expose-gc');
+/** @type {() => void} */
+const gc = runInNewContext('gc');
+
+const N = 200000;
+const LIMIT_MIB = 80;
+
+/** @type {Record<string, () => void | Promise<void>>} */
+const loops = {
+  'push and pop': () => {
+    for (let i = 0; i < N; i++) baton.pop(baton.push('step'));
+  },
+  'toolStart and end': () => {
+    for (let i = 0; i < N; i++) baton.toolStart('manual', { i }).end({ result: i });
+  },
+  'toolSync whose function throws': () => {
+    for (let i = 0; i < N; i++) {
+      try {
+        baton.toolSync('failing', { i }, () => { throw new Error('no'); });
+      } catch {
+        // expected
+      }
+    }
+  },
+  'synchronous withScope': () => {
+    for (let i = 0; i < N; i++) baton.withScope('step', () => i);
+  },
+  'awaited withScope (microtasks only)': async () => {
+    for (let i = 0; i < N; i++) await baton.withScope('step', async () => i);
+  },
+};
+
+for (const [what, loop] of Object.entries(loops)) {
+  test(`a loop that never yields keeps memory bounded: ${what}`, async () => {
+    let events = 0;
+    baton.subscribe('count-memory', () => { events++; });
+    try {
+      gc();
+      const rss = process.memoryUsage().rss;
+      await loop();
+      const grown = (process.memoryUsage().rss - rss) / 2 ** 20;
+      assert.ok(grown < LIMIT_MIB, `RSS grew by ${grown.toFixed(0)} MiB over ${N} iterations`);
+      await baton.flush();
+      assert.equal(events, 2 * N, 'every start and end event was delivered');
+    } finally {
+      baton.deregister('subscriber', 'count-memory');
+    }
+  });
+}
+
+test('a stream dropped unfinished is ended after the collection, where JS may run', async () => {
+  // A JS stream intercept puts the calls on the managed path, whose stream handle, when
+  // collected, ends the call (a cancelled end event) and calls the source's `return()`: JS,
+  // which must not run inside the garbage collector. So these drops are posted to run after it.
+  /** @type {any[]} */
+  const ends = [];
+  let closed = 0;
+  baton.subscribe('stream-ends', (e) => {
+    if (e.kind === 'scope' && e.scope_category === 'end' && e.name === 'dropped') ends.push(e);
+  });
+  baton.register('llm_stream_execution_intercept', 'pass', (chunks) => chunks);
+  try {
+    const M = 200;
+    (() => {
+      for (let i = 0; i < M; i++) {
+        const s = baton.llmStreamSync('dropped', { content: { i } }, function* source() {
+          try {
+            yield 'a';
+            yield 'b';
+          } finally {
+            closed++;
+          }
+        });
+        assert.equal(s.next().value, 'a');
+      }
+    })();
+    for (let k = 0; k < 3; k++) gc();
+    // Nothing ran inside the collections; a few turns of the event loop run the posted drops.
+    for (let k = 0; k < 20 && closed < M; k++) {
+      await new Promise((r) => setImmediate(r));
+      gc();
+    }
+    assert.equal(closed, M, 'each source was closed through return()');
+    await baton.flush();
+    assert.equal(ends.length, M);
+    for (const e of ends) assert.equal(e.metadata['error.type'], 'cancelled');
+  } finally {
+    baton.deregister('llm_stream_execution_intercept', 'pass');
+    baton.deregister('subscriber', 'stream-ends');
+  }
+});
