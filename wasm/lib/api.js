@@ -77,6 +77,15 @@ function createApi(native) {
    * also stay in the CPU's caches (wasm.md measures the difference).
    */
   const HIGH_WATER = 256;
+  /**
+   * Module calls since the last drain. Where the module reports how many events wait
+   * (`relieve`), HIGH_WATER applies; every call that may emit (push, pop, mark, withScope,
+   * manual handles, failing calls, ...) also counts here, and past CALLS_HIGH_WATER of them the
+   * next one delivers inline: a synchronous loop of `push`/`pop` used to batch every event
+   * until the loop ended.
+   */
+  const CALLS_HIGH_WATER = 128;
+  let undrained = 0;
 
   // Node's Buffer copies an ASCII batch into a one-byte string (Latin-1 is ASCII's superset)
   // several times faster than TextDecoder, which browsers and edge runtimes use.
@@ -125,6 +134,7 @@ function createApi(native) {
   let idleHops = 0;
 
   function scheduleDrain() {
+    if (++undrained > CALLS_HIGH_WATER && delivering === 0) runDrain();
     if (drainScheduled) {
       emitted = true;
       return;
@@ -159,6 +169,7 @@ function createApi(native) {
 
   function runDrain() {
     if (delivering > 0) return;
+    undrained = 0;
     for (;;) {
       if (poisoned !== null) return;
       let text;
