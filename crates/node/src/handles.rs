@@ -28,9 +28,24 @@ pub enum Handle {
 }
 
 pub fn wrap(env: Env, h: Handle) -> JsResult<JsVal> {
-    // Stacks, scopes and call handles only hold memory; the rest may end a call when dropped.
-    let frees_only_memory = matches!(h, Handle::Stack(_) | Handle::Scope(_) | Handle::Call(_));
-    util::external(env, h, frees_only_memory)
+    util::external(env, h)
+}
+
+impl util::Finalize for Handle {
+    /// Stacks, scopes, call handles, contexts and `next` functions hold memory, and JS
+    /// references that a drop inside the collector releases later. A stream (or a stream
+    /// intercept's inner chunks) still held unfinished ends its call when dropped (a cancelled
+    /// end event, whose middleware may be JS) and closes a JS source: not inside the collector.
+    /// One that finished, or whose `next` is in flight (the stream is then owned by that
+    /// call), holds nothing.
+    fn frees_only_memory(&self) -> bool {
+        match self {
+            Handle::Stack(_) | Handle::Scope(_) | Handle::Call(_) | Handle::Ctx(_) | Handle::Next(_) => true,
+            Handle::Stream(s) => s.try_borrow().is_ok_and(|s| s.is_none()),
+            Handle::Chunks(c) => c.try_borrow().is_ok_and(|c| c.is_none()),
+            Handle::EnteredStream { stream, .. } => stream.try_borrow().is_ok_and(|s| s.is_none()),
+        }
+    }
 }
 
 pub fn handle<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a Handle> {

@@ -341,16 +341,22 @@ pub fn collect_garbage(env: Env) {
 
 // ----- externals -----
 
-unsafe extern "C" fn drop_box<T>(_env: Env, data: *mut c_void, _hint: *mut c_void) {
-    FINALIZING.with(|f| f.set(true));
-    drop(unsafe { Box::from_raw(data as *mut T) });
-    FINALIZING.with(|f| f.set(false));
+/// A value held by a JS external, asked at collection time how it may be dropped.
+pub trait Finalize {
+    /// Whether dropping it now frees native memory only: no JS call, no event, no lock a
+    /// running call could hold. Node may run the finalizer inside the garbage collector (see
+    /// [`external`]), where nothing else is allowed.
+    fn frees_only_memory(&self) -> bool;
 }
 
-/// The finalizer of a value whose drop may call JS: possibly inside the garbage collector, so
-/// it posts the drop to run after the collection.
-unsafe extern "C" fn post_drop_box<T>(env: Env, data: *mut c_void, hint: *mut c_void) {
-    if unsafe { sys::node_api_post_finalizer(env.cast(), Some(drop_later::<T>), data, hint) } != sys::Status::napi_ok {
+/// The finalizer of every external: drops the value on the spot when that only frees memory,
+/// else posts the drop to run right after the collection, where it may call JS.
+unsafe extern "C" fn finalize<T: Finalize>(env: Env, data: *mut c_void, hint: *mut c_void) {
+    if unsafe { &*(data as *const T) }.frees_only_memory() {
+        FINALIZING.with(|f| f.set(true));
+        drop(unsafe { Box::from_raw(data as *mut T) });
+        FINALIZING.with(|f| f.set(false));
+    } else if unsafe { sys::node_api_post_finalizer(env.cast(), Some(drop_later::<T>), data, hint) } != sys::Status::napi_ok {
         // A Node without it runs every finalizer after the collection anyway.
         unsafe { drop_later::<T>(env, data, hint) };
     }
@@ -360,24 +366,23 @@ unsafe extern "C" fn drop_later<T>(_env: Env, data: *mut c_void, _hint: *mut c_v
     drop(unsafe { Box::from_raw(data as *mut T) });
 }
 
-/// True while a finalizer drops a handle (JS references are then released later).
+/// True while a finalizer drops a value inside the collector: JS references are then
+/// released later ([`collect_garbage`]).
 fn finalizing() -> bool {
     FINALIZING.try_with(|f| f.get()).unwrap_or(false)
 }
 
 /// Wraps `value` in a JS external; the value is dropped when the external is collected.
 ///
-/// `frees_only_memory`: dropping it touches native memory only, no JS and no lock. Node then
-/// runs the drop inside the garbage collector (this addon declares the experimental Node-API
-/// version, `node_api_module_get_api_version_v1`), so a loop that makes such handles and never
-/// yields to the event loop frees them as it goes. Any other value's drop is posted to run
-/// after the collection, where it may call JS (a stream's `return()`, an end event's
-/// sanitizers).
-pub fn external<T: 'static>(env: Env, value: T, frees_only_memory: bool) -> JsResult<JsVal> {
+/// This addon declares the experimental Node-API version (`node_api_module_get_api_version_v1`),
+/// under which Node runs finalizers inside the garbage collector. So a loop that makes handles
+/// and never yields to the event loop frees them as it goes (under version 8 they all waited
+/// for a turn of the loop). What may call JS when dropped ([`Finalize`]: an unfinished stream
+/// ends its call and closes its source) is posted to run after the collection.
+pub fn external<T: Finalize + 'static>(env: Env, value: T) -> JsResult<JsVal> {
     let raw = Box::into_raw(Box::new(value));
-    let finalize: sys::napi_finalize = if frees_only_memory { Some(drop_box::<T>) } else { Some(post_drop_box::<T>) };
     let mut v = ptr::null_mut();
-    let s = unsafe { sys::napi_create_external(env, raw.cast(), finalize, ptr::null_mut(), &mut v) };
+    let s = unsafe { sys::napi_create_external(env, raw.cast(), Some(finalize::<T>), ptr::null_mut(), &mut v) };
     if s != sys::Status::napi_ok {
         drop(unsafe { Box::from_raw(raw) });
         status(env, s)?;
