@@ -473,6 +473,7 @@ if not TYPE_CHECKING:
 _tool_enter = _native.tool_enter
 _HostCall = _native.HostCall
 _llm_stream_enter = _native.llm_stream_enter
+_llm_enter = _native.llm_enter
 _check_result = _native.check_result
 _CoroutineType = types.CoroutineType
 _PLAIN = frozenset((dict, list, str, int, float, bool, type(None)))
@@ -598,8 +599,23 @@ async def llm_async(
     response_codec: Optional[str] = None,
 ) -> Any:
     """The asyncio form of :func:`llm`."""
-    _not_nested("a managed LLM call")
-    return await current_stack().llm_async(
+    # Entered natively; while no middleware or codec needs the values (only subscribers), the
+    # callback runs and is awaited right here, as in :func:`tool_async`.
+    h = _llm_enter(name, request, model_name, metadata, attributes, parent, codec, response_codec)
+    if h.__class__ is tuple:
+        call, req = h
+        try:
+            r = fn(req)
+            if r.__class__ is _CoroutineType or (r.__class__ not in _PLAIN and inspect.isawaitable(r)):
+                r = await r
+        except Exception as e:
+            call.fail(e)
+            raise
+        except BaseException:
+            call.cancel()
+            raise
+        return call.exit(r)
+    return await cast(Stack, h).llm_async(
         name,
         request,
         fn,

@@ -51,6 +51,7 @@ __all__ = [
     "check_result",
     "_set_native_awaitables",
     "llm_stream_enter",
+    "llm_enter",
     "HostCall",
     "Activation",
     "plugin_validate",
@@ -454,6 +455,16 @@ def llm_stream_enter(
     codec: Optional[str],
     response_codec: Optional[str],
 ) -> Union[Tuple["LlmStream", Any], Stack]: ...
+def llm_enter(
+    name: str,
+    request: Mapping[str, Any],
+    model_name: Optional[str],
+    metadata: _Meta,
+    attributes: Optional[Sequence[str]],
+    parent: Any,
+    codec: Optional[str],
+    response_codec: Optional[str],
+) -> Union[Tuple["HostCall", Any], Stack]: ...
 @final
 class HostCall:
     def exit(self, result: Any) -> Any: ...

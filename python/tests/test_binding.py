@@ -301,6 +301,63 @@ def test_streams_are_lazy_and_closing_early_cancels(rec: Recorder) -> None:
 
 
 @pytest.mark.parametrize("form", ["sync", "async"])
+def test_host_run_llm(rec: Recorder, names: List[str], form: str) -> None:
+    # Subscribers only: the callback runs on the caller's own request (a copy with `headers`
+    # added when it had none) and the caller gets the callback's own response; the events are
+    # those of the value path (an identity request intercept forces it), credentials stripped.
+    oops = Oops("provider down")
+    seen: List[Any] = []
+
+    def respond(req: Any) -> Any:
+        seen.append(req)
+        baton.mark("inside")
+        if req["content"] == "fail":
+            raise oops
+        if req["content"] == "bad":
+            return {"at": datetime.date.today()}
+        return {"text": "ok", "echo": req["content"]}
+
+    async def arespond(req: Any) -> Any:
+        await asyncio.sleep(0)
+        return respond(req)
+
+    async def call(name: str, request: Any) -> Any:
+        if form == "sync":
+            return baton.llm(name, request, respond, model_name="m")
+        return await baton.llm_async(name, request, arespond, model_name="m")
+
+    async def main() -> List[Any]:
+        with_headers = {"headers": {"Authorization": "Bearer s3cret", "x-trace": "t"}, "content": "hi"}
+        bare = {"content": "hi"}
+        out = [await call("own", with_headers)]
+        assert seen[-1] is with_headers
+        out.append(await call("added", bare))
+        assert seen[-1] == {"content": "hi", "headers": {}} and bare == {"content": "hi"}
+        with pytest.raises(Oops) as info:
+            await call("failing", {"content": "fail"})
+        assert info.value is oops
+        with pytest.raises(baton.InvalidArgumentError, match=r'^result\["at"\]: date is not JSON$'):
+            await call("bad", {"content": "bad"})
+        names.append("test.identity")
+        baton.register("llm_request_intercept", "test.identity", lambda info, r: r)
+        out.append(await call("values", with_headers))
+        return out
+
+    own, added, values = asyncio.run(main())
+    assert own == added == values == {"text": "ok", "echo": "hi"}
+    host_start, host_end = rec.by_name("own")
+    value_start, value_end = rec.by_name("values")
+    assert host_start["data"] == value_start["data"] == {"headers": {"x-trace": "t"}, "content": "hi"}
+    assert host_end["data"] == value_end["data"]
+    assert host_start["category_profile"] == value_start["category_profile"] == {"model_name": "m"}
+    inside = rec.by_name("inside")
+    assert inside[0]["parent_uuid"] == host_start["uuid"]
+    fail_end = rec.by_name("failing")[1]
+    assert fail_end["metadata"]["otel.status_code"] == "ERROR"
+    assert rec.by_name("bad")[1]["metadata"]["error.type"] == "invalid_argument"
+
+
+@pytest.mark.parametrize("form", ["sync", "async"])
 def test_host_run_streams(rec: Recorder, form: str) -> None:
     # Subscribers only: the stream pulls the source itself. Chunks are the source's own
     # objects; work done while producing one is parented under the call; the callback sees

@@ -227,6 +227,43 @@ fn llm_stream_enter<'py>(
     }
 }
 
+/// The first half of `baton.llm_async`: returns `(call, request)` for a host-run call — the
+/// package awaits the callback with `request` and ends `call` (a `HostCall`) with its outcome
+/// — or the current stack when nothing is registered, or middleware or a codec needs the
+/// values (the package then takes the value path, `Stack.llm_async`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn llm_enter<'py>(
+    py: Python<'py>,
+    name: &str,
+    request: &Bound<'py, PyAny>,
+    model_name: Option<String>,
+    metadata: Option<&Bound<'py, PyAny>>,
+    attributes: Option<&Bound<'py, PyAny>>,
+    parent: Option<Bound<'py, PyAny>>,
+    codec: Option<&str>,
+    response_codec: Option<&str>,
+) -> PyResult<Py<PyAny>> {
+    let f = facade(py)?;
+    not_nested(py, f, "a managed LLM call")?;
+    let stack = current_stack(py, f)?;
+    let s = &stack.get().s;
+    if codec.is_some() || response_codec.is_some() || name.is_empty() || errors::check(py, s.unobserved())? {
+        return Ok(stack.into_any().unbind());
+    }
+    let value = convert::to_value(request, "request")?;
+    let parent = parent_handle(py, f, parent)?;
+    let o = crate::llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, true)?;
+    match host::enter_llm(py, s, name, value, o)? {
+        Some((h, checked)) => {
+            let call = Py::new(py, host::PyHostCall::new(h))?.into_any();
+            let req = host::llm_request(py, request, checked)?;
+            Ok(pyo3::types::PyTuple::new(py, [call, req.unbind()])?.into_any().unbind())
+        }
+        None => Ok(stack.into_any().unbind()),
+    }
+}
+
 /// Checks a callback's result is JSON (`InvalidArgumentError` naming the path) and returns it.
 #[pyfunction]
 fn check_result<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -238,6 +275,7 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tool_enter, m)?)?;
     m.add_function(wrap_pyfunction!(check_result, m)?)?;
     m.add_function(wrap_pyfunction!(llm_stream_enter, m)?)?;
+    m.add_function(wrap_pyfunction!(llm_enter, m)?)?;
     m.add_class::<host::PyHostCall>()?;
     m.add_function(wrap_pyfunction!(install_facade, m)?)?;
     m.add_function(wrap_pyfunction!(tool, m)?)?;

@@ -80,6 +80,28 @@ pub fn enter_tool(py: Python<'_>, s: &Stack, name: &str, args: &Bound<'_, PyAny>
     errors::check(py, s.enter_tool(name, || json::payload(args).map_err(|e| e.into_core("args")), o))
 }
 
+/// Enters a host-run (buffered) LLM call, or `None` when middleware or a codec needs the
+/// values. With the call, the request its callback gets when the core's check changed it
+/// (`headers` added; `None`: the request as given).
+pub fn enter_llm(
+    py: Python<'_>,
+    s: &Stack,
+    name: &str,
+    request: serde_json::Value,
+    o: LlmOptions,
+) -> PyResult<Option<(EnteredCall, Option<serde_json::Value>)>> {
+    errors::check(py, emitting(py, || s.enter_llm(name, request, o)))
+}
+
+/// The request a host-run LLM call's callback gets: the one the core's check made (headers
+/// added), else the caller's own object, as the value path would hand on.
+pub fn llm_request<'py>(py: Python<'py>, request: &Bound<'py, PyAny>, checked: Option<serde_json::Value>) -> PyResult<Bound<'py, PyAny>> {
+    match checked {
+        Some(v) => Ok(crate::convert::to_py(py, &v)?.into_bound(py)),
+        None => Ok(request.clone()),
+    }
+}
+
 /// Enters a host-run LLM stream, or `None` when middleware or a codec needs the values.
 pub fn enter_llm_stream(
     py: Python<'_>,

@@ -409,10 +409,18 @@ impl PyStack {
         codec: Option<&str>,
         response_codec: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let request = convert::to_value(request, "request")?;
+        let value = convert::to_value(request, "request")?;
         let o = llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, true)?;
+        // Only subscribers and event middleware: the core emits the events of `llm` and the
+        // callback runs here, on the caller's own request (or the checked copy) and objects.
+        if !name.is_empty() && !errors::check(py, self.s.unobserved())? {
+            if let Some((h, checked)) = host::enter_llm(py, &self.s, name, value.clone(), o.clone())? {
+                let req = host::llm_request(py, request, checked)?;
+                return host::run_sync(py, h, &req, &callback);
+            }
+        }
         let (s, name) = (self.s.clone(), name.to_string());
-        let r = host::emitting(py, move || s.llm(&name, request, |v| call_sync(&callback, v), o));
+        let r = host::emitting(py, move || s.llm(&name, value, |v| call_sync(&callback, v), o));
         convert::to_py(py, &errors::check(py, r)?)
     }
 
