@@ -501,9 +501,27 @@ async def tool_async(
     if h.__class__ is not _HostCall:
         # Middleware needs the values: the call through the core's pipeline, driven here.
         return await cast(Awaitable[Any], h)
+    # `_host_run` inlined: one coroutine frame less is 5% of this call (same-process A/B).
     call = h
     try:
         r = fn(args)
+        if r.__class__ is _CoroutineType or (r.__class__ not in _PLAIN and inspect.isawaitable(r)):
+            r = await r
+    except Exception as e:
+        call.fail(e)
+        raise
+    except BaseException:
+        # Cancellation or interpreter exit: the call ends as cancelled.
+        call.cancel()
+        raise
+    return call.exit(r)
+
+
+async def _host_run(call: Any, fn: Callable[[Any], Any], arg: Any) -> Any:
+    """Runs (and awaits) the callback of a host-run call in the caller's task, then ends the
+    call (a ``HostCall``) with its outcome."""
+    try:
+        r = fn(arg)
         if r.__class__ is _CoroutineType or (r.__class__ not in _PLAIN and inspect.isawaitable(r)):
             r = await r
     except Exception as e:
@@ -603,18 +621,7 @@ async def llm_async(
     # callback runs and is awaited right here, as in :func:`tool_async`.
     h = _llm_enter(name, request, model_name, metadata, attributes, parent, codec, response_codec)
     if h.__class__ is tuple:
-        call, req = h
-        try:
-            r = fn(req)
-            if r.__class__ is _CoroutineType or (r.__class__ not in _PLAIN and inspect.isawaitable(r)):
-                r = await r
-        except Exception as e:
-            call.fail(e)
-            raise
-        except BaseException:
-            call.cancel()
-            raise
-        return call.exit(r)
+        return await _host_run(h[0], fn, h[1])
     return await cast(Stack, h).llm_async(
         name,
         request,
