@@ -90,8 +90,8 @@ const EXPORTS: &[(&str, util::Handler)] = &[
 ];
 
 /// The Node-API version this addon is built for: the experimental one, under which Node runs
-/// finalizers that only free native memory (every finalizer here: `util::external`) directly
-/// from the garbage collector instead of from a later turn of the event loop.
+/// finalizers inside the garbage collector instead of on a later turn of the event loop.
+/// `util::external` drops there only what frees memory alone and posts the rest.
 #[no_mangle]
 pub extern "C" fn node_api_module_get_api_version_v1() -> i32 {
     i32::MAX

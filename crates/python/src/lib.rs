@@ -409,14 +409,19 @@ impl PyStack {
         codec: Option<&str>,
         response_codec: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let value = convert::to_value(request, "request")?;
+        let mut value = convert::to_value(request, "request")?;
         let o = llm_options(py, (codec, response_codec), model_name, metadata, attributes, parent, true)?;
         // Only subscribers and event middleware: the core emits the events of `llm` and the
         // callback runs here, on the caller's own request (or the checked copy) and objects.
         if !name.is_empty() && !errors::check(py, self.s.unobserved())? {
-            if let Some((h, checked)) = host::enter_llm(py, &self.s, name, value.clone(), o.clone())? {
-                let req = host::llm_request(py, request, checked)?;
-                return host::run_sync(py, h, &req, &callback);
+            match host::enter_llm(py, &self.s, name, value, o.clone())? {
+                Some((h, checked)) => {
+                    let req = host::llm_request(py, request, checked)?;
+                    return host::run_sync(py, h, &req, &callback);
+                }
+                // Middleware sees the values: the entry took the request, and the value path,
+                // the slower one, converts it again (no copy of it on the entered path).
+                None => value = convert::to_value(request, "request")?,
             }
         }
         let (s, name) = (self.s.clone(), name.to_string());
