@@ -94,10 +94,12 @@ test('an awaited loop of calls is delivered in batches, on microtasks, before th
     completed++;
   }
   // Each call's events wait a few microtasks while the loop keeps calling: the first drain
-  // comes after more than one call, and none waits past 64 hops (a call takes a hop or two).
+  // comes after more than one call, and none waits past the facade's count of undelivered
+  // calls (128: the loop of 200 is delivered at least once while it runs).
   assert.ok(seenAt.length > 0, 'delivered while the loop ran, without flush or a task');
   assert.ok(seenAt[0] >= 2, `the first call's events were delivered alone (after ${seenAt[0]} calls)`);
-  for (let k = 0; k < seenAt.length; k++) assert.ok(seenAt[k] - k <= 70, `call ${k} waited until call ${seenAt[k]}`);
+  for (let k = 0; k < seenAt.length; k++) assert.ok(seenAt[k] - k <= 130, `call ${k} waited until call ${seenAt[k]}`);
+  assert.ok(seenAt.filter((c) => c < n).length > 0, 'some calls were delivered before the loop ended');
   await new Promise((res) => setTimeout(res, 0));
   assert.equal(seenAt.length, n, 'everything delivered before the next task');
   baton.deregister('subscriber', 'batches');
@@ -114,10 +116,11 @@ test("an async stream's chunks are delivered in batches too, before the next tas
   });
   for await (const _c of s) consumed++;
   // Chunks are a few microtasks apart (pull, generator, `for await`): the drain waits for
-  // several idle hops in a row, so the first chunk is not delivered on its own.
-  assert.ok(seenAt.length > 0 && seenAt[0] >= 2, `the first chunk was delivered after ${seenAt[0]} chunks`);
+  // several idle hops in a row, so the first chunk is not delivered on its own (here the
+  // stream is shorter than a batch: its chunks come together once it ends).
   await new Promise((res) => setTimeout(res, 0));
   assert.equal(seenAt.length, n, 'every chunk delivered before the next task');
+  assert.ok(seenAt[0] >= 2, `the first chunk was delivered after ${seenAt[0]} chunks`);
   baton.deregister('subscriber', 'chunks');
 });
 
