@@ -36,20 +36,56 @@ function measure(nodeBin, script, extra = []) {
   return /** @type {Record<string, number>} */ (JSON.parse(out));
 }
 
-const baton20 = measure(process.execPath, 'baton.mjs');
-/** @type {Record<string, number> | null} */
-let reference = null;
-/** @type {Record<string, number> | null} */
-let baton24 = null;
-let node24Version = '';
-try {
-  const { node24, entry } = installReference();
-  node24Version = run(node24, ['--version']).trim();
-  baton24 = measure(node24, 'baton.mjs');
-  reference = measure(node24, 'reference.mjs', [entry]);
-} catch (e) {
-  process.stderr.write(`bench: reference run failed: ${e instanceof Error ? e.message : String(e)}\n`);
+/** Rounds (`BATON_BENCH_ROUNDS`, default 3): this VM's speed moves by up to 2x between
+ * processes, so every run is repeated, runs alternate, and each cell is the median over rounds. */
+const ROUNDS = Math.max(1, Number(process.env.BATON_BENCH_ROUNDS || 3));
+
+/**
+ * The median per workload over `results` (workload → ns maps of one kind of run).
+ * @param {Record<string, number>[]} results
+ * @returns {Record<string, number> | null}
+ */
+function medians(results) {
+  if (results.length === 0) return null;
+  /** @type {Record<string, number>} */
+  const out = {};
+  for (const key of Object.keys(results[0])) {
+    const v = results.map((r) => r[key]).filter((x) => x !== undefined).sort((a, b) => a - b);
+    out[key] = v[Math.floor(v.length / 2)];
+  }
+  return out;
 }
+
+let node24Version = '';
+/** @type {{ node24: string, entry: string } | null} */
+let ref = null;
+try {
+  ref = installReference();
+  node24Version = run(ref.node24, ['--version']).trim();
+} catch (e) {
+  process.stderr.write(`bench: reference install failed: ${e instanceof Error ? e.message : String(e)}\n`);
+}
+/** @type {Record<string, number>[][]} Baton on this Node, Baton on Node 24, the reference. */
+const results = [[], [], []];
+for (let round = 0; round < ROUNDS; round++) {
+  /** @type {(() => void)[]} */
+  const runs = [() => results[0].push(measure(process.execPath, 'baton.mjs'))];
+  if (ref !== null) {
+    const { node24, entry } = ref;
+    runs.push(() => results[1].push(measure(node24, 'baton.mjs')));
+    runs.push(() => {
+      try {
+        results[2].push(measure(node24, 'reference.mjs', [entry]));
+      } catch (e) {
+        process.stderr.write(`bench: reference run failed: ${e instanceof Error ? e.message : String(e)}\n`);
+      }
+    });
+  }
+  for (const r of round % 2 === 0 ? runs : runs.slice().reverse()) r();
+}
+const baton20 = /** @type {Record<string, number>} */ (medians(results[0]));
+const baton24 = medians(results[1]);
+const reference = medians(results[2]);
 
 const rows = [
   ['plain call (sync)', 'plain_call'],
@@ -66,7 +102,7 @@ const rows = [
 const fmt = (/** @type {number | undefined} */ ns) => (ns === undefined ? '—' : ns >= 10000 ? `${(ns / 1000).toFixed(1)} µs` : `${Math.round(ns)} ns`);
 const lines = [];
 lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.release()}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-lines.push(`Baton on Node ${process.version}${baton24 ? ` and ${node24Version}` : ''}; reference nemo-relay-node@0.9.2 on ${node24Version || 'Node 24 (not available)'}. Medians of 7 batches.`);
+lines.push(`Baton on Node ${process.version}${baton24 ? ` and ${node24Version}` : ''}; reference nemo-relay-node@0.9.2 on ${node24Version || 'Node 24 (not available)'}. Medians of 7 batches; each cell the median of ${ROUNDS} alternating rounds.`);
 lines.push('');
 lines.push(`| workload | Baton (Node ${process.versions.node.split('.')[0]}) | Baton (Node 24) | reference (Node 24) | reference ÷ Baton (Node 24) |`);
 lines.push('|---|---:|---:|---:|---:|');
