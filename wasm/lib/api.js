@@ -416,12 +416,23 @@ function createApi(native) {
    */
   function enterCall(enter, keys, stack, name, text, options, fork) {
     if (poisoned !== null) throw new BatonError('internal', poisoned);
+    let how;
     try {
-      return enter(stack, name, text, optsJson(options, keys, 'options'), scopeArg(options, 'parent', 'options.parent'), fork);
+      how = enter(stack, name, text, optsJson(options, keys, 'options'), scopeArg(options, 'parent', 'options.parent'), fork);
     } catch (e) {
       throw convert(e);
     }
+    if (how === FAILED) throw convert(native.takeError());
+    return how;
   }
+
+  /**
+   * What the module's per-call functions (`enterTool`, `enterLlm`, `exitTool`, `failTool`)
+   * answer when they fail; `takeError()` then gives the error. They answer a number, not a
+   * value or a thrown error: a wasm function that can fail returns several values, which V8
+   * hands to JS as a new array on every call.
+   */
+  const FAILED = 0xffffffff;
 
   /**
    * Runs an entered synchronous call's function and ends the call (`exitTool`); `what` names
@@ -442,16 +453,20 @@ function createApi(native) {
     return exact ? r : parse(out);
   }
 
-  /** Ends an entered call: `out` is the result's JSON text, or undefined with `thrown`. */
+  /**
+   * Ends an entered call: `out` is the result's JSON text, or undefined with `thrown` (the
+   * module's `failTool`: the common exit passes no JS value).
+   */
   function exitTool(id, out, thrown) {
     let batched;
     try {
-      batched = native.exitTool(id, out, thrown);
+      batched = out === undefined ? native.failTool(id, thrown) : native.exitTool(id, out);
     } catch (e) {
       throw convert(e);
     } finally {
       scheduleDrain();
     }
+    if (batched === FAILED) throw convert(native.takeError());
     relieve(batched);
   }
 

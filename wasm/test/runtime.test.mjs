@@ -116,6 +116,24 @@ test('errors carry code = kind', async () => {
   assert.throws(() => baton.toolSync('p', 1, async () => 1), (e) => e.code === 'invalid_state' && /Promise/.test(e.message));
 });
 
+test('a call the module refuses on entry (only subscribers registered) throws its error, emits nothing, and leaves no error behind', async () => {
+  const evs = await collect(async () => {
+    assert.throws(() => baton.toolSync('t', { a: 1 }, (a) => a, { toolCallId: 5 }), (e) => e instanceof baton.BatonError && e.code === 'invalid_argument' && /toolCallId/.test(e.message));
+    await assert.rejects(baton.tool('t', { a: 1 }, (a) => a, { toolCallId: 5 }), (e) => e instanceof baton.BatonError && e.code === 'invalid_argument' && /toolCallId/.test(e.message));
+    assert.throws(() => baton.llmSync('m', { content: 'hi' }, () => ({ content: 'ok' }), { modelName: 5 }), (e) => e instanceof baton.BatonError && e.code === 'invalid_argument' && /modelName/.test(e.message));
+  });
+  assert.deepEqual(evs, []);
+  // The next calls enter and end normally, through the same functions.
+  const after = await collect(async () => {
+    assert.deepEqual(baton.toolSync('t', { a: 1 }, (a) => a), { a: 1 });
+    assert.equal(await baton.tool('t', 2, async (x) => x + 1), 3);
+    assert.throws(() => baton.toolSync('t', 3, () => { throw new RangeError('own'); }), (e) => e instanceof RangeError && e.message === 'own');
+  });
+  assert.deepEqual(after.map((e) => [e.scope_category, e.data, e.metadata?.['otel.status_code']]), [
+    ['start', { a: 1 }, undefined], ['end', { a: 1 }, 'OK'], ['start', 2, undefined], ['end', 3, 'OK'], ['start', 3, undefined], ['end', null, 'ERROR'],
+  ]);
+});
+
 test('guardrails, request intercepts and sanitizers run (sync)', async () => {
   baton.register('tool_conditional_execution', 'no-rm', (args) => (args.cmd === 'rm' ? { allow: false, reason: 'no rm' } : true));
   baton.register('tool_request_intercept', 'add-flag', (args) => ({ ...args, flag: true }));

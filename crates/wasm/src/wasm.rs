@@ -151,6 +151,34 @@ fn set(obj: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
+thread_local! {
+    /// The error of the last hot-path call that answered [`FAILED`] (`takeError` hands it over).
+    static FAILED_WITH: RefCell<Option<JsValue>> = const { RefCell::new(None) };
+}
+
+/// What the per-call functions (`enterTool`, `enterLlm`, `exitTool`, `failTool`) answer when
+/// they fail; the facade then asks `takeError` for the error. They return a plain number rather
+/// than a `Result`: a `Result` crosses as a multi-value return, which V8 hands to JS as a new
+/// array on every call (measured: see `docs/wasm.md`, session 10).
+const FAILED: u32 = u32::MAX;
+
+/// `Ok(n)` as `n`, an error as [`FAILED`] with the error parked for `takeError`.
+fn answer(r: Result<u32, JsValue>) -> u32 {
+    match r {
+        Ok(n) => n,
+        Err(e) => {
+            FAILED_WITH.with(|f| *f.borrow_mut() = Some(e));
+            FAILED
+        }
+    }
+}
+
+/// The error of the last call that answered `FAILED` (`u32::MAX`), once.
+#[wasm_bindgen(js_name = takeError)]
+pub fn take_error() -> JsValue {
+    FAILED_WITH.with(|f| f.borrow_mut().take()).unwrap_or(JsValue::UNDEFINED)
+}
+
 fn to_js(err: Error) -> JsValue {
     if let Some(t) = err.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
         if let Some(v) = THROWN.with(|m| m.borrow_mut().remove(&t.0)) {
@@ -488,7 +516,7 @@ thread_local! {
 
 /// enterTool(stack, name, argsJson, opts, parent) → `0`: middleware sees the values, use the
 /// managed path (`tool` / `callAsync`); `1`: nothing is registered, just call the function;
-/// otherwise the id of the entered call for `exitTool`.
+/// otherwise the id of the entered call for `exitTool`; `FAILED` with the error for `takeError`.
 ///
 /// With only subscribers (and event middleware) registered, the facade runs the callback
 /// itself between `enterTool` and `exitTool`: the core emits the same events as `tool`
@@ -499,7 +527,11 @@ thread_local! {
 /// `stack` do not interleave with its scope. `enteredStack(id)` gives that fork while the call
 /// runs, and `enteredPosition()` where the caller was (for the facade's pin of it).
 #[wasm_bindgen(js_name = enterTool)]
-pub fn enter_tool(
+pub fn enter_tool(stack: &Stack, name: &str, args: String, opts: Option<String>, parent: Option<Scope>, fork: bool) -> u32 {
+    answer(enter_tool_with(stack, name, args, opts, parent, fork))
+}
+
+fn enter_tool_with(
     stack: &Stack,
     name: &str,
     args: String,
@@ -551,9 +583,13 @@ thread_local! {
 /// middleware or a codec sees the values: use the managed path (`llm` / `callAsync`);
 /// otherwise the id of the entered call for `exitTool` (`Stack::enter_llm`: the events of
 /// `llm`). `takeCheckedRequest` then gives the request the function gets when the core's
-/// check changed it (`headers` added). `fork` as for `enterTool`.
+/// check changed it (`headers` added). `fork` and `FAILED` as for `enterTool`.
 #[wasm_bindgen(js_name = enterLlm)]
-pub fn enter_llm(
+pub fn enter_llm(stack: &Stack, name: &str, request: &str, opts: Option<String>, parent: Option<Scope>, fork: bool) -> u32 {
+    answer(enter_llm_with(stack, name, request, opts, parent, fork))
+}
+
+fn enter_llm_with(
     stack: &Stack,
     name: &str,
     request: &str,
@@ -599,11 +635,36 @@ pub fn entered_stack(id: u32) -> Option<Stack> {
     })
 }
 
-/// exitTool(id, resultJson) or exitTool(id, undefined, thrown): ends an entered call (its end
-/// event, with ERROR status for a thrown value). Returns how many events wait in the batch
-/// (the facade drains inline past its high-water mark).
+/// exitTool(id, resultJson): ends an entered call with its result (its end event). Returns how
+/// many events wait in the batch (the facade drains inline past its high-water mark), or
+/// `FAILED` (the id names no running call).
 #[wasm_bindgen(js_name = exitTool)]
-pub fn exit_tool(id: u32, result: Option<String>, thrown: JsValue) -> Result<u32, JsValue> {
+pub fn exit_tool(id: u32, result: String) -> u32 {
+    answer(take_entered(id).map(|(call, _fork)| {
+        call.exit(Ok(baton::Payload::from_json_trusted(result.into_boxed_str())));
+        batched()
+    }))
+}
+
+/// failTool(id, thrown): ends an entered call whose function threw `thrown` (its end event with
+/// ERROR status). Answers as `exitTool`. A function of its own so that the common exit passes
+/// no JS value (each one is a slot in the module's table of JS values).
+#[wasm_bindgen(js_name = failTool)]
+pub fn fail_tool(id: u32, thrown: JsValue) -> u32 {
+    answer(take_entered(id).map(|(call, _fork)| {
+        let e = from_thrown(thrown);
+        // The thrown value only names the status here; the facade rethrows it itself.
+        if let Some(t) = e.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
+            THROWN.with(|m| m.borrow_mut().remove(&t.0));
+        }
+        call.exit(Err(&e));
+        batched()
+    }))
+}
+
+/// Takes a running entered call out of its slot (the fork goes with it; a JS object made of it
+/// by `enteredStack` keeps its own share).
+fn take_entered(id: u32) -> Result<Entered, JsValue> {
     let call = ENTERED.with(|e| {
         let mut e = e.borrow_mut();
         let (slots, free) = &mut *e;
@@ -613,20 +674,7 @@ pub fn exit_tool(id: u32, result: Option<String>, thrown: JsValue) -> Result<u32
         }
         call
     });
-    // The fork goes with the call (a JS object made of it by `enteredStack` keeps its own share).
-    let Some((call, _fork)) = call else { return Err(to_js(Error::invalid_state("call: already ended"))) };
-    match result {
-        Some(text) => call.exit(Ok(baton::Payload::from_json_trusted(text.into_boxed_str()))),
-        None => {
-            let e = from_thrown(thrown);
-            // The thrown value only names the status here; the facade rethrows it itself.
-            if let Some(t) = e.payload().and_then(|p| p.downcast_ref::<Thrown>()) {
-                THROWN.with(|m| m.borrow_mut().remove(&t.0));
-            }
-            call.exit(Err(&e));
-        }
-    }
-    Ok(batched())
+    call.ok_or_else(|| to_js(Error::invalid_state("call: already ended")))
 }
 
 /// A managed LLM call with a synchronous callback. `request`: JSON `{headers, content}`;
