@@ -427,10 +427,10 @@ function createApi(native) {
   }
 
   /**
-   * What the module's per-call functions (`enterTool`, `enterLlm`, `exitTool`, `failTool`)
-   * answer when they fail; `takeError()` then gives the error. They answer a number, not a
-   * value or a thrown error: a wasm function that can fail returns several values, which V8
-   * hands to JS as a new array on every call.
+   * What the module's per-call functions (`enterTool`, `enterLlm`, `exitTool`, `failTool`, an
+   * entered stream's `chunk`) answer when they fail; `takeError()` then gives the error. They
+   * answer a number, not a value or a thrown error: a wasm function that can fail returns
+   * several values, which V8 hands to JS as a new array on every call.
    */
   const FAILED = 0xffffffff;
 
@@ -934,7 +934,17 @@ function createApi(native) {
       throw failStream(s, e);
     }
     const exact = encoded.exact;
-    delivered(call(() => s._entered.chunk(text)));
+    if (poisoned !== null) throw new BatonError('internal', poisoned);
+    let batched;
+    try {
+      batched = s._entered.chunk(text);
+    } catch (e) {
+      throw convert(e);
+    } finally {
+      scheduleDrain();
+    }
+    if (batched === FAILED) throw convert(native.takeError());
+    relieve(batched);
     return { value: exact ? r.value : parse(text), done: false };
   }
 

@@ -156,10 +156,11 @@ thread_local! {
     static FAILED_WITH: RefCell<Option<JsValue>> = const { RefCell::new(None) };
 }
 
-/// What the per-call functions (`enterTool`, `enterLlm`, `exitTool`, `failTool`) answer when
-/// they fail; the facade then asks `takeError` for the error. They return a plain number rather
-/// than a `Result`: a `Result` crosses as a multi-value return, which V8 hands to JS as a new
-/// array on every call (measured: see `docs/wasm.md`, session 10).
+/// What the per-call functions (`enterTool`, `enterLlm`, `exitTool`, `failTool`, an entered
+/// stream's `chunk`) answer when they fail; the facade then asks `takeError` for the error.
+/// They return a plain number rather than a `Result`: a `Result` crosses as a multi-value
+/// return, which V8 hands to JS as a new array on every call (measured: `docs/wasm.md`,
+/// session 10).
 const FAILED: u32 = u32::MAX;
 
 /// `Ok(n)` as `n`, an error as [`FAILED`] with the error parked for `takeError`.
@@ -1358,13 +1359,14 @@ impl EnteredLlmStream {
         self.request.borrow_mut().take().map(|v| v.to_string())
     }
     /// Records the next chunk (JSON text from the facade's `JSON.stringify`). Returns how many
-    /// events wait in the batch.
-    pub fn chunk(&self, text: String) -> Result<u32, JsValue> {
+    /// events wait in the batch, or `FAILED` (the stream ended) with the error for `takeError`:
+    /// a number, as the per-call functions answer.
+    pub fn chunk(&self, text: String) -> u32 {
         let mut guard = self.inner.borrow_mut();
-        let Some(stream) = guard.as_mut() else { return Err(to_js(Error::invalid_state("stream: already ended"))) };
+        let Some(stream) = guard.as_mut() else { return answer(Err(to_js(Error::invalid_state("stream: already ended")))) };
         stream.chunk(|| baton::Payload::from_json_trusted(text.into_boxed_str()));
         drop(guard);
-        Ok(batched())
+        batched()
     }
     /// Ends the stream: `ok` with the recorded chunks; else `ERROR` from `thrown`, or cancelled
     /// when `thrown` is undefined (the consumer stopped early). Ending twice does nothing.
