@@ -511,11 +511,14 @@ function createApi(native) {
 
   /** -1 when something is registered, else the position of `stack` (for its pin). */
   function unobservedAt(stack) {
+    let at;
     try {
-      return native.unobserved(stack);
+      at = native.unobserved(stack);
     } catch (e) {
       throw convert(e);
     }
+    if (at === -2) throw convert(native.takeError());
+    return at;
   }
 
   /** A synchronous call's result handed back as it is when exact, else its JSON copy. */

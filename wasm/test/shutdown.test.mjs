@@ -11,5 +11,11 @@ test('shutdown delivers what is queued, then operations are already_shutdown', a
   assert.deepEqual(seen, ['last']);
   assert.equal(baton.isShutdown(), true);
   assert.throws(() => baton.push('x'), (e) => e.code === 'already_shutdown');
+  // Calls refuse too, whether the module is asked first if anything is registered (no options)
+  // or the call is entered right away (options).
+  assert.throws(() => baton.toolSync('t', 1, (x) => x), (e) => e.code === 'already_shutdown');
+  await assert.rejects(baton.tool('t', 1, (x) => x), (e) => e.code === 'already_shutdown');
+  assert.throws(() => baton.toolSync('t', 1, (x) => x, { toolCallId: 'c' }), (e) => e.code === 'already_shutdown');
+  await assert.rejects(baton.tool('t', 1, (x) => x, { toolCallId: 'c' }), (e) => e.code === 'already_shutdown');
   await assert.rejects(baton.shutdown(), (e) => e.code === 'already_shutdown');
 });

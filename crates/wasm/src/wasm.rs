@@ -495,11 +495,19 @@ pub fn tool(
 /// -1 when something is registered; otherwise nothing is, so a managed tool call is just its
 /// callback (the core's rule, `Stack::unobserved`) and the facade calls the function itself,
 /// and the answer is where new work on `stack` is parented now (`Stack::current_id`, ≥ 0): the
-/// facade reuses one fork of `stack` per position for async calls' functions. Throws what a
-/// call would (`already_shutdown`, `invalid_state`).
+/// facade reuses one fork of `stack` per position for async calls' functions. `-2` when it
+/// fails as a call would (`already_shutdown`, `invalid_state`), with the error for `takeError`
+/// (a number, as the per-call functions answer: see [`FAILED`]).
 #[wasm_bindgen]
-pub fn unobserved(stack: &Stack) -> Result<f64, JsValue> {
-    Ok(if stack.inner.unobserved().map_err(to_js)? { stack.inner.current_id() as f64 } else { -1.0 })
+pub fn unobserved(stack: &Stack) -> f64 {
+    match stack.inner.unobserved() {
+        Ok(true) => stack.inner.current_id() as f64,
+        Ok(false) => -1.0,
+        Err(e) => {
+            FAILED_WITH.with(|f| *f.borrow_mut() = Some(to_js(e)));
+            -2.0
+        }
+    }
 }
 
 /// A tool call the facade runs itself, and for an async call the fork it runs on.
