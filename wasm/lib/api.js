@@ -458,9 +458,20 @@ function createApi(native) {
    * module's `failTool`: the common exit passes no JS value).
    */
   function exitTool(id, out, thrown) {
+    if (out === undefined) counted(native.failTool, undefined, id, thrown);
+    else counted(native.exitTool, undefined, id, out);
+  }
+
+  /**
+   * Calls `fn` on `self` (undefined for a module function, the stream for an entered stream's
+   * `chunk`), a module function that answers how many events wait in the batch, or FAILED:
+   * converts what it throws or the error `takeError` holds, schedules the drain and relieves
+   * the batch. No closure per call: these run once or twice per call or chunk.
+   */
+  function counted(fn, self, a, b) {
     let batched;
     try {
-      batched = out === undefined ? native.failTool(id, thrown) : native.exitTool(id, out);
+      batched = fn.call(self, a, b);
     } catch (e) {
       throw convert(e);
     } finally {
@@ -938,16 +949,7 @@ function createApi(native) {
     }
     const exact = encoded.exact;
     if (poisoned !== null) throw new BatonError('internal', poisoned);
-    let batched;
-    try {
-      batched = s._entered.chunk(text);
-    } catch (e) {
-      throw convert(e);
-    } finally {
-      scheduleDrain();
-    }
-    if (batched === FAILED) throw convert(native.takeError());
-    relieve(batched);
+    counted(s._entered.chunk, s._entered, text);
     return { value: exact ? r.value : parse(text), done: false };
   }
 

@@ -168,10 +168,15 @@ fn answer(r: Result<u32, JsValue>) -> u32 {
     match r {
         Ok(n) => n,
         Err(e) => {
-            FAILED_WITH.with(|f| *f.borrow_mut() = Some(e));
+            park(e);
             FAILED
         }
     }
+}
+
+/// Keeps `e` for `takeError`: the caller answers its failure value.
+fn park(e: JsValue) {
+    FAILED_WITH.with(|f| *f.borrow_mut() = Some(e));
 }
 
 /// The error of the last call that answered `FAILED` (`u32::MAX`), once.
@@ -504,7 +509,7 @@ pub fn unobserved(stack: &Stack) -> f64 {
         Ok(true) => stack.inner.current_id() as f64,
         Ok(false) => -1.0,
         Err(e) => {
-            FAILED_WITH.with(|f| *f.borrow_mut() = Some(to_js(e)));
+            park(to_js(e));
             -2.0
         }
     }
