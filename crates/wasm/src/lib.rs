@@ -5,5 +5,13 @@
 //! `wasm/lib/` is the public surface (the same TypeScript API as `node/`); these exports are
 //! its private native layer and pass JSON as text.
 
+#[cfg(any(target_arch = "wasm32", test))]
+mod heap;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
+
+/// Small blocks from size-class free lists instead of dlmalloc (see [`heap`]); only where the
+/// module has no threads.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static HEAP: heap::Heap = heap::Heap::new();
