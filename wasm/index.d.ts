@@ -301,6 +301,11 @@ export interface Diagnostics {
   subscriberFailures: number;
   middlewareFailures: number;
   queued: number;
+  /**
+   * wasm only: the size of the module's linear memory in bytes. It grows in 64 KiB pages
+   * when the module needs more and never shrinks (WebAssembly cannot give memory back).
+   */
+  memoryBytes: number;
 }
 
 /** Sets up the global runtime before first use (`already_exists` afterwards). */

@@ -237,3 +237,32 @@ test('batches with non-ASCII text arrive intact, in both text and object form', 
   baton.deregister('subscriber', 'objects');
   baton.deregister('subscriber', 'texts');
 });
+
+test('steady calls reuse the module memory: later passes of the same work do not grow it', async () => {
+  // Payloads from a few bytes to a few KiB cover every size class of the module's allocator
+  // (crates/wasm/src/heap.rs) and dlmalloc behind it. Freed blocks must be handed out again:
+  // a pass allocates several MiB in all, so an allocator that did not reuse them would grow
+  // the memory by that much per pass.
+  let seen = 0;
+  baton.subscribe('steady', () => { seen++; });
+  try {
+    const pass = async () => {
+      for (let i = 0; i < 4000; i++) {
+        const payload = { i, text: 'x'.repeat((i * 37) % 3000), list: Array.from({ length: i % 9 }, (_, k) => k) };
+        await baton.tool('steady', payload, (a) => ({ ...a, done: true }));
+        baton.toolSync('steady-sync', payload, (a) => a);
+      }
+      assert.ok(await baton.flush());
+    };
+    await pass();
+    const { memoryBytes } = baton.diagnostics();
+    assert.ok(Number.isInteger(memoryBytes) && memoryBytes > 0 && memoryBytes % 65536 === 0, `memoryBytes ${memoryBytes}`);
+    await pass();
+    await pass();
+    const grown = baton.diagnostics().memoryBytes - memoryBytes;
+    assert.ok(grown <= 1024 * 1024, `two more passes grew the module memory by ${grown} bytes`);
+    assert.equal(seen, 3 * 4000 * 4);
+  } finally {
+    baton.deregister('subscriber', 'steady');
+  }
+});

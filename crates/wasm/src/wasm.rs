@@ -2064,6 +2064,8 @@ pub fn diagnostics() -> String {
         "subscriberFailures": d.subscriber_failures,
         "middlewareFailures": d.middleware_failures,
         "queued": d.queued,
+        // The module's linear memory, which grows in 64 KiB pages and never shrinks.
+        "memoryBytes": core::arch::wasm32::memory_size(0) as u64 * 65_536,
     })
     .to_string()
 }
