@@ -91,7 +91,7 @@ function drain() {
     const layouts = batch[3];
     delivering++;
     try {
-      deliverBatch(subscribers, failed, text, layouts, 0, ends, 0, ends.length, d, 0, d.length);
+      deliverBatch(subscribers, failed, text, layouts, 0, ends, 0, ends.length, d, 0, d.length, batch[4]);
     } finally {
       delivering--;
     }

@@ -334,10 +334,11 @@ const CLOSED = 0xffffffff;
  * addon hands these over as separate arrays, the wasm module as one). Each event is sliced out
  * of the text or built from its layout only for a subscriber that wants it in that form, once,
  * and shared by all of them; the batch's structured values are parsed together on the first
- * object (`batchValues`). A subscriber that throws or whose Promise rejects is isolated and
- * reported through `failed`.
+ * object (`batchValues`), or, when the binding already gathered them (`valuesText`: the Node
+ * addon copies them into one JSON array off the JS thread), by one parse of that text. A
+ * subscriber that throws or whose Promise rejects is isolated and reported through `failed`.
  */
-function deliverBatch(subscribers, failed, text, l, layoutAt, ends, endsAt, n, pairs, from, to) {
+function deliverBatch(subscribers, failed, text, l, layoutAt, ends, endsAt, n, pairs, from, to, valuesText) {
   const texts = new Array(n);
   const objects = new Array(n);
   let values = null;
@@ -358,7 +359,7 @@ function deliverBatch(subscribers, failed, text, l, layoutAt, ends, endsAt, n, p
       } else {
         ev = objects[idx];
         if (ev === undefined) {
-          if (values === null) values = batchValues(text, l, layoutAt, n);
+          if (values === null) values = valuesText === undefined ? batchValues(text, l, layoutAt, n) : parse(valuesText);
           ev = objects[idx] = eventObject(text, l, layoutAt + idx * LAYOUT, idx === 0 ? 0 : ends[endsAt + idx - 1], ends[endsAt + idx], values);
         }
       }
