@@ -81,17 +81,30 @@ function failed() {
   subscriberFailures++;
 }
 
+/**
+ * The numbers of the segment `takeEvents` just took (`[deliveries, events, (id, index)...,
+ * ends..., layouts...]`), over memory of the addon that each take rewrites: read before the
+ * next take. A segment whose numbers do not fit comes with typed arrays of its own.
+ */
+const meta = new Uint32Array(native.metaBuffer());
+
 function drain() {
+  if (delivering > 0) return; // `meta` is being read
   for (;;) {
     const batch = native.takeEvents();
     if (batch === null) return;
     const text = batch[0];
-    const d = batch[1];
-    const ends = batch[2];
-    const layouts = batch[3];
     delivering++;
     try {
-      deliverBatch(subscribers, failed, text, layouts, 0, ends, 0, ends.length, d, 0, d.length, batch[4]);
+      if (batch.length === 2) {
+        const nd = meta[0];
+        const n = meta[1];
+        deliverBatch(subscribers, failed, text, meta, 2 + nd + n, meta, 2 + nd, n, meta, 2, 2 + nd, batch[1]);
+      } else {
+        const d = batch[2];
+        const ends = batch[3];
+        deliverBatch(subscribers, failed, text, batch[4], 0, ends, 0, ends.length, d, 0, d.length, batch[1]);
+      }
     } finally {
       delivering--;
     }

@@ -65,3 +65,33 @@ test('a batch of many segments: each subscriber gets each event once, in order, 
   baton.deregister('subscriber', 'text');
   baton.deregister('subscriber', 'a');
 });
+
+test('segments with more deliveries than the shared numbers buffer holds arrive whole and in order', async () => {
+  // 150 subscribers: a 64 KB segment of marks then carries more (subscriber, event) pairs than
+  // the addon's shared numbers buffer (64 Ki words), so it comes with typed arrays of its own;
+  // smaller segments use the shared buffer. Both forms must deliver the same events.
+  const subs = 150;
+  const n = 1_500;
+  /** @type {any[][]} */
+  const got = Array.from({ length: subs }, () => []);
+  for (let s = 0; s < subs; s++) baton.subscribe(`many-${s}`, (e) => { got[s].push(e); });
+  for (let i = 0; i < n; i++) baton.mark('m', { data: { i, note: i % 7 === 0 ? 'ü' : 'x' } });
+  assert.ok(await baton.flush());
+  for (let s = 0; s < subs; s++) {
+    assert.equal(got[s].length, n, `subscriber ${s}`);
+    got[s].forEach((e, i) => {
+      assert.equal(e.data.i, i);
+      assert.equal(e.data.note, i % 7 === 0 ? 'ü' : 'x');
+      assert.equal(e, got[0][i], 'one object per event, shared');
+    });
+  }
+  for (let s = 0; s < subs; s++) baton.deregister('subscriber', `many-${s}`);
+  // A single subscriber afterwards: the shared buffer again.
+  /** @type {any[]} */
+  const one = [];
+  baton.subscribe('one', (e) => { one.push(e); });
+  for (let i = 0; i < 10; i++) baton.mark('m', { data: { i } });
+  assert.ok(await baton.flush());
+  assert.deepEqual(one.map((e) => e.data.i), [...Array(10).keys()]);
+  baton.deregister('subscriber', 'one');
+});

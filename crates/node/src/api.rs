@@ -809,6 +809,10 @@ pub fn pending_counter(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
     crate::deliver::pending_counter(env)
 }
 
+pub fn meta_buffer(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
+    crate::deliver::meta_buffer(env)
+}
+
 pub fn diagnostics(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
     let d = rt().diagnostics();
     let o = util::object(env)?;

@@ -135,12 +135,26 @@ struct Batch {
     /// Identity of the last serialized event (its uuid and kind), to share it between
     /// subscribers receiving the same event (always in `open`).
     last: Option<(baton::Uuid, baton::EventKind)>,
+    /// Whether every subscriber due the last event has it: the dispatcher ended its batch
+    /// (`end_batch`). Until then `takeEvents` leaves the open segment alone, so that one
+    /// event's deliveries are never split between segments (each subscriber that takes
+    /// objects then gets the same object).
+    settled: bool,
+    /// A take left the open segment alone: `end_batch` asks the JS thread to drain again.
+    deferred: bool,
     /// Scratch for one event's layout.
     scratch: EventLayout,
 }
 
-static BATCH: Mutex<Batch> =
-    Mutex::new(Batch { full: std::collections::VecDeque::new(), open: Segment::EMPTY, events: 0, last: None, scratch: EventLayout::EMPTY });
+static BATCH: Mutex<Batch> = Mutex::new(Batch {
+    full: std::collections::VecDeque::new(),
+    open: Segment::EMPTY,
+    events: 0,
+    last: None,
+    settled: true,
+    deferred: false,
+    scratch: EventLayout::EMPTY,
+});
 
 /// Emptied segments handed back by `takeEvents`, for the dispatcher to write into again.
 static POOL: Mutex<Vec<Segment>> = Mutex::new(Vec::new());
@@ -198,6 +212,7 @@ fn push(id: u32, event: Option<&Event>) {
                 b.events += 1;
                 PENDING.store(b.events, Ordering::Relaxed);
                 b.last = Some((e.uuid, e.kind));
+                b.settled = false;
             }
             let index = b.open.events() - 1;
             b.open.deliveries.push(id);
@@ -209,10 +224,25 @@ fn push(id: u32, event: Option<&Event>) {
         }
     }
     if was_empty {
-        let f = TSFN.load(Ordering::Acquire);
-        if !f.is_null() {
-            unsafe { sys::napi_call_threadsafe_function(f, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
-        }
+        wake_js();
+    }
+}
+
+/// Asks the JS thread to drain (one thread-safe function call; it does not wait).
+fn wake_js() {
+    let f = TSFN.load(Ordering::Acquire);
+    if !f.is_null() {
+        unsafe { sys::napi_call_threadsafe_function(f, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+    }
+}
+
+/// The dispatcher ended a batch: every subscriber due the last event has it.
+fn settle() {
+    let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
+    b.settled = true;
+    if std::mem::take(&mut b.deferred) {
+        drop(b);
+        wake_js();
     }
 }
 
@@ -221,14 +251,62 @@ impl Subscriber for JsSubscriber {
         push(self.id, Some(event));
         Ok(())
     }
+    fn end_batch(&self) -> usize {
+        settle();
+        0
+    }
     fn close(&self) -> Result<()> {
         push(self.id, None);
         Ok(())
     }
 }
 
-/// `takeEvents()` → `null` or, for the oldest segment of the batch, `[text, Uint32Array
-/// deliveries, Uint32Array ends, Uint32Array layouts, values]`: `values` is the JSON array
+/// Words of [`META`].
+const META_WORDS: usize = 64 * 1024;
+
+/// Where `takeEvents` writes a segment's numbers for the facade: `[deliveries, events,
+/// (id, index)..., ends..., layouts...]`, read through one `Uint32Array` the facade made once
+/// (`metaBuffer`). Three typed arrays per segment cost three allocations that V8 counts as
+/// external memory, and their growth triggered young-generation collections. Only the JS
+/// thread touches it: `takeEvents` writes it, the facade reads it before its next call.
+struct Meta(std::cell::UnsafeCell<[u32; META_WORDS]>);
+
+// SAFETY: only the JS thread reads or writes it (see above).
+unsafe impl Sync for Meta {}
+
+static META: Meta = Meta(std::cell::UnsafeCell::new([0; META_WORDS]));
+
+/// `metaBuffer()` → an `ArrayBuffer` over [`META`] (static memory: nothing to free).
+pub fn meta_buffer(env: Env) -> JsResult<JsVal> {
+    let mut buf = ptr::null_mut();
+    let data = META.0.get().cast::<c_void>();
+    ck!(env, sys::napi_create_external_arraybuffer(env, data, META_WORDS * 4, None, ptr::null_mut(), &mut buf));
+    Ok(buf)
+}
+
+/// Writes a segment's numbers into [`META`]; `false` when they do not fit (a segment of one
+/// very large event list), and the caller hands them over as typed arrays instead.
+fn write_meta(seg: &Segment) -> bool {
+    let words = 2 + seg.deliveries.len() + seg.ends.len() + seg.layouts.len();
+    if words > META_WORDS {
+        return false;
+    }
+    // SAFETY: on the JS thread, which alone uses META, and not while the facade reads it (it
+    // reads it synchronously after this call returns).
+    let meta = unsafe { &mut *META.0.get() };
+    meta[0] = seg.deliveries.len() as u32;
+    meta[1] = seg.events();
+    let mut at = 2;
+    for part in [&seg.deliveries, &seg.ends, &seg.layouts] {
+        meta[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    true
+}
+
+/// `takeEvents()` → `null` or, for the oldest segment of the batch, `[text, values]` with its
+/// numbers in the `metaBuffer` (see [`META`]), or, when they do not fit there, `[text, values,
+/// Uint32Array deliveries, Uint32Array ends, Uint32Array layouts]`. `values` is the JSON array
 /// of the segment's structured values (see [`Segment::values`]), or undefined when it has none.
 pub fn take(env: Env) -> JsResult<JsVal> {
     let mut seg = {
@@ -236,6 +314,10 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         let seg = match b.full.pop_front() {
             Some(seg) => seg,
             None if b.open.deliveries.is_empty() => return util::null(env),
+            None if !b.settled => {
+                b.deferred = true;
+                return util::null(env);
+            }
             None => {
                 b.last = None;
                 let fresh = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or(Segment::EMPTY);
@@ -246,7 +328,8 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         PENDING.store(b.events, Ordering::Relaxed);
         seg
     };
-    let out = util::array(env, 5);
+    let in_meta = write_meta(&seg);
+    let out = util::array(env, if in_meta { 2 } else { 5 });
     let filled = out.and_then(|out| {
         let text = if seg.ascii {
             let mut v = ptr::null_mut();
@@ -256,9 +339,11 @@ pub fn take(env: Env) -> JsResult<JsVal> {
             util::string(env, &seg.text)?
         };
         util::set_index(env, out, 0, text)?;
-        for (i, items) in [&seg.deliveries, &seg.ends, &seg.layouts].into_iter().enumerate() {
-            let a = u32_array(env, items)?;
-            util::set_index(env, out, i as u32 + 1, a)?;
+        if !in_meta {
+            for (i, items) in [&seg.deliveries, &seg.ends, &seg.layouts].into_iter().enumerate() {
+                let a = u32_array(env, items)?;
+                util::set_index(env, out, i as u32 + 2, a)?;
+            }
         }
         if seg.value_count > 0 {
             seg.values.push(']');
@@ -269,7 +354,7 @@ pub fn take(env: Env) -> JsResult<JsVal> {
             } else {
                 util::string(env, &seg.values)?
             };
-            util::set_index(env, out, 4, values)?;
+            util::set_index(env, out, 1, values)?;
         }
         Ok(out)
     });

@@ -81,6 +81,7 @@ const EXPORTS: &[(&str, util::Handler)] = &[
     ("shutdown", api::shutdown),
     ("takeEvents", api::take_events),
     ("pendingCounter", api::pending_counter),
+    ("metaBuffer", api::meta_buffer),
     ("diagnostics", api::diagnostics),
     ("isShutdown", api::is_shutdown),
     ("pluginValidate", api::plugin_validate),
