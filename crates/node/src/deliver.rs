@@ -331,14 +331,7 @@ pub fn take(env: Env) -> JsResult<JsVal> {
     let in_meta = write_meta(&seg);
     let out = util::array(env, if in_meta { 2 } else { 5 });
     let filled = out.and_then(|out| {
-        let text = if seg.ascii {
-            let mut v = ptr::null_mut();
-            ck!(env, sys::napi_create_string_latin1(env, seg.text.as_ptr().cast(), seg.text.len() as isize, &mut v));
-            v
-        } else {
-            util::string(env, &seg.text)?
-        };
-        util::set_index(env, out, 0, text)?;
+        util::set_index(env, out, 0, js_text(env, &seg.text, seg.ascii)?)?;
         if !in_meta {
             for (i, items) in [&seg.deliveries, &seg.ends, &seg.layouts].into_iter().enumerate() {
                 let a = u32_array(env, items)?;
@@ -347,14 +340,7 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         }
         if seg.value_count > 0 {
             seg.values.push(']');
-            let values = if seg.values_ascii {
-                let mut v = ptr::null_mut();
-                ck!(env, sys::napi_create_string_latin1(env, seg.values.as_ptr().cast(), seg.values.len() as isize, &mut v));
-                v
-            } else {
-                util::string(env, &seg.values)?
-            };
-            util::set_index(env, out, 1, values)?;
+            util::set_index(env, out, 1, js_text(env, &seg.values, seg.values_ascii)?)?;
         }
         Ok(out)
     });
@@ -367,6 +353,17 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         }
     }
     filled
+}
+
+/// A JS string of `text`: ASCII (the usual case) is copied as a one-byte string, without
+/// decoding.
+fn js_text(env: Env, text: &str, ascii: bool) -> JsResult<JsVal> {
+    if !ascii {
+        return util::string(env, text);
+    }
+    let mut v = ptr::null_mut();
+    ck!(env, sys::napi_create_string_latin1(env, text.as_ptr().cast(), text.len() as isize, &mut v));
+    Ok(v)
 }
 
 fn u32_array(env: Env, items: &[u32]) -> JsResult<JsVal> {
