@@ -31,7 +31,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use baton::{Event, EventField, EventLayout, Result, Subscriber, ValueForm};
+use baton::{Event, EventLayout, Result, Subscriber, ValueForm};
 
 const _: () = assert!(EventLayout::NUMBERS == 34, "node/lib/common.js reads 34 numbers per event");
 use napi::sys;
@@ -65,10 +65,9 @@ struct Segment {
     /// joining them on the JS thread cost more than the parse itself, and the copy is made
     /// here, off the JS thread.
     values: String,
-    /// How many values `values` holds.
+    /// How many values `values` holds. (`values` is ASCII whenever `text` is: it is copied
+    /// from it.)
     value_count: u32,
-    /// Whether `values` is all ASCII.
-    values_ascii: bool,
 }
 
 impl Segment {
@@ -81,7 +80,6 @@ impl Segment {
         ascii: true,
         values: String::new(),
         value_count: 0,
-        values_ascii: true,
     };
 
     fn events(&self) -> u32 {
@@ -97,25 +95,16 @@ impl Segment {
         self.ascii = true;
         self.values.clear();
         self.value_count = 0;
-        self.values_ascii = true;
     }
 
     /// Copies the structured values of the event just written at `start` (its layout in
-    /// `layout`, byte offsets) into `values`; returns each field's value index (or 0).
-    fn copy_values(&mut self, start: usize, layout: &EventLayout) -> [u32; EventField::COUNT] {
-        let mut index = [0u32; EventField::COUNT];
-        for (i, f) in layout.fields.iter().enumerate() {
-            if f.form != ValueForm::Json {
-                continue;
-            }
-            let bytes = &self.text[start + f.start as usize..start + f.end as usize];
+    /// `layout`, byte offsets) into `values`, in field order.
+    fn copy_values(&mut self, start: usize, layout: &EventLayout) {
+        for f in layout.fields.iter().filter(|f| f.form == ValueForm::Json) {
             self.values.push(if self.value_count == 0 { '[' } else { ',' });
-            self.values.push_str(bytes);
-            self.values_ascii &= bytes.is_ascii();
-            index[i] = self.value_count;
+            self.values.push_str(&self.text[start + f.start as usize..start + f.end as usize]);
             self.value_count += 1;
         }
-        index
     }
 }
 
@@ -189,7 +178,8 @@ fn push(id: u32, event: Option<&Event>) {
                 let start = seg.text.len();
                 // SAFETY of the write: `write_json_layout` writes valid UTF-8 only.
                 e.write_json_layout(unsafe { seg.text.as_mut_vec() }, &mut b.scratch);
-                let index = seg.copy_values(start, &b.scratch);
+                let first_value = seg.value_count;
+                seg.copy_values(start, &b.scratch);
                 let written = &seg.text[start..];
                 // ASCII (the usual case) has one UTF-16 unit per byte; count only otherwise.
                 let units = if written.is_ascii() {
@@ -201,9 +191,12 @@ fn push(id: u32, event: Option<&Event>) {
                 };
                 let base = seg.units;
                 let mut numbers = b.scratch.numbers(base);
+                // A structured value's start is its index in `values` (copied in field order).
+                let mut index = first_value;
                 for (i, f) in b.scratch.fields.iter().enumerate() {
                     if f.form == ValueForm::Json {
-                        numbers[2 + 3 * i] = index[i];
+                        numbers[2 + 3 * i] = index;
+                        index += 1;
                     }
                 }
                 seg.layouts.extend_from_slice(&numbers);
@@ -280,7 +273,8 @@ static META: Meta = Meta(std::cell::UnsafeCell::new([0; META_WORDS]));
 pub fn meta_buffer(env: Env) -> JsResult<JsVal> {
     let mut buf = ptr::null_mut();
     let data = META.0.get().cast::<c_void>();
-    ck!(env, sys::napi_create_external_arraybuffer(env, data, META_WORDS * 4, None, ptr::null_mut(), &mut buf));
+    let bytes = std::mem::size_of::<[u32; META_WORDS]>();
+    ck!(env, sys::napi_create_external_arraybuffer(env, data, bytes, None, ptr::null_mut(), &mut buf));
     Ok(buf)
 }
 
@@ -340,7 +334,7 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         }
         if seg.value_count > 0 {
             seg.values.push(']');
-            util::set_index(env, out, 1, js_text(env, &seg.values, seg.values_ascii)?)?;
+            util::set_index(env, out, 1, js_text(env, &seg.values, seg.ascii)?)?;
         }
         Ok(out)
     });
