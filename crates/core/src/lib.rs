@@ -72,7 +72,7 @@ pub mod time;
 
 pub use call::{strip_credentials, AsyncCallback, AsyncDataCallback, AsyncNext, LlmOptions, ToolOptions, CREDENTIAL_HEADERS};
 pub use data::Data;
-pub use dispatch::{set_batch_hook, BatchHook, Diagnostics, OverflowPolicy};
+pub use dispatch::{set_batch_hook, set_free_on, BatchHook, Diagnostics, FreeOn, OverflowPolicy};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{
     Attributes, Category, DataSchema, Event, EventField, EventKind, EventLayout, EventStatus, FieldSpan, LayoutKind, Payload,

@@ -104,6 +104,8 @@ pub fn module_init(exports: Object, env: Env) -> napi::Result<()> {
     util::set_env(raw_env);
     // Plugin documents may enable OpenTelemetry export and https stream sinks.
     baton_otel::install();
+    // With mimalloc (above), a free from the dispatcher is cheap: let it free what it delivered.
+    baton::set_free_on(baton::FreeOn::Dispatcher);
     for (name, handler) in EXPORTS {
         if util::export(raw_env, exports.raw(), name, *handler).is_err() {
             return Err(napi::Error::from_reason(format!("cannot export {name}")));

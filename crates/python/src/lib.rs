@@ -742,6 +742,8 @@ fn tool_async_pending(
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Plugin documents may enable OpenTelemetry export and https stream sinks.
     baton_otel::install();
+    // With mimalloc (above), a free from the dispatcher is cheap: let it free what it delivered.
+    baton::set_free_on(baton::FreeOn::Dispatcher);
     m.add_class::<PyStack>()?;
     m.add_class::<PyScope>()?;
     m.add_class::<PyCallHandle>()?;
