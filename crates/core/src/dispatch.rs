@@ -474,32 +474,26 @@ fn run(shared: Arc<Shared>) {
         deliver_batch(&shared, &batch);
         run_batch_hook(&shared);
         let n = batch.len() as u64;
-        if FREE_ON_DISPATCHER.load(Ordering::Relaxed) {
-            let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.done += n;
-            if st.waiters > 0 {
-                shared.progress.notify_all();
-            }
-            drop(st);
-            // Freed here, after `done`: a flush waiting for this batch need not wait for it.
-            batch.clear();
-            continue;
+        let producers_free = !FREE_ON_DISPATCHER.load(Ordering::Relaxed);
+        if producers_free {
+            // The delivered events go back for producers to free, gathered here, outside the
+            // lock: producers take that lock on every event, and a copy of a whole batch inside
+            // it made them wait (and sleep) behind the dispatcher.
+            let keep = shared.capacity as usize;
+            back.extend(batch.drain(..).filter(|i| matches!(i, Item::Event(..))).take(keep));
         }
-        // The delivered events go back for producers to free, gathered here, outside the lock:
-        // producers take that lock on every event, and a copy of a whole batch inside it made
-        // them wait (and sleep) behind the dispatcher.
-        let keep = shared.capacity as usize;
-        back.extend(batch.drain(..).filter(|i| matches!(i, Item::Event(..))).take(keep));
         let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
         st.done += n;
-        if st.returned.is_empty() {
+        if producers_free && st.returned.is_empty() {
             std::mem::swap(&mut st.returned, &mut back);
         }
         if st.waiters > 0 {
             shared.progress.notify_all();
         }
         drop(st);
-        // Producers did not take the last ones yet: these are freed here instead.
+        // Freed here, after `done` (a flush waiting for this batch need not wait for it): the
+        // batch when the dispatcher frees, else what producers did not take yet.
+        batch.clear();
         back.clear();
     }
 }
