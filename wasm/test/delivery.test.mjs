@@ -93,9 +93,10 @@ test('an awaited loop of calls is delivered in batches, on microtasks, before th
     await baton.tool('t', { i }, (a) => a);
     completed++;
   }
-  // Each call's events wait a few microtasks while the loop keeps calling: the first drain
-  // comes after more than one call, and none waits past the facade's count of undelivered
-  // calls (128: the loop of 200 is delivered at least once while it runs).
+  // Each call's events wait while the loop keeps calling (this build: until no microtask is
+  // pending; the web build: a few hops): the first drain comes after more than one call, and
+  // none waits past the facade's count of undelivered calls (128: the loop of 200 is
+  // delivered at least once while it runs).
   assert.ok(seenAt.length > 0, 'delivered while the loop ran, without flush or a task');
   assert.ok(seenAt[0] >= 2, `the first call's events were delivered alone (after ${seenAt[0]} calls)`);
   for (let k = 0; k < seenAt.length; k++) assert.ok(seenAt[k] - k <= 130, `call ${k} waited until call ${seenAt[k]}`);
@@ -103,6 +104,26 @@ test('an awaited loop of calls is delivered in batches, on microtasks, before th
   await new Promise((res) => setTimeout(res, 0));
   assert.equal(seenAt.length, n, 'everything delivered before the next task');
   baton.deregister('subscriber', 'batches');
+});
+
+test('on Node the drain waits until no microtask is pending (process.nextTick), and still comes before the next task', async () => {
+  /** @type {string[]} */
+  const names = [];
+  baton.subscribe('tick', (e) => { if (e.scope_category === 'end') names.push(e.name); });
+  baton.toolSync('once', {}, () => null);
+  // A chain of microtasks that emit nothing: the browser build's hops would deliver after
+  // four of them; here the tick runs only once the chain has ended.
+  let step = 0;
+  for (; step < 20; step++) {
+    await null;
+    assert.equal(names.length, 0, `delivered during the microtask chain, at step ${step}`);
+  }
+  let delivered = false;
+  process.nextTick(() => { delivered = names.length === 1; });
+  await new Promise((res) => setTimeout(res, 0));
+  assert.ok(delivered, 'delivered by the first tick once the microtask queue was empty');
+  assert.deepEqual(names, ['once']);
+  baton.deregister('subscriber', 'tick');
 });
 
 test("an async stream's chunks are delivered in batches too, before the next task", async () => {
