@@ -18,45 +18,45 @@ use crate::callbacks::{self, guarded, JsFn};
 use crate::convert::{self, opt_json, opt_object, opt_strings};
 use crate::entered;
 use crate::handles::{self, Handle};
+use crate::js::{self, Env, JsRef, JsResult, JsVal};
 use crate::stream::JsChunks;
 use crate::task::{self, with_js_stack, AssertSend, Finish, PromiseFuture, TaskFuture};
-use crate::util::{self, Env, JsRef, JsResult, JsVal};
 
 fn rt() -> &'static Runtime {
     Runtime::global()
 }
 
 fn undefined(env: Env) -> JsResult<JsVal> {
-    util::undefined(env)
+    js::undefined(env)
 }
 
 fn truthy(env: Env, v: JsVal) -> JsResult<bool> {
-    Ok(util::type_of(env, v)? == sys::ValueType::napi_boolean && util::get_bool(env, v)?)
+    Ok(js::type_of(env, v)? == sys::ValueType::napi_boolean && js::get_bool(env, v)?)
 }
 
 fn opt_bool(env: Env, options: JsVal, key: &str) -> JsResult<Option<bool>> {
-    if util::is_nullish(env, options)? {
+    if js::is_nullish(env, options)? {
         return Ok(None);
     }
-    let v = util::get(env, options, key)?;
-    if util::is_nullish(env, v)? {
+    let v = js::get(env, options, key)?;
+    if js::is_nullish(env, v)? {
         return Ok(None);
     }
     Ok(Some(truthy(env, v)?))
 }
 
 fn opt_number(env: Env, options: JsVal, key: &str) -> JsResult<Option<f64>> {
-    if util::is_nullish(env, options)? {
+    if js::is_nullish(env, options)? {
         return Ok(None);
     }
-    let v = util::get(env, options, key)?;
-    if util::is_nullish(env, v)? {
+    let v = js::get(env, options, key)?;
+    if js::is_nullish(env, v)? {
         return Ok(None);
     }
-    if util::type_of(env, v)? != sys::ValueType::napi_number {
+    if js::type_of(env, v)? != sys::ValueType::napi_number {
         return Err(Error::invalid_argument(format!("options.{key}: expected a number")).into());
     }
-    Ok(Some(util::get_number(env, v)?))
+    Ok(Some(js::get_number(env, v)?))
 }
 
 fn finish_json(v: Value) -> Finish {
@@ -68,20 +68,20 @@ fn finish_data(d: baton::Data) -> Finish {
 }
 
 fn finish_undefined() -> Finish {
-    Box::new(util::undefined)
+    Box::new(js::undefined)
 }
 
 /// The error of `pop`/`end` options: a thrown value (kept as is) or a message string.
 fn opt_error(env: Env, options: JsVal) -> JsResult<Option<Error>> {
-    if util::is_nullish(env, options)? {
+    if js::is_nullish(env, options)? {
         return Ok(None);
     }
-    let v = util::get(env, options, "error")?;
-    if util::type_of(env, v)? == sys::ValueType::napi_undefined {
+    let v = js::get(env, options, "error")?;
+    if js::type_of(env, v)? == sys::ValueType::napi_undefined {
         return Ok(None);
     }
-    if util::type_of(env, v)? == sys::ValueType::napi_string {
-        return Ok(Some(Error::callback_failed(util::get_string(env, v)?)));
+    if js::type_of(env, v)? == sys::ValueType::napi_string {
+        return Ok(Some(Error::callback_failed(js::get_string(env, v)?)));
     }
     Ok(Some(callbacks::host_error(env, v)))
 }
@@ -96,7 +96,7 @@ fn end_options(env: Env, options: JsVal, output_key: &str) -> JsResult<EndOption
 
 fn tool_options(env: Env, o: JsVal) -> JsResult<ToolOptions> {
     Ok(ToolOptions {
-        tool_call_id: util::opt_string(env, o, "toolCallId")?,
+        tool_call_id: js::opt_string(env, o, "toolCallId")?,
         metadata: opt_object(env, o, "metadata")?,
         attributes: opt_strings(env, o, "attributes")?,
         parent: handles::opt_scope(env, o, "parent")?,
@@ -105,7 +105,7 @@ fn tool_options(env: Env, o: JsVal) -> JsResult<ToolOptions> {
 
 fn llm_options(env: Env, o: JsVal) -> JsResult<LlmOptions> {
     Ok(LlmOptions {
-        model_name: util::opt_string(env, o, "modelName")?,
+        model_name: js::opt_string(env, o, "modelName")?,
         metadata: opt_object(env, o, "metadata")?,
         attributes: opt_strings(env, o, "attributes")?,
         parent: handles::opt_scope(env, o, "parent")?,
@@ -116,7 +116,7 @@ fn llm_options(env: Env, o: JsVal) -> JsResult<LlmOptions> {
 }
 
 fn opt_codec(env: Env, o: JsVal, key: &str) -> JsResult<Option<Codec>> {
-    match util::opt_string(env, o, key)? {
+    match js::opt_string(env, o, key)? {
         None => Ok(None),
         Some(name) => Ok(Some(Codec::parse(&name)?)),
     }
@@ -125,8 +125,8 @@ fn opt_codec(env: Env, o: JsVal, key: &str) -> JsResult<Option<Codec>> {
 /// codec(op, codecName, a, b): the provider codecs. With `auto`, a shape no codec
 /// recognizes gives `null`.
 pub fn codec_op(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let op = util::req_string(env, a[0], "op")?;
-    let c = Codec::parse(&util::req_string(env, a[1], "codec")?)?;
+    let op = js::req_string(env, a[0], "op")?;
+    let c = Codec::parse(&js::req_string(env, a[1], "codec")?)?;
     let first = convert::to_json(env, a[2], "value")?;
     let fixed = |kind: Option<CodecKind>, f: &dyn Fn(CodecKind) -> baton::Result<Value>| kind.map_or(Ok(Value::Null), f);
     let out = match op.as_str() {
@@ -150,7 +150,7 @@ pub fn codec_op(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 }
 
 fn call_kind(env: Env, v: JsVal) -> JsResult<CallKind> {
-    match util::req_string(env, v, "kind")?.as_str() {
+    match js::req_string(env, v, "kind")?.as_str() {
         "tool" => Ok(CallKind::Tool),
         "llm" => Ok(CallKind::Llm),
         other => Err(Error::invalid_argument(format!("kind: expected 'tool' or 'llm', got '{other}'")).into()),
@@ -162,30 +162,30 @@ fn call_kind(env: Env, v: JsVal) -> JsResult<CallKind> {
 pub fn init(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let h = a[0];
     let grab = |key: &str| -> JsResult<sys::napi_ref> {
-        let f = util::get(env, h, key)?;
-        util::make_ref(env, f).map_err(|e| match e {
-            util::Thrown::Baton(e) => util::Thrown::Baton(Error::internal(format!("init: {key}: {}", e.message()))),
+        let f = js::get(env, h, key)?;
+        js::make_ref(env, f).map_err(|e| match e {
+            js::Thrown::Baton(e) => js::Thrown::Baton(Error::internal(format!("init: {key}: {}", e.message()))),
             p => p,
         })
     };
     let mut global = std::ptr::null_mut();
-    util::status(env, unsafe { sys::napi_get_global(env, &mut global) })?;
-    let object = util::get(env, global, "Object")?;
-    let proto = util::get(env, object, "prototype")?;
-    util::set_helpers(util::Helpers {
+    js::status(env, unsafe { sys::napi_get_global(env, &mut global) })?;
+    let object = js::get(env, global, "Object")?;
+    let proto = js::get(env, object, "prototype")?;
+    js::set_helpers(js::Helpers {
         make_error: grab("makeError")?,
         watch: grab("watch")?,
         invoke: grab("invoke")?,
         iter_of: grab("iterOf")?,
-        object_proto: util::make_ref(env, proto)?,
+        object_proto: js::make_ref(env, proto)?,
     });
-    let drain = util::get(env, h, "drain")?;
+    let drain = js::get(env, h, "drain")?;
     crate::deliver::install(env, drain)?;
     undefined(env)
 }
 
 pub fn settle(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let id = util::get_number(env, a[0])? as usize;
+    let id = js::get_number(env, a[0])? as usize;
     let ok = truthy(env, a[1])?;
     task::settle(env, id, ok, a[2])?;
     undefined(env)
@@ -199,7 +199,7 @@ pub fn configure(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
         }
         config.queue_capacity = n as usize;
     }
-    if let Some(p) = util::opt_string(env, a[0], "overflow")? {
+    if let Some(p) = js::opt_string(env, a[0], "overflow")? {
         config.overflow = OverflowPolicy::parse(&p)?;
     }
     Runtime::init_global(config)?;
@@ -229,7 +229,7 @@ pub fn propagation_context(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 pub fn traceparent(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    util::string(env, &s.traceparent()?)
+    js::string(env, &s.traceparent()?)
 }
 
 /// currentId(stack) → where new work on `stack` is parented right now, as a number
@@ -238,7 +238,7 @@ pub fn traceparent(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 /// a fork per async call.
 pub fn current_id(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    util::number(env, id_number(s))
+    js::number(env, id_number(s))
 }
 
 /// `Stack::current_id` as a JS number; an identity a number cannot hold exactly (2^53 and
@@ -256,7 +256,7 @@ pub fn current_scope(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
     match s.current() {
         Some(h) => handles::wrap(env, Handle::Scope(h)),
-        None => util::null(env),
+        None => js::null(env),
     }
 }
 
@@ -280,8 +280,8 @@ pub fn push(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 }
 
 fn scope_options(env: Env, name: JsVal, o: JsVal) -> JsResult<ScopeOptions> {
-    let name = util::req_string(env, name, "name")?;
-    let mut opts = ScopeOptions::new(name).category(util::opt_string(env, o, "category")?.unwrap_or_else(|| "function".into()).as_str());
+    let name = js::req_string(env, name, "name")?;
+    let mut opts = ScopeOptions::new(name).category(js::opt_string(env, o, "category")?.unwrap_or_else(|| "function".into()).as_str());
     opts.input = opt_json(env, o, "input")?;
     opts.metadata = opt_object(env, o, "metadata")?;
     opts.attributes = opt_strings(env, o, "attributes")?;
@@ -300,17 +300,17 @@ pub fn enter_scope(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let position = id_number(s);
     let fork = s.fork();
     let scope = fork.push(opts)?;
-    let out = util::array(env, 2)?;
+    let out = js::array(env, 2)?;
     let h = handles::wrap(env, Handle::Scope(scope.clone()))?;
-    util::set_index(env, out, 0, util::number(env, entered::hold(position, fork, entered::Held::Scope(scope))?)?)?;
-    util::set_index(env, out, 1, h)?;
+    js::set_index(env, out, 0, js::number(env, entered::hold(position, fork, entered::Held::Scope(scope))?)?)?;
+    js::set_index(env, out, 1, h)?;
     Ok(out)
 }
 
 /// exitScope(token, endOptions): pops the scope of `enterScope` (its end event) and frees the
 /// slot.
 pub fn exit_scope(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let Some((stack, entered::Held::Scope(scope))) = entered::take(util::get_number(env, a[0])?, |h| matches!(h, entered::Held::Scope(_)))
+    let Some((stack, entered::Held::Scope(scope))) = entered::take(js::get_number(env, a[0])?, |h| matches!(h, entered::Held::Scope(_)))
     else {
         return Err(Error::invalid_state("scope: not a running withScope scope (already ended?)").into());
     };
@@ -333,13 +333,13 @@ pub fn scope_info(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 pub fn mark(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let o = a[2];
     let mut opts = MarkOptions::new(name);
     opts.data = opt_json(env, o, "data")?;
     opts.metadata = opt_object(env, o, "metadata")?;
     opts.parent = handles::opt_scope(env, o, "parent")?;
-    opts.category = util::opt_string(env, o, "category")?.map(|c| c.as_str().into());
+    opts.category = js::opt_string(env, o, "category")?.map(|c| c.as_str().into());
     opts.category_profile = opt_json(env, o, "categoryProfile")?.filter(|v| !v.is_null());
     opts.data_schema = data_schema(env, o)?;
     s.mark(opts)?;
@@ -348,9 +348,9 @@ pub fn mark(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 pub fn metric(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let m = convert::to_json(env, a[2], "measurements")?;
-    let unit = util::opt_string(env, a[3], "unit")?;
+    let unit = js::opt_string(env, a[3], "unit")?;
     s.metric(&name, m, unit.as_deref())?;
     undefined(env)
 }
@@ -362,7 +362,7 @@ pub fn metric(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 // Async ones run on a fork, which callbacks get through `als.run` (see `callbacks::invoke`).
 
 fn value_later(env: Env, r: JsVal) -> JsResult<Result<Data, PromiseFuture<Data>>> {
-    if util::is_thenable(env, r)? {
+    if js::is_thenable(env, r)? {
         Ok(Err(PromiseFuture::new(env, r, |env, v| convert::data_in(env, v, "returned value"))?))
     } else {
         Ok(Ok(convert::data_in(env, r, "returned value")?))
@@ -391,7 +391,7 @@ fn sync_call(env: Env, f: JsVal, input: Data) -> baton::Result<Data> {
         debug_assert_eq!(env, env2);
         let a = convert::data_out(env2, &input)?;
         let r = callbacks::invoke(env2, f, &[a])?;
-        if util::is_thenable(env2, r)? {
+        if js::is_thenable(env2, r)? {
             let _ = PromiseFuture::new(env2, r, |_, _| Ok(()));
             return Err(Error::invalid_state("the callback of a synchronous call returned a Promise; use the async form").into());
         }
@@ -411,12 +411,12 @@ pub fn llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 fn managed(env: Env, a: &[JsVal], kind: CallKind) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let input = convert::data_in(env, a[2], if kind == CallKind::Tool { "args" } else { "request" })?;
     let is_async = truthy(env, a[5])?;
     if !is_async {
         let f = a[3];
-        if !util::is_function(env, f)? {
+        if !js::is_function(env, f)? {
             return Err(Error::invalid_argument("callback: expected a function").into());
         }
         let out = match kind {
@@ -469,12 +469,12 @@ fn wrap_stream(env: Env, stream: LlmStream) -> JsResult<JsVal> {
 /// llmStream(stack, name, request, fn, options, async)
 pub fn llm_stream(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let request = convert::text_in(env, a[2], "request")?;
     let o = llm_options(env, a[4])?;
     if !truthy(env, a[5])? {
         let f = a[3];
-        if !util::is_function(env, f)? {
+        if !js::is_function(env, f)? {
             return Err(Error::invalid_argument("callback: expected a function").into());
         }
         let stream = with_js_stack(std::ptr::null_mut(), || {
@@ -484,7 +484,7 @@ pub fn llm_stream(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
                 |req| {
                     guarded(|env| {
                         let r = callbacks::invoke(env, f, &[convert::text_out(env, &req)?])?;
-                        if util::is_thenable(env, r)? {
+                        if js::is_thenable(env, r)? {
                             let _ = PromiseFuture::new(env, r, |_, _| Ok(()));
                             return Err(Error::invalid_state("the callback of llmStreamSync returned a Promise; use llmStream").into());
                         }
@@ -502,7 +502,7 @@ pub fn llm_stream(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let cb = move |req: Value| {
         let r = guarded(|env| {
             let r = f.call(env, &[convert::text_out(env, &req)?])?;
-            if util::is_thenable(env, r)? {
+            if js::is_thenable(env, r)? {
                 Ok(Err(PromiseFuture::new(env, r, JsChunks::from_iterable)?))
             } else {
                 Ok(Ok(JsChunks::from_iterable(env, r)?))
@@ -625,7 +625,7 @@ pub fn call_next(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 /// callNextSync(token, input): the `next` of a sync execution intercept.
 pub fn call_next_sync(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let token = util::get_number(env, a[0])? as u32;
+    let token = js::get_number(env, a[0])? as u32;
     let input = convert::text_in(env, a[1], "input")?;
     let out = crate::middleware::call_sync_next(token, input)?;
     convert::text_out(env, &out)
@@ -636,7 +636,7 @@ pub fn queue_mark(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let Handle::Ctx(ctx) = handles::handle(env, a[0], "ctx")? else {
         return Err(Error::invalid_argument("ctx: expected a call context").into());
     };
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let data = convert::to_json(env, a[2], "data")?;
     let metadata = match convert::to_json(env, a[3], "metadata")? {
         Value::Object(m) => m,
@@ -651,7 +651,7 @@ pub fn queue_mark(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 pub fn tool_start(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let args = convert::to_json(env, a[2], "args")?;
     let o = tool_options(env, a[3])?;
     let h = with_js_stack(std::ptr::null_mut(), || s.tool_start(&name, &args, o))?;
@@ -660,7 +660,7 @@ pub fn tool_start(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 pub fn llm_start(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let request = convert::to_json(env, a[2], "request")?;
     let o = llm_options(env, a[3])?;
     let h = with_js_stack(std::ptr::null_mut(), || s.llm_start(&name, &request, o))?;
@@ -680,14 +680,14 @@ pub fn call_uuid(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let Handle::Call(h) = handles::handle(env, a[0], "handle")? else {
         return Err(Error::invalid_argument("handle: expected a call handle").into());
     };
-    util::string(env, &h.uuid().to_string())
+    js::string(env, &h.uuid().to_string())
 }
 
 /// conditionalExecution(stack, kind, name, input, async)
 pub fn conditional_execution(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
     let kind = call_kind(env, a[1])?;
-    let name = util::req_string(env, a[2], "name")?;
+    let name = js::req_string(env, a[2], "name")?;
     let input = convert::to_json(env, a[3], if kind == CallKind::Tool { "args" } else { "request" })?;
     if !truthy(env, a[4])? {
         with_js_stack(std::ptr::null_mut(), || match kind {
@@ -715,7 +715,7 @@ pub fn conditional_execution(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 pub fn request_intercepts(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
     let kind = call_kind(env, a[1])?;
-    let name = util::req_string(env, a[2], "name")?;
+    let name = js::req_string(env, a[2], "name")?;
     let input = convert::to_json(env, a[3], if kind == CallKind::Tool { "args" } else { "request" })?;
     if !truthy(env, a[4])? {
         let out = with_js_stack(std::ptr::null_mut(), || match kind {
@@ -743,16 +743,16 @@ pub fn request_intercepts(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 /// register(kind, name, fn, options{priority, scope, breakChain, sync}, subscriberId)
 pub fn register(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let family = Family::parse(&util::req_string(env, a[0], "kind")?)?;
-    let name = util::req_string(env, a[1], "name")?;
+    let family = Family::parse(&js::req_string(env, a[0], "kind")?)?;
+    let name = js::req_string(env, a[1], "name")?;
     let o = a[3];
     let priority = opt_number(env, o, "priority")?.unwrap_or(0.0);
     if priority.fract() != 0.0 || priority < i32::MIN as f64 || priority > i32::MAX as f64 {
         return Err(Error::invalid_argument("options.priority: expected a 32-bit integer").into());
     }
     let sync = opt_bool(env, o, "sync")?.unwrap_or(false);
-    let id = if util::type_of(env, a[4])? == sys::ValueType::napi_number { util::get_number(env, a[4])? as u32 } else { 0 };
-    if family != Family::Subscriber && !util::is_function(env, a[2])? {
+    let id = if js::type_of(env, a[4])? == sys::ValueType::napi_number { js::get_number(env, a[4])? as u32 } else { 0 };
+    if family != Family::Subscriber && !js::is_function(env, a[2])? {
         return Err(Error::invalid_argument("middleware: expected a function").into());
     }
     let mw = crate::middleware::build(env, family, a[2], sync, id)?;
@@ -764,19 +764,19 @@ pub fn register(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 /// deregister(kind, name, scope?)
 pub fn deregister(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let family = Family::parse(&util::req_string(env, a[0], "kind")?)?;
-    let name = util::req_string(env, a[1], "name")?;
-    let scope = if util::is_nullish(env, a[2])? { None } else { Some(handles::scope(env, a[2], "scope")?.clone()) };
-    util::boolean(env, rt().deregister(family, &name, scope.as_ref())?)
+    let family = Family::parse(&js::req_string(env, a[0], "kind")?)?;
+    let name = js::req_string(env, a[1], "name")?;
+    let scope = if js::is_nullish(env, a[2])? { None } else { Some(handles::scope(env, a[2], "scope")?.clone()) };
+    js::boolean(env, rt().deregister(family, &name, scope.as_ref())?)
 }
 
 // ----- delivery -----
 
 fn timeout(env: Env, v: JsVal) -> JsResult<Duration> {
-    if util::is_nullish(env, v)? {
+    if js::is_nullish(env, v)? {
         return Ok(Duration::from_secs(30));
     }
-    let ms = util::get_number(env, v)?;
+    let ms = js::get_number(env, v)?;
     if !(ms >= 0.0 && ms.is_finite()) {
         return Err(Error::invalid_argument("timeout: expected a non-negative number of milliseconds").into());
     }
@@ -815,7 +815,7 @@ pub fn meta_buffer(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
 
 pub fn diagnostics(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
     let d = rt().diagnostics();
-    let o = util::object(env)?;
+    let o = js::object(env)?;
     for (k, v) in [
         ("deliveredEvents", d.delivered_events),
         ("droppedEvents", d.dropped_events),
@@ -823,8 +823,8 @@ pub fn diagnostics(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
         ("middlewareFailures", d.middleware_failures),
         ("queued", d.queued),
     ] {
-        let n = util::number(env, v as f64)?;
-        util::set(env, o, k, n)?;
+        let n = js::number(env, v as f64)?;
+        js::set(env, o, k, n)?;
     }
     Ok(o)
 }
@@ -848,12 +848,12 @@ pub fn plugin_clear(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
 }
 
 pub fn is_shutdown(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
-    util::boolean(env, rt().is_shutdown())
+    js::boolean(env, rt().is_shutdown())
 }
 
 pub fn stack_depth(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s: &Stack = handles::stack(env, a[0], "stack")?;
-    util::number(env, s.depth() as f64)
+    js::number(env, s.depth() as f64)
 }
 
 /// unobserved(stack, withId) → true when nothing is registered, so a managed tool call is just
@@ -865,9 +865,9 @@ pub fn unobserved(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s: &Stack = handles::stack(env, a[0], "stack")?;
     let unobserved = s.unobserved()?;
     if unobserved && truthy(env, a[1])? {
-        return util::number(env, id_number(s));
+        return js::number(env, id_number(s));
     }
-    util::boolean(env, unobserved)
+    js::boolean(env, unobserved)
 }
 
 thread_local! {
@@ -900,24 +900,24 @@ fn hold_sync(call: baton::EnteredCall) -> f64 {
 /// for it (`enteredStack`).
 pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let o = tool_options(env, a[3])?;
     if s.unobserved()? && !name.is_empty() {
-        return util::boolean(env, false);
+        return js::boolean(env, false);
     }
     let fork = truthy(env, a[4])?;
     let text = trusted_text(env, a[2], "args")?;
     if !fork {
         return match s.enter_tool(&name, || Ok(text), o)? {
-            None => util::null(env),
-            Some(call) => util::number(env, hold_sync(call)),
+            None => js::null(env),
+            Some(call) => js::number(env, hold_sync(call)),
         };
     }
     let position = id_number(s);
     let stack = s.fork();
     match stack.enter_tool(&name, || Ok(text), o)? {
-        None => util::null(env),
-        Some(call) => util::number(env, entered::hold(position, stack, entered::Held::Call(call))?),
+        None => js::null(env),
+        Some(call) => js::number(env, entered::hold(position, stack, entered::Held::Call(call))?),
     }
 }
 
@@ -930,30 +930,30 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 /// (`Stack::enter_llm`), without the core's call machinery and the trampoline into JS.
 pub fn enter_llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let o = llm_options(env, a[3])?;
     // Nothing registered: `llm` checks the request and calls the function directly.
     if s.unobserved()? && !name.is_empty() {
-        return util::null(env);
+        return js::null(env);
     }
     let request = convert::text_in(env, a[2], "request")?;
     let (call, request) = if truthy(env, a[4])? {
         let position = id_number(s);
         let stack = s.fork();
         let Some((call, request)) = stack.enter_llm(&name, request, o)? else {
-            return util::null(env);
+            return js::null(env);
         };
         (entered::hold(position, stack, entered::Held::Call(call))?, request)
     } else {
         let Some((call, request)) = s.enter_llm(&name, request, o)? else {
-            return util::null(env);
+            return js::null(env);
         };
         (hold_sync(call), request)
     };
-    let out = util::array(env, 2)?;
-    util::set_index(env, out, 0, util::number(env, call)?)?;
+    let out = js::array(env, 2)?;
+    js::set_index(env, out, 0, js::number(env, call)?)?;
     if let Some(request) = request {
-        util::set_index(env, out, 1, convert::text_out(env, &request)?)?;
+        js::set_index(env, out, 1, convert::text_out(env, &request)?)?;
     }
     Ok(out)
 }
@@ -962,16 +962,16 @@ pub fn enter_llm(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 /// (its scope current), or `null` once the call has exited. Made only when the call's
 /// function uses Baton (`entered`).
 pub fn entered_stack(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    match entered::stack_of(util::get_number(env, a[0])?) {
+    match entered::stack_of(js::get_number(env, a[0])?) {
         Some(stack) => handles::wrap(env, Handle::Stack(stack)),
-        None => util::null(env),
+        None => js::null(env),
     }
 }
 
 /// exitForked(token, resultText) or exitForked(token, undefined, thrown): ends an entered async
 /// call (its end event) and frees its slot.
 pub fn exit_forked(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let Some((_stack, entered::Held::Call(call))) = entered::take(util::get_number(env, a[0])?, |h| matches!(h, entered::Held::Call(_)))
+    let Some((_stack, entered::Held::Call(call))) = entered::take(js::get_number(env, a[0])?, |h| matches!(h, entered::Held::Call(_)))
     else {
         return Err(Error::invalid_state("call: not a running tool call (already ended?)").into());
     };
@@ -981,14 +981,14 @@ pub fn exit_forked(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 /// `enteredRunning()` → entered async calls and `withScope` scopes not yet ended on this
 /// thread (tests check that none is left behind).
 pub fn entered_running(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
-    util::number(env, entered::running() as f64)
+    js::number(env, entered::running() as f64)
 }
 
 /// exitTool(depth, resultText) or exitTool(depth, undefined, thrown): the end event of an
 /// entered synchronous call.
 pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
-    let call = if util::type_of(env, a[0])? == sys::ValueType::napi_number {
-        let depth = util::get_number(env, a[0])?;
+    let call = if js::type_of(env, a[0])? == sys::ValueType::napi_number {
+        let depth = js::get_number(env, a[0])?;
         ENTERED_SYNC.with(|c| {
             let mut c = c.borrow_mut();
             if depth != c.len() as f64 {
@@ -1007,13 +1007,13 @@ pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 /// Exits an entered call with the result text, or with the thrown value when there is none.
 fn exit_with(env: Env, call: baton::EnteredCall, result: JsVal, thrown: JsVal) -> JsResult<JsVal> {
-    if util::type_of(env, result)? == sys::ValueType::napi_string {
+    if js::type_of(env, result)? == sys::ValueType::napi_string {
         call.exit(Ok(trusted_text(env, result, "returned value")?));
     } else {
         let e = callbacks::host_error(env, thrown);
         call.exit(Err(&e));
     }
-    util::undefined(env)
+    js::undefined(env)
 }
 
 /// enterLlmStream(stack, name, requestText, options) → `null` (middleware or a codec sees the
@@ -1028,20 +1028,20 @@ fn exit_with(env: Env, call: baton::EnteredCall, result: JsVal, thrown: JsVal) -
 /// machinery and a trampoline into JS per pull.
 pub fn enter_llm_stream(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
-    let name = util::req_string(env, a[1], "name")?;
+    let name = js::req_string(env, a[1], "name")?;
     let request = convert::text_in(env, a[2], "request")?;
     let o = llm_options(env, a[3])?;
     let stack = s.fork();
     let Some(mut stream) = stack.enter_llm_stream(&name, request, o)? else {
-        return util::null(env);
+        return js::null(env);
     };
     let request = stream.take_request().unwrap_or(Value::Null);
     stream.push();
-    let out = util::array(env, 2)?;
+    let out = js::array(env, 2)?;
     let h = handles::wrap(env, Handle::EnteredStream { stack, stream: std::cell::RefCell::new(Some(stream)) })?;
-    util::set_index(env, out, 0, h)?;
+    js::set_index(env, out, 0, h)?;
     let r = convert::text_out(env, &request)?;
-    util::set_index(env, out, 1, r)?;
+    js::set_index(env, out, 1, r)?;
     Ok(out)
 }
 
@@ -1062,7 +1062,7 @@ pub fn stream_chunk(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     };
     let text = trusted_text(env, a[1], "chunk")?;
     stream.chunk(|| text);
-    util::undefined(env)
+    js::undefined(env)
 }
 
 /// streamFinish(handle, ok, thrown): ends the stream — `ok` true: its end event with the
@@ -1071,24 +1071,24 @@ pub fn stream_chunk(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 pub fn stream_finish(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let cell = entered_stream(env, a[0])?;
     let Some(stream) = cell.borrow_mut().take() else {
-        return util::undefined(env);
+        return js::undefined(env);
     };
     stream.pop();
     if truthy(env, a[1])? {
         stream.finish(Ok(()));
-    } else if util::type_of(env, a[2])? != sys::ValueType::napi_undefined {
+    } else if js::type_of(env, a[2])? != sys::ValueType::napi_undefined {
         let e = callbacks::host_error(env, a[2]);
         stream.finish(Err(&e));
     } else {
         drop(stream);
     }
-    util::undefined(env)
+    js::undefined(env)
 }
 
 /// JSON text the facade made with `JSON.stringify` (valid JSON, no raw line breaks).
 fn trusted_text(env: Env, v: JsVal, what: &str) -> JsResult<baton::Payload> {
-    if util::type_of(env, v)? != sys::ValueType::napi_string {
+    if js::type_of(env, v)? != sys::ValueType::napi_string {
         return Err(Error::internal(format!("{what}: expected JSON text from the facade")).into());
     }
-    Ok(baton::Payload::from_json_trusted(util::get_string(env, v)?.into_boxed_str()))
+    Ok(baton::Payload::from_json_trusted(js::get_string(env, v)?.into_boxed_str()))
 }

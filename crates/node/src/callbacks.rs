@@ -5,8 +5,8 @@ use std::sync::Arc;
 use baton::{Error, ErrorKind};
 use napi::sys;
 
+use crate::js::{self, Env, JsRef, JsResult, JsVal, Thrown};
 use crate::task;
-use crate::util::{self, Env, JsRef, JsResult, JsVal, Thrown};
 
 /// The host value a JS callback threw, riding inside a core `Error` as its payload.
 pub struct HostError(pub JsRef);
@@ -20,27 +20,27 @@ pub fn host_value(env: Env, e: &Error) -> JsResult<Option<JsVal>> {
 }
 
 fn string_prop(env: Env, v: JsVal, key: &str) -> Option<String> {
-    let t = util::type_of(env, v).ok()?;
+    let t = js::type_of(env, v).ok()?;
     if t != sys::ValueType::napi_object && t != sys::ValueType::napi_function {
         return None;
     }
-    let p = util::get(env, v, key).ok()?;
-    if util::type_of(env, p).ok()? != sys::ValueType::napi_string {
+    let p = js::get(env, v, key).ok()?;
+    if js::type_of(env, p).ok()? != sys::ValueType::napi_string {
         return None;
     }
-    util::get_string(env, p).ok()
+    js::get_string(env, p).ok()
 }
 
 /// A core error for a thrown JS value: a `BatonError` keeps its kind, anything else is
 /// `callback_failed`; the message is the error's message; the value itself rides along.
 pub fn host_error(env: Env, value: JsVal) -> Error {
     let is_baton = (|| -> JsResult<bool> {
-        let t = util::type_of(env, value)?;
+        let t = js::type_of(env, value)?;
         if t != sys::ValueType::napi_object {
             return Ok(false);
         }
-        let m = util::get(env, value, "__baton")?;
-        Ok(util::type_of(env, m)? == sys::ValueType::napi_boolean && util::get_bool(env, m)?)
+        let m = js::get(env, value, "__baton")?;
+        Ok(js::type_of(env, m)? == sys::ValueType::napi_boolean && js::get_bool(env, m)?)
     })()
     .unwrap_or(false);
     let kind = if is_baton { string_prop(env, value, "code").and_then(|c| ErrorKind::parse(&c)) } else { None };
@@ -48,14 +48,14 @@ pub fn host_error(env: Env, value: JsVal) -> Error {
         let mut s = std::ptr::null_mut();
         let ok = unsafe { sys::napi_coerce_to_string(env, value, &mut s) } == sys::Status::napi_ok;
         if ok {
-            util::get_string(env, s).unwrap_or_default()
+            js::get_string(env, s).unwrap_or_default()
         } else {
-            let _ = util::take_exception(env);
+            let _ = js::take_exception(env);
             "a JS value was thrown".into()
         }
     });
     let exception_type = (|| {
-        let c = util::get(env, value, "constructor").ok()?;
+        let c = js::get(env, value, "constructor").ok()?;
         string_prop(env, c, "name")
     })()
     .unwrap_or_else(|| "JSValue".into());
@@ -71,8 +71,8 @@ pub fn thrown_to_error(t: Thrown) -> Error {
     match t {
         Thrown::Baton(e) => e,
         Thrown::Pending => {
-            let env = util::env();
-            match util::take_exception(env) {
+            let env = js::env();
+            match js::take_exception(env) {
                 Ok(v) => host_error(env, v),
                 Err(Thrown::Baton(e)) => e,
                 Err(Thrown::Pending) => Error::internal("a JS exception could not be read"),
@@ -86,7 +86,7 @@ pub struct JsFn(pub JsRef);
 
 impl JsFn {
     pub fn new(env: Env, f: JsVal, what: &str) -> JsResult<JsFn> {
-        if !util::is_function(env, f)? {
+        if !js::is_function(env, f)? {
             return Err(Error::invalid_argument(format!("{what}: expected a function")).into());
         }
         Ok(JsFn(JsRef::new(env, f)?))
@@ -103,22 +103,22 @@ impl JsFn {
 pub fn invoke(env: Env, f: JsVal, args: &[JsVal]) -> JsResult<JsVal> {
     let stack = task::current_js_stack();
     if stack.is_null() {
-        return util::call(env, f, args);
+        return js::call(env, f, args);
     }
-    let h = util::helper(env, |h| h.invoke)?;
+    let h = js::helper(env, |h| h.invoke)?;
     let mut all = Vec::with_capacity(args.len() + 2);
     all.push(stack);
     all.push(f);
     all.extend_from_slice(args);
-    util::call(env, h, &all)
+    js::call(env, h, &all)
 }
 
 /// Runs a JS call, mapping a throw to a core error.
 pub fn guarded<T>(f: impl FnOnce(Env) -> JsResult<T>) -> Result<T, Error> {
-    if !util::on_js_thread() {
+    if !js::on_js_thread() {
         return Err(Error::invalid_state("a JS callback was reached from a thread that is not a JS thread"));
     }
-    let env = util::env();
-    let _scope = util::Scope::open(env);
+    let env = js::env();
+    let _scope = js::Scope::open(env);
     f(env).map_err(thrown_to_error)
 }

@@ -8,7 +8,7 @@ use baton::Error;
 use napi::sys;
 use serde_json::{Map, Number, Value};
 
-use crate::util::{self, ck, Env, JsResult, JsVal};
+use crate::js::{self, ck, Env, JsResult, JsVal};
 
 /// Where a value sits, for error messages: `args.items[2].when`.
 #[derive(Clone, Copy)]
@@ -37,7 +37,7 @@ impl Path<'_> {
     }
 }
 
-fn bad(path: &Path<'_>, what: &str) -> util::Thrown {
+fn bad(path: &Path<'_>, what: &str) -> js::Thrown {
     Error::invalid_argument(format!("{}: {what} is not JSON", path.render())).into()
 }
 
@@ -49,15 +49,15 @@ pub fn to_json(env: Env, v: JsVal, root: &str) -> JsResult<Value> {
 
 fn constructor_name(env: Env, v: JsVal) -> String {
     let name = (|| -> JsResult<String> {
-        let c = util::get(env, v, "constructor")?;
-        if !util::is_function(env, c)? {
+        let c = js::get(env, v, "constructor")?;
+        if !js::is_function(env, c)? {
             return Ok("object".into());
         }
-        let n = util::get(env, c, "name")?;
-        if util::type_of(env, n)? != sys::ValueType::napi_string {
+        let n = js::get(env, c, "name")?;
+        if js::type_of(env, n)? != sys::ValueType::napi_string {
             return Ok("object".into());
         }
-        util::get_string(env, n)
+        js::get_string(env, n)
     })();
     match name {
         Ok(n) if !n.is_empty() => format!("a {n} instance"),
@@ -70,12 +70,12 @@ fn convert(env: Env, v: JsVal, path: &Path<'_>, seen: &mut Vec<JsVal>, depth: us
     if depth > 512 {
         return Err(Error::invalid_argument(format!("{}: nested too deeply (more than 512 levels)", path.render())).into());
     }
-    let t = util::type_of(env, v)?;
+    let t = js::type_of(env, v)?;
     Ok(match t {
         t if t == T::napi_undefined || t == T::napi_null => Value::Null,
-        t if t == T::napi_boolean => Value::Bool(util::get_bool(env, v)?),
+        t if t == T::napi_boolean => Value::Bool(js::get_bool(env, v)?),
         t if t == T::napi_number => {
-            let n = util::get_number(env, v)?;
+            let n = js::get_number(env, v)?;
             if !n.is_finite() {
                 return Err(bad(path, &format!("the number {n}")));
             }
@@ -85,7 +85,7 @@ fn convert(env: Env, v: JsVal, path: &Path<'_>, seen: &mut Vec<JsVal>, depth: us
                 Value::Number(Number::from_f64(n).ok_or_else(|| bad(path, "a number"))?)
             }
         }
-        t if t == T::napi_string => Value::String(util::get_string(env, v)?),
+        t if t == T::napi_string => Value::String(js::get_string(env, v)?),
         t if t == T::napi_function => return Err(bad(path, "a function")),
         t if t == T::napi_symbol => return Err(bad(path, "a symbol")),
         t if t == T::napi_bigint => return Err(bad(path, "a BigInt")),
@@ -116,8 +116,8 @@ fn convert(env: Env, v: JsVal, path: &Path<'_>, seen: &mut Vec<JsVal>, depth: us
             } else if is_plain(env, v)? {
                 object_fields(env, v, path, seen, depth)?
             } else {
-                let to_json = util::get(env, v, "toJSON")?;
-                if util::is_function(env, to_json)? {
+                let to_json = js::get(env, v, "toJSON")?;
+                if js::is_function(env, to_json)? {
                     let recv = v;
                     let mut out = ptr::null_mut();
                     ck!(env, sys::napi_call_function(env, recv, to_json, 0, ptr::null(), &mut out));
@@ -136,10 +136,10 @@ fn convert(env: Env, v: JsVal, path: &Path<'_>, seen: &mut Vec<JsVal>, depth: us
 fn is_plain(env: Env, v: JsVal) -> JsResult<bool> {
     let mut proto = ptr::null_mut();
     ck!(env, sys::napi_get_prototype(env, v, &mut proto));
-    if util::type_of(env, proto)? == sys::ValueType::napi_null {
+    if js::type_of(env, proto)? == sys::ValueType::napi_null {
         return Ok(true);
     }
-    let object_proto = util::helper(env, |h| h.object_proto)?;
+    let object_proto = js::helper(env, |h| h.object_proto)?;
     let mut eq = false;
     ck!(env, sys::napi_strict_equals(env, proto, object_proto, &mut eq));
     Ok(eq)
@@ -164,10 +164,10 @@ fn object_fields(env: Env, v: JsVal, path: &Path<'_>, seen: &mut Vec<JsVal>, dep
     for i in 0..len {
         let mut k = ptr::null_mut();
         ck!(env, sys::napi_get_element(env, keys, i, &mut k));
-        let key = util::get_string(env, k)?;
+        let key = js::get_string(env, k)?;
         let mut item = ptr::null_mut();
         ck!(env, sys::napi_get_property(env, v, k, &mut item));
-        if util::type_of(env, item)? == sys::ValueType::napi_undefined {
+        if js::type_of(env, item)? == sys::ValueType::napi_undefined {
             continue;
         }
         let value = convert(env, item, &Path::Key(path, &key), seen, depth + 1)?;
@@ -178,11 +178,11 @@ fn object_fields(env: Env, v: JsVal, path: &Path<'_>, seen: &mut Vec<JsVal>, dep
 
 /// An options field that must be a JSON object (`metadata`): absent → empty.
 pub fn opt_object(env: Env, options: JsVal, key: &str) -> JsResult<Map<String, Value>> {
-    if util::is_nullish(env, options)? {
+    if js::is_nullish(env, options)? {
         return Ok(Map::new());
     }
-    let v = util::get(env, options, key)?;
-    if util::is_nullish(env, v)? {
+    let v = js::get(env, options, key)?;
+    if js::is_nullish(env, v)? {
         return Ok(Map::new());
     }
     match to_json(env, v, &format!("options.{key}"))? {
@@ -193,11 +193,11 @@ pub fn opt_object(env: Env, options: JsVal, key: &str) -> JsResult<Map<String, V
 
 /// An options field holding any JSON value; `None` when absent.
 pub fn opt_json(env: Env, options: JsVal, key: &str) -> JsResult<Option<Value>> {
-    if util::is_nullish(env, options)? {
+    if js::is_nullish(env, options)? {
         return Ok(None);
     }
-    let v = util::get(env, options, key)?;
-    if util::type_of(env, v)? == sys::ValueType::napi_undefined {
+    let v = js::get(env, options, key)?;
+    if js::type_of(env, v)? == sys::ValueType::napi_undefined {
         return Ok(None);
     }
     Ok(Some(to_json(env, v, &format!("options.{key}"))?))
@@ -222,30 +222,30 @@ pub fn opt_strings(env: Env, options: JsVal, key: &str) -> JsResult<Vec<String>>
 /// Converts JSON to a fresh JS value.
 pub fn to_js(env: Env, v: &Value) -> JsResult<JsVal> {
     match v {
-        Value::Null => util::null(env),
-        Value::Bool(b) => util::boolean(env, *b),
+        Value::Null => js::null(env),
+        Value::Bool(b) => js::boolean(env, *b),
         Value::Number(n) => {
             let mut out = ptr::null_mut();
             if let Some(i) = n.as_i64().filter(|i| i32::try_from(*i).is_ok()) {
                 ck!(env, sys::napi_create_int32(env, i as i32, &mut out));
                 Ok(out)
             } else {
-                util::number(env, n.as_f64().unwrap_or(0.0))
+                js::number(env, n.as_f64().unwrap_or(0.0))
             }
         }
-        Value::String(s) => util::string(env, s),
+        Value::String(s) => js::string(env, s),
         Value::Array(items) => {
-            let arr = util::array(env, items.len())?;
+            let arr = js::array(env, items.len())?;
             for (i, item) in items.iter().enumerate() {
                 let x = to_js(env, item)?;
-                util::set_index(env, arr, i as u32, x)?;
+                js::set_index(env, arr, i as u32, x)?;
             }
             Ok(arr)
         }
         Value::Object(map) => {
-            let obj = util::object(env)?;
+            let obj = js::object(env)?;
             for (k, item) in map {
-                let key = util::string(env, k)?;
+                let key = js::string(env, k)?;
                 let x = to_js(env, item)?;
                 ck!(env, sys::napi_set_property(env, obj, key, x));
             }
@@ -256,29 +256,29 @@ pub fn to_js(env: Env, v: &Value) -> JsResult<JsVal> {
 
 /// JSON text made by the facade (which validated the value and named paths in errors).
 pub fn text_in(env: Env, v: JsVal, what: &str) -> JsResult<Value> {
-    if util::type_of(env, v)? != sys::ValueType::napi_string {
+    if js::type_of(env, v)? != sys::ValueType::napi_string {
         return Err(Error::internal(format!("{what}: expected JSON text from the facade")).into());
     }
-    let text = util::get_string(env, v)?;
+    let text = js::get_string(env, v)?;
     serde_json::from_str(&text).map_err(|e| Error::invalid_argument(format!("{what}: invalid JSON: {e}")).into())
 }
 
 /// JSON text for the facade to parse (one string instead of a tree of N-API calls).
 pub fn text_out(env: Env, v: &Value) -> JsResult<JsVal> {
     let text = serde_json::to_string(v).map_err(|e| Error::internal(format!("cannot serialize: {e}")))?;
-    util::string(env, &text)
+    js::string(env, &text)
 }
 
 /// JSON text from the facade as call data, kept as text (the core parses it only if
 /// middleware needs its structure).
 pub fn data_in(env: Env, v: JsVal, what: &str) -> JsResult<baton::Data> {
-    if util::type_of(env, v)? != sys::ValueType::napi_string {
+    if js::type_of(env, v)? != sys::ValueType::napi_string {
         return Err(Error::internal(format!("{what}: expected JSON text from the facade")).into());
     }
-    Ok(baton::Data::from_json(util::get_string(env, v)?, what)?)
+    Ok(baton::Data::from_json(js::get_string(env, v)?, what)?)
 }
 
 /// Call data as JSON text for the facade (text the facade gave is handed back as it is).
 pub fn data_out(env: Env, d: &baton::Data) -> JsResult<JsVal> {
-    util::string(env, &d.json())
+    js::string(env, &d.json())
 }

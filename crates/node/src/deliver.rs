@@ -36,7 +36,7 @@ use baton::{Event, EventLayout, Result, Subscriber, ValueForm};
 const _: () = assert!(EventLayout::NUMBERS == 34, "node/lib/common.js reads 34 numbers per event");
 use napi::sys;
 
-use crate::util::{self, ck, Env, JsResult, JsVal};
+use crate::js::{self, ck, Env, JsResult, JsVal};
 
 /// A close marker in the delivery list: the facade forgets the subscriber.
 const CLOSED: u32 = u32::MAX;
@@ -307,10 +307,10 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         let mut b = BATCH.lock().unwrap_or_else(|p| p.into_inner());
         let seg = match b.full.pop_front() {
             Some(seg) => seg,
-            None if b.open.deliveries.is_empty() => return util::null(env),
+            None if b.open.deliveries.is_empty() => return js::null(env),
             None if !b.settled => {
                 b.deferred = true;
-                return util::null(env);
+                return js::null(env);
             }
             None => {
                 b.last = None;
@@ -323,18 +323,18 @@ pub fn take(env: Env) -> JsResult<JsVal> {
         seg
     };
     let in_meta = write_meta(&seg);
-    let out = util::array(env, if in_meta { 2 } else { 5 });
+    let out = js::array(env, if in_meta { 2 } else { 5 });
     let filled = out.and_then(|out| {
-        util::set_index(env, out, 0, js_text(env, &seg.text, seg.ascii)?)?;
+        js::set_index(env, out, 0, js_text(env, &seg.text, seg.ascii)?)?;
         if !in_meta {
             for (i, items) in [&seg.deliveries, &seg.ends, &seg.layouts].into_iter().enumerate() {
                 let a = u32_array(env, items)?;
-                util::set_index(env, out, i as u32 + 2, a)?;
+                js::set_index(env, out, i as u32 + 2, a)?;
             }
         }
         if seg.value_count > 0 {
             seg.values.push(']');
-            util::set_index(env, out, 1, js_text(env, &seg.values, seg.ascii)?)?;
+            js::set_index(env, out, 1, js_text(env, &seg.values, seg.ascii)?)?;
         }
         Ok(out)
     });
@@ -353,7 +353,7 @@ pub fn take(env: Env) -> JsResult<JsVal> {
 /// decoding.
 fn js_text(env: Env, text: &str, ascii: bool) -> JsResult<JsVal> {
     if !ascii {
-        return util::string(env, text);
+        return js::string(env, text);
     }
     let mut v = ptr::null_mut();
     ck!(env, sys::napi_create_string_latin1(env, text.as_ptr().cast(), text.len() as isize, &mut v));
@@ -388,7 +388,7 @@ pub fn install(env: Env, drain: JsVal) -> JsResult<()> {
     if !TSFN.load(Ordering::Acquire).is_null() {
         return Ok(());
     }
-    let name = util::string(env, "baton.deliver")?;
+    let name = js::string(env, "baton.deliver")?;
     let mut f = ptr::null_mut();
     ck!(
         env,
@@ -414,7 +414,7 @@ unsafe extern "C" fn work_execute(_env: Env, data: *mut c_void) {
     let rt = baton::Runtime::global();
     let r =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| if w.shutdown { rt.shutdown(w.timeout) } else { rt.flush(w.timeout) }));
-    w.result = Some(r.unwrap_or_else(|p| Err(util::panic_error(p))));
+    w.result = Some(r.unwrap_or_else(|p| Err(js::panic_error(p))));
 }
 
 unsafe extern "C" fn work_complete(env: Env, _status: sys::napi_status, data: *mut c_void) {
@@ -422,11 +422,11 @@ unsafe extern "C" fn work_complete(env: Env, _status: sys::napi_status, data: *m
     unsafe { sys::napi_delete_async_work(env, w.work) };
     match w.result.unwrap_or_else(|| Err(baton::Error::internal("flush did not run"))) {
         Ok(b) => {
-            let v = util::boolean(env, b).unwrap_or(ptr::null_mut());
+            let v = js::boolean(env, b).unwrap_or(ptr::null_mut());
             unsafe { sys::napi_resolve_deferred(env, w.deferred, v) };
         }
         Err(e) => {
-            let v = util::error_value(env, &e).or_else(|_| util::undefined(env)).unwrap_or(ptr::null_mut());
+            let v = js::error_value(env, &e).or_else(|_| js::undefined(env)).unwrap_or(ptr::null_mut());
             unsafe { sys::napi_reject_deferred(env, w.deferred, v) };
         }
     }
@@ -438,7 +438,7 @@ pub fn flush_async(env: Env, timeout: std::time::Duration, shutdown: bool) -> Js
     let mut promise = ptr::null_mut();
     ck!(env, sys::napi_create_promise(env, &mut deferred, &mut promise));
     let w = Box::into_raw(Box::new(Work { shutdown, timeout, result: None, deferred, work: ptr::null_mut() }));
-    let name = util::string(env, if shutdown { "baton.shutdown" } else { "baton.flush" })?;
+    let name = js::string(env, if shutdown { "baton.shutdown" } else { "baton.flush" })?;
     let mut work = ptr::null_mut();
     ck!(env, sys::napi_create_async_work(env, ptr::null_mut(), name, Some(work_execute), Some(work_complete), w.cast(), &mut work));
     unsafe { (*w).work = work };

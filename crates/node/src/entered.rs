@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 
 use baton::{EnteredCall, ScopeHandle, Stack};
 
-use crate::util::{self, Env, JsResult, JsVal};
+use crate::js::{self, Env, JsResult, JsVal};
 
 /// What a slot holds besides the fork: an entered call, or the scope `withScope` pushed.
 pub enum Held {
@@ -135,7 +135,7 @@ pub fn position_buffer(env: Env, _a: &[JsVal]) -> JsResult<JsVal> {
         c.get()
     });
     let mut buf = std::ptr::null_mut();
-    util::ck!(env, napi::sys::napi_create_external_arraybuffer(env, p.cast(), 8, None, std::ptr::null_mut(), &mut buf));
+    js::ck!(env, napi::sys::napi_create_external_arraybuffer(env, p.cast(), 8, None, std::ptr::null_mut(), &mut buf));
     Ok(buf)
 }
 

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use baton::{AsyncNext, CallCtx, CallHandle, CallInfo, ChunkStream, EventInfo, LlmStream, ScopeHandle, Stack};
 
-use crate::util::{self, Env, JsResult, JsVal};
+use crate::js::{self, Env, JsResult, JsVal};
 
 /// What a JS handle (an external) holds.
 pub enum Handle {
@@ -28,10 +28,10 @@ pub enum Handle {
 }
 
 pub fn wrap(env: Env, h: Handle) -> JsResult<JsVal> {
-    util::external(env, h)
+    js::external(env, h)
 }
 
-impl util::Finalize for Handle {
+impl js::Finalize for Handle {
     /// Stacks, scopes, call handles, contexts and `next` functions hold memory, and JS
     /// references that a drop inside the collector releases later. A stream (or a stream
     /// intercept's inner chunks) still held unfinished ends its call when dropped (a cancelled
@@ -49,10 +49,10 @@ impl util::Finalize for Handle {
 }
 
 pub fn handle<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a Handle> {
-    util::external_ref::<Handle>(env, v, what)
+    js::external_ref::<Handle>(env, v, what)
 }
 
-fn wrong(what: &str, expected: &str) -> util::Thrown {
+fn wrong(what: &str, expected: &str) -> js::Thrown {
     baton::Error::invalid_argument(format!("{what}: expected a {expected} handle")).into()
 }
 
@@ -72,11 +72,11 @@ pub fn scope<'a>(env: Env, v: JsVal, what: &str) -> JsResult<&'a ScopeHandle> {
 
 /// An optional scope handle field of an options object (`parent`, `scope`).
 pub fn opt_scope(env: Env, options: JsVal, key: &str) -> JsResult<Option<ScopeHandle>> {
-    if util::is_nullish(env, options)? {
+    if js::is_nullish(env, options)? {
         return Ok(None);
     }
-    let v = util::get(env, options, key)?;
-    if util::is_nullish(env, v)? {
+    let v = js::get(env, options, key)?;
+    if js::is_nullish(env, v)? {
         return Ok(None);
     }
     Ok(Some(scope(env, v, &format!("options.{key}"))?.clone()))
@@ -84,31 +84,31 @@ pub fn opt_scope(env: Env, options: JsVal, key: &str) -> JsResult<Option<ScopeHa
 
 fn set_str(env: Env, obj: JsVal, key: &str, v: Option<&str>) -> JsResult<()> {
     let x = match v {
-        Some(s) => util::string(env, s)?,
-        None => util::null(env)?,
+        Some(s) => js::string(env, s)?,
+        None => js::null(env)?,
     };
-    util::set(env, obj, key, x)
+    js::set(env, obj, key, x)
 }
 
 /// `{kind, name, toolCallId, modelName, parentUuid, uuid}` as JSON text (the core's writer).
 pub fn call_info(env: Env, info: &CallInfo) -> JsResult<JsVal> {
-    util::string(env, &info.to_json(baton::KeyStyle::Camel))
+    js::string(env, &info.to_json(baton::KeyStyle::Camel))
 }
 
 /// `{kind, scopeCategory, uuid, parentUuid, name, category}` for event middleware (JSON text).
 pub fn event_info(env: Env, info: &EventInfo) -> JsResult<JsVal> {
-    util::string(env, &info.to_json(baton::KeyStyle::Camel))
+    js::string(env, &info.to_json(baton::KeyStyle::Camel))
 }
 
 /// `{uuid, name, category, parentUuid, rootUuid}` of a scope.
 pub fn scope_info(env: Env, s: &ScopeHandle) -> JsResult<JsVal> {
-    let o = util::object(env)?;
+    let o = js::object(env)?;
     set_str(env, o, "uuid", Some(&s.uuid().to_string()))?;
     set_str(env, o, "name", Some(s.name()))?;
     set_str(env, o, "category", Some(s.category().as_str()))?;
     set_str(env, o, "parentUuid", s.parent_uuid().map(|u| u.to_string()).as_deref())?;
     set_str(env, o, "rootUuid", Some(&s.root_uuid().to_string()))?;
-    let ended = util::boolean(env, s.is_ended())?;
-    util::set(env, o, "ended", ended)?;
+    let ended = js::boolean(env, s.is_ended())?;
+    js::set(env, o, "ended", ended)?;
     Ok(o)
 }

@@ -21,16 +21,16 @@ mod convert;
 mod deliver;
 mod entered;
 mod handles;
+mod js;
 mod middleware;
 mod stream;
 mod task;
-mod util;
 
 use napi::bindgen_prelude::{Env, Object};
 use napi::JsValue;
 use napi_derive::napi;
 
-const EXPORTS: &[(&str, util::Handler)] = &[
+const EXPORTS: &[(&str, js::Handler)] = &[
     ("init", api::init),
     ("settle", api::settle),
     ("configure", api::configure),
@@ -92,7 +92,7 @@ const EXPORTS: &[(&str, util::Handler)] = &[
 
 /// The Node-API version this addon is built for: the experimental one, under which Node runs
 /// finalizers inside the garbage collector instead of on a later turn of the event loop.
-/// `util::external` drops there only what frees memory alone and posts the rest.
+/// `js::external` drops there only what frees memory alone and posts the rest.
 #[no_mangle]
 pub extern "C" fn node_api_module_get_api_version_v1() -> i32 {
     i32::MAX
@@ -101,13 +101,13 @@ pub extern "C" fn node_api_module_get_api_version_v1() -> i32 {
 #[napi(module_exports)]
 pub fn module_init(exports: Object, env: Env) -> napi::Result<()> {
     let raw_env = env.raw();
-    util::set_env(raw_env);
+    js::set_env(raw_env);
     // Plugin documents may enable OpenTelemetry export and https stream sinks.
     baton_otel::install();
     // With mimalloc (above), a free from the dispatcher is cheap: let it free what it delivered.
     baton::set_free_on(baton::FreeOn::Dispatcher);
     for (name, handler) in EXPORTS {
-        if util::export(raw_env, exports.raw(), name, *handler).is_err() {
+        if js::export(raw_env, exports.raw(), name, *handler).is_err() {
             return Err(napi::Error::from_reason(format!("cannot export {name}")));
         }
     }

@@ -13,9 +13,9 @@ use serde_json::{Map, Value};
 use crate::callbacks::{guarded, JsFn};
 use crate::convert;
 use crate::handles::{self, Handle};
+use crate::js::{self, Env, JsResult, JsVal};
 use crate::stream::JsChunks;
 use crate::task::{AssertSend, PromiseFuture};
-use crate::util::{self, Env, JsResult, JsVal};
 
 /// Either a value now, or a JS promise of it.
 enum Later<T> {
@@ -24,7 +24,7 @@ enum Later<T> {
 }
 
 fn later<T>(env: Env, r: JsVal, convert: fn(Env, JsVal) -> JsResult<T>) -> JsResult<Later<T>> {
-    if util::is_thenable(env, r)? {
+    if js::is_thenable(env, r)? {
         Ok(Later::Promise(PromiseFuture::new(env, r, convert)?))
     } else {
         Ok(Later::Now(convert(env, r)?))
@@ -44,20 +44,20 @@ fn to_value(env: Env, v: JsVal) -> JsResult<Value> {
 }
 
 fn decision(env: Env, v: JsVal) -> JsResult<Decision> {
-    let t = util::type_of(env, v)?;
+    let t = js::type_of(env, v)?;
     if t == sys::ValueType::napi_undefined || t == sys::ValueType::napi_null {
         return Ok(Decision::Allow);
     }
     if t == sys::ValueType::napi_boolean {
-        return Ok(if util::get_bool(env, v)? { Decision::Allow } else { Decision::Reject("rejected by guardrail".into()) });
+        return Ok(if js::get_bool(env, v)? { Decision::Allow } else { Decision::Reject("rejected by guardrail".into()) });
     }
     if t == sys::ValueType::napi_object {
-        let allow = util::get(env, v, "allow")?;
-        let allowed = util::type_of(env, allow)? == sys::ValueType::napi_boolean && util::get_bool(env, allow)?;
+        let allow = js::get(env, v, "allow")?;
+        let allowed = js::type_of(env, allow)? == sys::ValueType::napi_boolean && js::get_bool(env, allow)?;
         if allowed {
             return Ok(Decision::Allow);
         }
-        let reason = util::opt_string(env, v, "reason")?.unwrap_or_else(|| "rejected by guardrail".into());
+        let reason = js::opt_string(env, v, "reason")?.unwrap_or_else(|| "rejected by guardrail".into());
         return Ok(Decision::Reject(reason));
     }
     Err(Error::callback_failed("a guardrail must return a boolean, {allow, reason?} or nothing").into())
@@ -98,11 +98,11 @@ fn run_sync_intercept(f: &JsFn, ctx: &CallCtx, input: Value, next: NextFn<'_>) -
     let _pop = Pop(token);
     guarded(|env| {
         let a = convert::text_out(env, &input)?;
-        let tok = util::number(env, token as f64)?;
+        let tok = js::number(env, token as f64)?;
         let c = handles::wrap(env, Handle::Ctx(ctx.clone()))?;
         let info = handles::call_info(env, ctx.info())?;
         let r = f.call(env, &[a, tok, c, info])?;
-        if util::is_thenable(env, r)? {
+        if js::is_thenable(env, r)? {
             let _ = PromiseFuture::new(env, r, |_, _| Ok(()));
             return Err(Error::invalid_state("a sync execution intercept returned a Promise; register it without `sync: true`").into());
         }
@@ -127,7 +127,7 @@ fn stream_intercept(f: &JsFn, ctx: &CallCtx, inner: ChunkStream) -> Result<Chunk
         let c = handles::wrap(env, Handle::Ctx(ctx.clone()))?;
         let info = handles::call_info(env, ctx.info())?;
         let r = f.call(env, &[chunks, c, info])?;
-        if util::is_thenable(env, r)? {
+        if js::is_thenable(env, r)? {
             let _ = PromiseFuture::new(env, r, |_, _| Ok(()));
             return Err(Error::callback_failed("a stream intercept must return an iterable or async iterable, not a Promise").into());
         }
@@ -141,7 +141,7 @@ fn payload_sanitizer(f: Arc<JsFn>) -> baton::PayloadSanitizer {
             let a = convert::text_out(env, &v)?;
             let i = handles::call_info(env, info)?;
             let r = f.call(env, &[a, i])?;
-            if util::type_of(env, r)? == sys::ValueType::napi_undefined {
+            if js::type_of(env, r)? == sys::ValueType::napi_undefined {
                 return Ok(None);
             }
             Ok(Some(to_value(env, r)?))
@@ -155,7 +155,7 @@ fn event_sanitizer(f: Arc<JsFn>) -> baton::EventSanitizer {
             let o = convert::text_out(env, &serde_json::json!({"data": &fields.data, "metadata": &fields.metadata}))?;
             let i = handles::event_info(env, info)?;
             let r = f.call(env, &[o, i])?;
-            if util::is_nullish(env, r)? {
+            if js::is_nullish(env, r)? {
                 return Ok(None);
             }
             let Value::Object(mut out) = to_value(env, r)? else {
@@ -177,7 +177,7 @@ fn injector(f: Arc<JsFn>) -> baton::MetadataInjector {
         guarded(|env| {
             let i = handles::event_info(env, info)?;
             let r = f.call(env, &[i])?;
-            if util::is_nullish(env, r)? {
+            if js::is_nullish(env, r)? {
                 return Ok(Map::new());
             }
             match to_value(env, r)? {
@@ -206,15 +206,15 @@ fn request_intercept(f: Arc<JsFn>) -> RequestIntercept {
             let a = convert::text_out(env, &input)?;
             let i = handles::call_info(env, &info)?;
             let r = f.call(env, &[a, i])?;
-            if util::is_thenable(env, r)? {
+            if js::is_thenable(env, r)? {
                 Ok(Later::Promise(PromiseFuture::new(env, r, |env, v| {
-                    if util::type_of(env, v)? == sys::ValueType::napi_undefined {
+                    if js::type_of(env, v)? == sys::ValueType::napi_undefined {
                         // `undefined` keeps the input; the caller substitutes it below.
                         return Ok(None);
                     }
                     Ok(Some(to_value(env, v)?))
                 })?))
-            } else if util::type_of(env, r)? == sys::ValueType::napi_undefined {
+            } else if js::type_of(env, r)? == sys::ValueType::napi_undefined {
                 Ok(Later::Now(None))
             } else {
                 Ok(Later::Now(Some(to_value(env, r)?)))

@@ -9,12 +9,12 @@ use serde_json::Value;
 
 use crate::callbacks::guarded;
 use crate::convert;
+use crate::js::{self, Env, JsRef, JsResult, JsVal};
 use crate::task::PromiseFuture;
-use crate::util::{self, Env, JsRef, JsResult, JsVal};
 
 /// One step of the facade's chunk iterator: JSON text, or `undefined` at the end.
 fn step(env: Env, r: JsVal) -> JsResult<Option<Value>> {
-    if util::type_of(env, r)? == sys::ValueType::napi_undefined {
+    if js::type_of(env, r)? == sys::ValueType::napi_undefined {
         return Ok(None);
     }
     Ok(Some(convert::text_in(env, r, "chunk")?))
@@ -56,24 +56,24 @@ impl futures_core::Stream for JsChunks {
             let prefer_async = crate::task::ours(cx);
             let called = guarded(|env| {
                 if this.iter.is_none() {
-                    let f = util::helper(env, |h| h.iter_of)?;
+                    let f = js::helper(env, |h| h.iter_of)?;
                     let source = this.source.get(env)?;
-                    let pref = util::boolean(env, prefer_async)?;
-                    let iter = util::call(env, f, &[source, pref])?;
+                    let pref = js::boolean(env, prefer_async)?;
+                    let iter = js::call(env, f, &[source, pref])?;
                     this.iter = Some(JsRef::new(env, iter)?);
                 }
                 let iter = this.iter.as_ref().expect("iterator").get(env)?;
-                let next = util::get(env, iter, "next")?;
+                let next = js::get(env, iter, "next")?;
                 let r = match &this.stack {
                     // The facade's iterator does not use `this`: `invoke(stack, next)` runs it.
-                    Some(stack) => util::call(env, util::helper(env, |h| h.invoke)?, &[stack.get(env)?, next])?,
+                    Some(stack) => js::call(env, js::helper(env, |h| h.invoke)?, &[stack.get(env)?, next])?,
                     None => {
                         let mut r = std::ptr::null_mut();
-                        util::status(env, unsafe { sys::napi_call_function(env, iter, next, 0, std::ptr::null(), &mut r) })?;
+                        js::status(env, unsafe { sys::napi_call_function(env, iter, next, 0, std::ptr::null(), &mut r) })?;
                         r
                     }
                 };
-                if util::is_thenable(env, r)? {
+                if js::is_thenable(env, r)? {
                     Ok(Err(PromiseFuture::new(env, r, step)?))
                 } else {
                     Ok(Ok(step(env, r)?))
@@ -117,7 +117,7 @@ impl futures_core::Stream for JsChunks {
 impl Drop for JsChunks {
     fn drop(&mut self) {
         // An iterator left early gets `return()`, so generators run their `finally`.
-        if self.done || !util::on_js_thread() {
+        if self.done || !js::on_js_thread() {
             return;
         }
         let Some(iter) = self.iter.as_ref() else {
@@ -125,13 +125,13 @@ impl Drop for JsChunks {
         };
         let _ = guarded(|env| {
             let iter = iter.get(env)?;
-            let ret = util::get(env, iter, "return")?;
-            if util::is_function(env, ret)? {
+            let ret = js::get(env, iter, "return")?;
+            if js::is_function(env, ret)? {
                 let mut r = std::ptr::null_mut();
                 let s = unsafe { sys::napi_call_function(env, iter, ret, 0, std::ptr::null(), &mut r) };
                 if s != sys::Status::napi_ok {
-                    let _ = util::take_exception(env);
-                } else if util::is_thenable(env, r).unwrap_or(false) {
+                    let _ = js::take_exception(env);
+                } else if js::is_thenable(env, r).unwrap_or(false) {
                     // Observe it so a rejection is not unhandled.
                     let _ = PromiseFuture::new(env, r, |_, _| Ok(()));
                 }

@@ -21,7 +21,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use baton::Error;
 use napi::sys;
 
-use crate::util::{self, ck, Env, JsRef, JsResult, JsVal};
+use crate::js::{self, ck, Env, JsRef, JsResult, JsVal};
 
 /// Produces the JS value of a finished task on the JS thread.
 pub type Finish = Box<dyn FnOnce(Env) -> JsResult<JsVal>>;
@@ -147,12 +147,12 @@ pub fn run_ready(env: Env) {
             let Some(mut task) = TASKS.with(|t| t.borrow_mut().items.get_mut(id).and_then(Option::take)) else {
                 continue;
             };
-            let _scope = util::Scope::open(env);
+            let _scope = js::Scope::open(env);
             let stack = task.stack.as_ref().and_then(|s| s.get(env).ok()).unwrap_or(ptr::null_mut());
             let w = waker(id);
             let polled = with_js_stack(stack, || {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.fut.as_mut().poll(&mut Context::from_waker(&w))))
-                    .unwrap_or_else(|p| Poll::Ready(Err(util::panic_error(p))))
+                    .unwrap_or_else(|p| Poll::Ready(Err(js::panic_error(p))))
             });
             match polled {
                 Poll::Pending => TASKS.with(|t| t.borrow_mut().items[id] = Some(task)),
@@ -176,10 +176,10 @@ fn settle_deferred(env: Env, deferred: sys::napi_deferred, r: Result<Finish, Err
         },
         Err(t) => {
             let value = match t {
-                util::Thrown::Pending => util::take_exception(env),
-                util::Thrown::Baton(e) => util::error_value(env, &e).or_else(|_| util::take_exception(env)),
+                js::Thrown::Pending => js::take_exception(env),
+                js::Thrown::Baton(e) => js::error_value(env, &e).or_else(|_| js::take_exception(env)),
             };
-            let value = value.or_else(|_| util::undefined(env)).unwrap_or(ptr::null_mut());
+            let value = value.or_else(|_| js::undefined(env)).unwrap_or(ptr::null_mut());
             unsafe { sys::napi_reject_deferred(env, deferred, value) };
         }
     }
@@ -200,9 +200,9 @@ fn watch(env: Env, thenable: JsVal) -> JsResult<usize> {
         id
     });
     SLOTS.with(|s| s.borrow_mut().insert(id, Slot { outcome: None, waker: None }));
-    let f = util::helper(env, |h| h.watch)?;
-    let idv = util::number(env, id as f64)?;
-    util::call(env, f, &[thenable, idv])?;
+    let f = js::helper(env, |h| h.watch)?;
+    let idv = js::number(env, id as f64)?;
+    js::call(env, f, &[thenable, idv])?;
     Ok(id)
 }
 
@@ -245,7 +245,7 @@ impl<T> PromiseFuture<T> {
 impl<T> Future for PromiseFuture<T> {
     type Output = Result<T, Error>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
-        let env = util::env();
+        let env = js::env();
         let slot = self.slot;
         let outcome = SLOTS.with(|s| {
             let mut s = s.borrow_mut();
@@ -278,7 +278,7 @@ impl<T> Future for PromiseFuture<T> {
             Ok(o) => o,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let _scope = util::Scope::open(env);
+        let _scope = js::Scope::open(env);
         let r = (|| -> Result<T, Error> {
             let v = value.get(env).map_err(crate::callbacks::thrown_to_error)?;
             if ok {
@@ -293,7 +293,7 @@ impl<T> Future for PromiseFuture<T> {
 
 impl<T> Drop for PromiseFuture<T> {
     fn drop(&mut self) {
-        if !self.done && util::on_js_thread() {
+        if !self.done && js::on_js_thread() {
             let _ = SLOTS.try_with(|s| s.try_borrow_mut().map(|mut s| s.remove(&self.slot)));
         }
     }

@@ -92,7 +92,7 @@ pub fn status(env: Env, s: sys::napi_status) -> JsResult<()> {
 
 macro_rules! ck {
     ($env:expr, $call:expr) => {
-        $crate::util::status($env, unsafe { $call })?
+        $crate::js::status($env, unsafe { $call })?
     };
 }
 pub(crate) use ck;
