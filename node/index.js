@@ -25,10 +25,12 @@ function loadNative() {
 
 const native = loadNative();
 
-const {
-  ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
-  parse, enc, encoded, own, deliverBatch, lazyForks, DONE, rawIterator, step, closeSource,
-} = require('./lib/common.js');
+const { ERROR_KINDS, MIDDLEWARE_KINDS } = require('./lib/kinds.js');
+const { BatonError, makeError, isThenable, notPromise } = require('./lib/errors.js');
+const { parse, enc, encoded, own } = require('./lib/json.js');
+const { deliverBatch } = require('./lib/events.js');
+const { lazyForks } = require('./lib/forks.js');
+const { DONE, rawIterator, step, closeSource } = require('./lib/streams.js');
 
 function encResult(v) {
   return enc(v, 'returned value');

@@ -10,8 +10,8 @@
 // and on shutdown().
 
 function createApi(native, host = {}) {
-  // Errors, the JSON boundary, event objects and stream helpers: node/lib/common.js, which
-  // scripts/build.mjs embeds as `common`.
+  // Errors, the JSON boundary, event objects and stream helpers: the modules of node/lib/,
+  // which scripts/build.mjs embeds as `common`.
   const {
     ERROR_KINDS, MIDDLEWARE_KINDS, BatonError, makeError, isThenable, notPromise,
     parse, enc, encoded, own, LAYOUT, deliverBatch, lazyForks, DONE, rawIterator, step, closeSource,
@@ -256,7 +256,7 @@ function createApi(native, host = {}) {
     return als !== null ? als.getStore() : syncCurrent;
   }
 
-  // The current stack, lazy forks and their pins: node/lib/common.js, as in node/.
+  // The current stack, lazy forks and their pins: node/lib/forks.js, as in node/.
   const { current, currentBase, baseOf, lazyFork } = lazyForks((s) => call(native.fork, s), store, defaultStack, (id) => native.enteredStack(id) ?? null);
 
   function runWith(stack, fn, ...args) {
