@@ -35,6 +35,7 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -j2 -- -D warnings
+    cargo clippy -p baton-wasm --features host-lint --all-targets -j2 -- -D warnings
     @if [[ ! -d tests/parity ]]; then \
         echo "lint: no tests/parity, skipping ruff"; \
     elif python3 -m ruff --version >/dev/null 2>&1; then \

@@ -1,13 +1,14 @@
 //! Baton for WebAssembly: the wasm-bindgen layer under the `wasm/` npm package.
 //!
 //! Everything lives in [`wasm`](self) and only exists on `wasm32`; on the host this crate is
-//! an empty library so the workspace builds, lints and tests stay trivial. The JS facade in
+//! an empty library so the workspace builds, lints and tests stay trivial (the `host-lint`
+//! feature compiles it on the host for clippy alone). The JS facade in
 //! `wasm/lib/` is the public surface (the same TypeScript API as `node/`); these exports are
 //! its private native layer and pass JSON as text.
 
 #[cfg(any(target_arch = "wasm32", test))]
 mod heap;
-#[cfg(target_arch = "wasm32")]
+#[cfg(any(target_arch = "wasm32", feature = "host-lint"))]
 mod wasm;
 
 /// Small blocks from size-class free lists instead of dlmalloc (see [`heap`]); only where the

@@ -196,7 +196,7 @@ fn to_js(err: Error) -> JsValue {
     set(&obj, "code", &JsValue::from_str(err.kind().as_str()));
     set(&obj, "message", &JsValue::from_str(err.message()));
     if let Some(d) = err.detail() {
-        set(&obj, "detail", &JsValue::from_str(&d.to_string()));
+        set(&obj, "detail", &JsValue::from_str(&json_text(d)));
     }
     obj.into()
 }
@@ -230,6 +230,14 @@ fn bad(msg: impl Into<String>) -> JsValue {
 
 fn parse_json(text: &str, what: &str) -> Result<Value, JsValue> {
     serde_json::from_str(text).map_err(|e| bad(format!("{what}: invalid JSON: {e}")))
+}
+
+/// The JSON text of a value handed to JS. `serde_json::to_string` writes into the string's
+/// buffer; `Value`'s `Display` (what `to_string()` would use) passes every piece through a
+/// `fmt::Formatter`, which showed in profiles of calls with JS middleware. Serializing a `Value`
+/// cannot fail (its map keys are strings), so the fallback is never taken.
+fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| String::from("null"))
 }
 
 fn parse_opts(opts: Option<String>) -> Result<Map<String, Value>, JsValue> {
@@ -322,15 +330,14 @@ impl Scope {
     /// `{uuid, name, category, parentUuid, rootUuid, ended}` as JSON text.
     pub fn info(&self) -> String {
         let h = &self.inner;
-        serde_json::json!({
+        json_text(&serde_json::json!({
             "uuid": h.uuid().to_string(),
             "name": h.name(),
             "category": h.category().as_str(),
             "parentUuid": h.parent_uuid().map(|u| u.to_string()),
             "rootUuid": h.root_uuid().to_string(),
             "ended": h.is_ended(),
-        })
-        .to_string()
+        }))
     }
     #[wasm_bindgen(getter)]
     pub fn ended(&self) -> bool {
@@ -445,7 +452,7 @@ fn info_json(info: &baton::CallInfo) -> String {
 }
 
 fn call_js(f: &Function, input: &Value, info: Option<&baton::CallInfo>) -> Result<JsValue, JsValue> {
-    let input = JsValue::from_str(&input.to_string());
+    let input = JsValue::from_str(&json_text(input));
     match info {
         Some(i) => f.call2(&JsValue::NULL, &input, &JsValue::from_str(&info_json(i))),
         None => f.call1(&JsValue::NULL, &input),
@@ -494,7 +501,7 @@ pub fn tool(
         attributes: opt_attributes(&m)?,
         parent: parent.map(|p| p.inner),
     };
-    stack.inner.tool(name, args, |a| call_json(callback, &a), options).map(|v| v.to_string()).map_err(to_js)
+    stack.inner.tool(name, args, |a| call_json(callback, &a), options).map(|v| json_text(&v)).map_err(to_js)
 }
 
 /// -1 when something is registered; otherwise nothing is, so a managed tool call is just its
@@ -621,7 +628,7 @@ fn enter_llm_with(
     let Some((call, checked)) = on.enter_llm(name, request, options).map_err(to_js)? else {
         return Ok(0);
     };
-    CHECKED.with(|c| *c.borrow_mut() = checked.map(|v| v.to_string()));
+    CHECKED.with(|c| *c.borrow_mut() = checked.map(|v| json_text(&v)));
     Ok(hold_entered(stack, call, forked))
 }
 
@@ -704,7 +711,7 @@ pub fn llm(
 ) -> Result<String, JsValue> {
     let request = parse_json(request, "request")?;
     let options = llm_options(opts, parent)?;
-    stack.inner.llm(name, request, |r| call_json(callback, &r), options).map(|v| v.to_string()).map_err(to_js)
+    stack.inner.llm(name, request, |r| call_json(callback, &r), options).map(|v| json_text(&v)).map_err(to_js)
 }
 
 fn tool_options(opts: Option<String>, parent: Option<Scope>) -> Result<ToolOptions, JsValue> {
@@ -727,7 +734,6 @@ fn llm_options(opts: Option<String>, parent: Option<Scope>) -> Result<baton::Llm
         chunk_marks: m.get("chunkMarks").and_then(Value::as_bool).unwrap_or(true),
         codec: opt_string(&m, "codec")?.map(|c| baton::codec::Codec::parse(&c)).transpose().map_err(to_js)?,
         response_codec: opt_string(&m, "responseCodec")?.map(|c| baton::codec::Codec::parse(&c)).transpose().map_err(to_js)?,
-        ..Default::default()
     })
 }
 
@@ -756,7 +762,7 @@ pub fn codec(op: &str, codec: &str, value: &str, original: Option<String>) -> Re
         }
         other => return Err(bad(format!("unknown codec op '{other}'"))),
     };
-    out.map(|v| v.to_string()).map_err(to_js)
+    out.map(|v| json_text(&v)).map_err(to_js)
 }
 
 /// A tool or LLM call started with `toolStart` / `llmStart` (manual lifecycle).
@@ -802,7 +808,7 @@ pub fn standalone(stack: &Stack, kind: &str, name: &str, input: &str) -> Result<
         "llmRequestIntercepts" => s.llm_request_intercepts(name, v),
         _ => return Err(bad(format!("standalone: unknown helper '{kind}'"))),
     }
-    .map(|v| v.to_string())
+    .map(|v| json_text(&v))
     .map_err(to_js)
 }
 
@@ -1024,7 +1030,7 @@ fn call_later(f: &Function, input: &Value, info: Option<&baton::CallInfo>) -> ba
 }
 
 fn json_out(r: baton::Result<Value>) -> JsOutcome {
-    r.map(|v| JsValue::from_str(&v.to_string())).map_err(to_js)
+    r.map(|v| JsValue::from_str(&json_text(&v))).map_err(to_js)
 }
 
 /// The callback of an async call: the JS function (by id) returns JSON text, or `{pending}`.
@@ -1231,7 +1237,7 @@ fn read_sync<S: futures_core::Stream<Item = baton::Result<Value>> + Unpin>(slot:
     match r {
         Some(Ok(v)) => {
             slot.borrow_mut().stream = s;
-            Ok(Some(v.to_string()))
+            Ok(Some(json_text(&v)))
         }
         // Ended or failed: dropping the stream now emits nothing more.
         Some(Err(e)) => Err(to_js(e)),
@@ -1261,7 +1267,7 @@ fn read_async<S: futures_core::Stream<Item = baton::Result<Value>> + Unpin + 'st
                 if !sl.closed {
                     sl.stream = Some(s);
                 }
-                Ok(JsValue::from_str(&v.to_string()))
+                Ok(JsValue::from_str(&json_text(&v)))
             }
             Some(Err(e)) => Err(to_js(e)),
             None => Ok(JsValue::UNDEFINED),
@@ -1369,7 +1375,7 @@ impl EnteredLlmStream {
     /// had none), once.
     #[wasm_bindgen(js_name = takeRequest)]
     pub fn take_request(&self) -> Option<String> {
-        self.request.borrow_mut().take().map(|v| v.to_string())
+        self.request.borrow_mut().take().map(|v| json_text(&v))
     }
     /// Records the next chunk (JSON text from the facade's `JSON.stringify`). Returns how many
     /// events wait in the batch, or `FAILED` (the stream ended) with the error for `takeError`:
@@ -1440,7 +1446,7 @@ pub fn llm_stream(
     let request = parse_json(request, "request")?;
     let options = llm_options(opts, parent)?;
     let cb = |req: Value| -> baton::Result<JsChunks> {
-        let it = callback.call1(&JsValue::NULL, &JsValue::from_str(&req.to_string())).map_err(from_thrown)?;
+        let it = callback.call1(&JsValue::NULL, &JsValue::from_str(&json_text(&req))).map_err(from_thrown)?;
         Ok(JsChunks::new(it))
     };
     with_stream_mode(false, || stack.inner.llm_stream(name, request, cb, options))
@@ -1467,7 +1473,7 @@ pub fn llm_stream_async(
     let cb = move |req: Value| {
         let first = (|| -> baton::Result<Result<JsChunks, u32>> {
             let f = stored(fid).ok_or_else(|| Error::not_found("callback was removed"))?;
-            let r = f.call1(&JsValue::NULL, &JsValue::from_str(&req.to_string())).map_err(from_thrown)?;
+            let r = f.call1(&JsValue::NULL, &JsValue::from_str(&json_text(&req))).map_err(from_thrown)?;
             match get(&r, "pending").as_f64() {
                 Some(id) => Ok(Err(id as u32)),
                 None => Ok(Ok(JsChunks::new(r))),
@@ -1749,7 +1755,7 @@ pub fn register_middleware(
         Box::pin(async move { Ok(fut.await?.unwrap_or(Value::Null)) }) as baton::BoxFuture<baton::Result<Value>>
     }));
     let event_sanitizer: baton::EventSanitizer = Arc::new(move |info: &baton::EventInfo, fields: baton::EventFields| {
-        let input = serde_json::json!({"data": &fields.data, "metadata": &fields.metadata}).to_string();
+        let input = json_text(&serde_json::json!({"data": &fields.data, "metadata": &fields.metadata}));
         match call_raw(&func()?, Some(input), event_info_json(info))? {
             None => Ok(None),
             Some(Value::Object(mut out)) => {
@@ -1835,7 +1841,7 @@ pub fn call_next(token: u32, input: &str) -> Result<String, JsValue> {
     // SAFETY: the pointer is in NEXTS only while the intercept that received it is running
     // (its frame is below us on this very stack), so the `next` it points to is alive.
     let next = unsafe { &*ptr };
-    next(input).map(|v| v.to_string()).map_err(to_js)
+    next(input).map(|v| json_text(&v)).map_err(to_js)
 }
 
 /// Registers an execution intercept: `callback(inputJson, token, ctx)` calls `next` zero, one
@@ -1868,7 +1874,7 @@ pub fn register_execution_intercept(
                 Some(f) => {
                     let c: JsValue = CallContext { inner: ctx }.into();
                     later_future(
-                        f.call3(&JsValue::NULL, &JsValue::from_str(&input.to_string()), &JsValue::from(token), &c)
+                        f.call3(&JsValue::NULL, &JsValue::from_str(&json_text(&input)), &JsValue::from(token), &c)
                             .map_err(from_thrown)
                             .and_then(later_of),
                     )
@@ -1904,7 +1910,7 @@ pub fn register_execution_intercept(
         }
         let _pop = Pop(token);
         let c: JsValue = CallContext { inner: ctx.clone() }.into();
-        let r = f.call3(&JsValue::NULL, &JsValue::from_str(&input.to_string()), &JsValue::from(token), &c);
+        let r = f.call3(&JsValue::NULL, &JsValue::from_str(&json_text(&input)), &JsValue::from(token), &c);
         match r {
             Ok(r) => match r.as_string() {
                 Some(t) => serde_json::from_str(&t).map_err(|e| Error::internal(format!("intercept result: invalid JSON: {e}"))),
@@ -1964,8 +1970,8 @@ impl baton::export::sink::ExportSink for JsExportSink {
     }
     fn atif_document(&self, session_id: &str, file_name: &str, document: &Value) -> baton::Result<()> {
         let id = self.atif.ok_or_else(|| Error::invalid_state("this export sink takes no ATIF documents"))?;
-        let info = serde_json::json!({"sessionId": session_id, "fileName": file_name}).to_string();
-        Self::call(id, &[JsValue::from_str(&document.to_string()), JsValue::from_str(&info)])
+        let info = json_text(&serde_json::json!({"sessionId": session_id, "fileName": file_name}));
+        Self::call(id, &[JsValue::from_str(&json_text(document)), JsValue::from_str(&info)])
     }
 }
 
@@ -2005,7 +2011,7 @@ pub fn deregister_export_sink(name: &str) -> bool {
 #[wasm_bindgen(js_name = pluginValidate)]
 pub fn plugin_validate(config: &str) -> Result<String, JsValue> {
     let doc = parse_json(config, "config")?;
-    Ok(Value::Array(rt().plugin_validate(&doc).iter().map(|d| d.to_json()).collect()).to_string())
+    Ok(json_text(&Value::Array(rt().plugin_validate(&doc).iter().map(|d| d.to_json()).collect())))
 }
 
 /// Validates and installs a plugins document; returns the report as JSON text. Components that
@@ -2013,7 +2019,7 @@ pub fn plugin_validate(config: &str) -> Result<String, JsValue> {
 #[wasm_bindgen(js_name = pluginInitialize)]
 pub fn plugin_initialize(config: &str) -> Result<String, JsValue> {
     let doc = parse_json(config, "config")?;
-    rt().plugin_initialize(&doc).map(|r| r.to_json().to_string()).map_err(to_js)
+    rt().plugin_initialize(&doc).map(|r| json_text(&r.to_json())).map_err(to_js)
 }
 
 #[wasm_bindgen(js_name = pluginClear)]
@@ -2054,18 +2060,25 @@ pub fn is_shutdown() -> bool {
     rt().is_shutdown()
 }
 
-/// `{deliveredEvents, droppedEvents, subscriberFailures, middlewareFailures, queued}` as JSON text.
+/// `{deliveredEvents, droppedEvents, subscriberFailures, middlewareFailures, queued,
+/// memoryBytes}` as JSON text.
 #[wasm_bindgen]
 pub fn diagnostics() -> String {
     let d = rt().diagnostics();
-    serde_json::json!({
+    json_text(&serde_json::json!({
         "deliveredEvents": d.delivered_events,
         "droppedEvents": d.dropped_events,
         "subscriberFailures": d.subscriber_failures,
         "middlewareFailures": d.middleware_failures,
         "queued": d.queued,
-        // The module's linear memory, which grows in 64 KiB pages and never shrinks.
-        "memoryBytes": core::arch::wasm32::memory_size(0) as u64 * 65_536,
-    })
-    .to_string()
+        "memoryBytes": memory_bytes(),
+    }))
+}
+
+/// The module's linear memory in bytes: it grows in 64 KiB pages and never shrinks.
+fn memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) as u64 * 65_536;
+    #[cfg(not(target_arch = "wasm32"))]
+    0 // `host-lint` builds, which never run
 }
