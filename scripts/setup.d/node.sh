@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Node binding setup (sourced by scripts/setup.sh --bindings): Node >= 20 and the npm dev
-# dependencies of node/ (typescript, @types/node) from the committed package-lock.json.
+# dependencies of node/ (typescript, @types/node, eslint) from the committed package-lock.json.
 # Idempotent: npm ci runs only when node/node_modules is missing or older than the lock file.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   die "the Node binding needs node (>= 20) and npm; install Node.js first"

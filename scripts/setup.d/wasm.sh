@@ -35,11 +35,11 @@ else
 fi
 wasm_dir="$ROOT/wasm"
 if [[ ! -f $wasm_dir/node_modules/.package-lock.json || $wasm_dir/package-lock.json -nt $wasm_dir/node_modules/.package-lock.json ]]; then
-  installing "wasm/ dev dependencies (npm ci: binaryen, typescript)"
+  installing "wasm/ dev dependencies (npm ci: binaryen, typescript, eslint)"
   (cd "$wasm_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1) || die "npm ci in wasm/ failed"
   installed_ok "wasm/ dev dependencies"
 else
-  ok "wasm/ dev dependencies (binaryen, typescript)"
+  ok "wasm/ dev dependencies (binaryen, typescript, eslint)"
 fi
 if command -v chromium >/dev/null 2>&1; then
   ok "chromium"

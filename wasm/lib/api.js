@@ -9,6 +9,7 @@
 // queues events and this facade delivers them with native.drain() on a microtask, on flush()
 // and on shutdown().
 
+/* exported createApi -- called by the wrappers scripts/build.mjs generates */
 function createApi(native, host = {}) {
   // Errors, the JSON boundary, event objects and stream helpers: the modules of node/lib/,
   // which scripts/build.mjs embeds as `common`.
