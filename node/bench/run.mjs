@@ -36,9 +36,10 @@ function measure(nodeBin, script, extra = []) {
   return /** @type {Record<string, number>} */ (JSON.parse(out));
 }
 
-/** Rounds (`BATON_BENCH_ROUNDS`, default 3): this VM's speed moves by up to 2x between
- * processes, so every run is repeated, runs alternate, and each cell is the median over rounds. */
-const ROUNDS = Math.max(1, Number(process.env.BATON_BENCH_ROUNDS || 3));
+/** Rounds (`BATON_BENCH_ROUNDS`, default 5): this VM's speed moves by up to 2x between
+ * processes, so every run is repeated, runs alternate, and each cell is the median over rounds
+ * (with three, one unlucky process still moved a cell). */
+const ROUNDS = Math.max(1, Number(process.env.BATON_BENCH_ROUNDS || 5));
 
 /**
  * The median per workload over `results` (workload → ns maps of one kind of run).
