@@ -159,7 +159,7 @@ function createApi(native, host = {}) {
     if (poisoned !== null) return;
     drainScheduled = true;
     if (nextTick !== null) {
-      nextTick(tickDrain);
+      nextTick(scheduledDrain);
       return;
     }
     emitted = false;
@@ -168,7 +168,8 @@ function createApi(native, host = {}) {
     SETTLED.then(onHop);
   }
 
-  function tickDrain() {
+  /** The drain that scheduleDrain scheduled (by a tick, or at the end of the hops). */
+  function scheduledDrain() {
     drainScheduled = false;
     runDrain();
   }
@@ -185,8 +186,7 @@ function createApi(native, host = {}) {
       SETTLED.then(onHop);
       return;
     }
-    drainScheduled = false;
-    runDrain();
+    scheduledDrain();
   }
 
   function relieve(batched) {

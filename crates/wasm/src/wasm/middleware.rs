@@ -5,6 +5,8 @@ use super::*;
 thread_local! {
     /// The `next` of every execution intercept currently running, by token (innermost last).
     pub(super) static NEXTS: RefCell<Vec<(u32, NextPtr)>> = const { RefCell::new(Vec::new()) };
+    /// The `next` of every async execution intercept now running, by token.
+    pub(super) static ASYNC_NEXTS: RefCell<HashMap<u32, baton::AsyncNext>> = RefCell::new(HashMap::new());
 }
 
 pub(super) type NextPtr = *const (dyn Fn(Value) -> baton::Result<Value> + 'static);

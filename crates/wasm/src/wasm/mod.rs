@@ -4,7 +4,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
 use baton::{
@@ -13,11 +17,6 @@ use baton::{
 use js_sys::{Function, Object, Reflect};
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
-
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 mod calls;
 mod codecs;

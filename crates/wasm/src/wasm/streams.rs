@@ -6,6 +6,9 @@ use super::*;
 thread_local! {
     /// Chunk iterators returned by JS stream callbacks, by id.
     pub(super) static ITERS: RefCell<HashMap<u32, JsValue>> = RefCell::new(HashMap::new());
+    /// True while an async stream call wraps its chunks (stream intercepts then prefer async
+    /// iteration of what they return).
+    pub(super) static STREAM_ASYNC: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The chunks of a JS stream callback or stream intercept: the facade's iterator object, whose

@@ -12,11 +12,6 @@
 
 use super::*;
 
-thread_local! {
-    /// The facade's `schedulePoll(taskId)` (queues a microtask that calls `pollTask`).
-    pub(super) static SCHEDULER: RefCell<Option<Function>> = const { RefCell::new(None) };
-}
-
 /// A JS value now, or the thrown value / Baton error, as the facade receives it.
 pub(super) type JsOutcome = Result<JsValue, JsValue>;
 pub(super) type Task = Pin<Box<dyn Future<Output = JsOutcome>>>;
@@ -33,11 +28,8 @@ pub(super) struct Slot {
 thread_local! {
     pub(super) static TASKS: RefCell<HashMap<u32, Task>> = RefCell::new(HashMap::new());
     pub(super) static SLOTS: RefCell<HashMap<u32, Slot>> = RefCell::new(HashMap::new());
-    /// The `next` of every async execution intercept now running, by token.
-    pub(super) static ASYNC_NEXTS: RefCell<HashMap<u32, baton::AsyncNext>> = RefCell::new(HashMap::new());
-    /// True while an async stream call wraps its chunks (stream intercepts then prefer async
-    /// iteration of what they return).
-    pub(super) static STREAM_ASYNC: Cell<bool> = const { Cell::new(false) };
+    /// The facade's `schedulePoll(taskId)` (queues a microtask that calls `pollTask`).
+    pub(super) static SCHEDULER: RefCell<Option<Function>> = const { RefCell::new(None) };
 }
 
 // Our waker: the data pointer is the task id; waking asks the facade to poll it on a microtask.
