@@ -33,6 +33,11 @@ function run(cmd, args, opts = {}) {
 //   #[optimize(speed)] (nightly) on ~20 functions of the event path  +7 KB, ~3% faster
 //   wasm-opt --low-memory-unused (what the build uses)  -5.1 KB, speed unchanged (A/B 1.00)
 // Nothing under the 600 KB limit was measurably faster, so the size profile stays.
+// All of the above were measured WITHOUT link-time optimization: until 2026-11-23 the crate also
+// built an rlib, and cargo passes no `-C lto` to a crate with an rlib among its crate types, so
+// `CARGO_PROFILE_RELEASE_LTO` below did nothing. With the crate a cdylib only (fat LTO for real):
+// 550.6 KB instead of 596.5 KB, and same-process A/B against the module without LTO: async tool
+// 0.896, toolSync 0.906, stream chunk 0.916, full chain 0.840 (wasm.md, session 15).
 // --low-memory-unused tells wasm-opt that addresses below 1 KB are never used, so it may fold
 // a constant added to a pointer into the load's offset. That only changes what happens when
 // an address computation wraps around past 4 GiB into the first KB: Rust's safe code never
@@ -46,6 +51,11 @@ function run(cmd, args, opts = {}) {
 // level) and BATON_WASM_CARGO_CONFIG (`;`-separated `--config` values for cargo, e.g.
 // `profile.release.package.baton.opt-level="s"`).
 const cargoConfig = (process.env.BATON_WASM_CARGO_CONFIG || '').split(';').filter((c) => c.trim() !== '').flatMap((c) => ['--config', c.trim()]);
+// The guard for that: LTO only happens while the crate builds a cdylib and nothing else.
+const manifest = readFileSync(join(root, 'crates', 'wasm', 'Cargo.toml'), 'utf8');
+if (!/^crate-type = \["cdylib"\]$/m.test(manifest)) {
+  throw new Error('build: crates/wasm must have crate-type = ["cdylib"] only; cargo runs no LTO for a crate that also builds an rlib or a staticlib');
+}
 if (!process.argv.includes('--skip-cargo')) {
   run('nice', ['-n', '10', '/usr/bin/cargo', 'build', '--release', '-p', 'baton-wasm', '-Zbuild-std=std,panic_abort',
     // std's own size-over-speed switches (smaller formatting and sorting code).
