@@ -76,7 +76,8 @@ if (!process.argv.includes('--skip-cargo')) {
       CARGO_PROFILE_RELEASE_DEBUG: 'false',
       // Panic messages keep their text but not their file:line (about 20 KB less); `{:?}`
       // formatting compiles to nothing (no message of the core or this crate uses it).
-      RUSTFLAGS: '-Zlocation-detail=none -Zfmt-debug=none',
+      // `baton_optimize`: `#[optimize(speed)]` on the module's per-call path (crates/wasm/src/lib.rs).
+      RUSTFLAGS: '-Zlocation-detail=none -Zfmt-debug=none --cfg baton_optimize',
     },
   });
 }

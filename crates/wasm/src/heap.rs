@@ -65,6 +65,7 @@ impl Heap {
 
     /// The class serving `layout`, or `None` for dlmalloc.
     #[inline(always)]
+    #[cfg_attr(baton_optimize, optimize(speed))]
     fn class(size: usize, align: usize) -> Option<usize> {
         // 16-aligned requests (anything holding a `u128`, such as an event and its uuid) round
         // up to a multiple of 16, whose class is a multiple of 16 too (8 and 24 are the only
@@ -78,6 +79,7 @@ impl Heap {
     }
 
     #[inline(always)]
+    #[cfg_attr(baton_optimize, optimize(speed))]
     unsafe fn take(&self, c: usize) -> *mut u8 {
         // SAFETY: one thread, and no caller holds a reference across this call.
         let class = unsafe { &mut (*self.0.get())[c] };
@@ -101,6 +103,7 @@ impl Heap {
     }
 
     #[inline(always)]
+    #[cfg_attr(baton_optimize, optimize(speed))]
     unsafe fn give(&self, c: usize, block: *mut u8) {
         // SAFETY: as in `take`; `block` came from this class and is at least 8 bytes.
         let class = unsafe { &mut (*self.0.get())[c] };
@@ -111,6 +114,7 @@ impl Heap {
 
 unsafe impl GlobalAlloc for Heap {
     #[inline]
+    #[cfg_attr(baton_optimize, optimize(speed))]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match Heap::class(layout.size(), layout.align()) {
             Some(c) => unsafe { self.take(c) },
@@ -119,6 +123,7 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     #[inline]
+    #[cfg_attr(baton_optimize, optimize(speed))]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         match Heap::class(layout.size(), layout.align()) {
             Some(c) => unsafe { self.give(c, ptr) },
@@ -126,6 +131,7 @@ unsafe impl GlobalAlloc for Heap {
         }
     }
 
+    #[cfg_attr(baton_optimize, optimize(speed))]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let align = layout.align();
         match (Heap::class(layout.size(), align), Heap::class(new_size, align)) {

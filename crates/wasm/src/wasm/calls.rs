@@ -73,6 +73,7 @@ pub fn tool(
 /// fails as a call would (`already_shutdown`, `invalid_state`), with the error for `takeError`
 /// (a number, as the per-call functions answer: see [`FAILED`]).
 #[wasm_bindgen]
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub fn unobserved(stack: &Stack) -> f64 {
     match stack.inner.unobserved() {
         Ok(true) => stack.inner.current_id() as f64,
@@ -110,10 +111,12 @@ thread_local! {
 /// `stack` do not interleave with its scope. `enteredStack(id)` gives that fork while the call
 /// runs, and `enteredPosition()` where the caller was (for the facade's pin of it).
 #[wasm_bindgen(js_name = enterTool)]
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub fn enter_tool(stack: &Stack, name: &str, args: String, opts: Option<String>, parent: Option<Scope>, fork: bool) -> u32 {
     answer(enter_tool_with(stack, name, args, opts, parent, fork))
 }
 
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub(super) fn enter_tool_with(
     stack: &Stack,
     name: &str,
@@ -137,6 +140,7 @@ pub(super) fn enter_tool_with(
 
 /// Holds an entered call (and an async call's fork) for `exitTool`; returns its id (≥ 2). For
 /// an async call, publishes where the caller (`stack`) was (`enteredPosition`).
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub(super) fn hold_entered(stack: &Stack, call: baton::EnteredCall, forked: Option<baton::Stack>) -> u32 {
     if forked.is_some() {
         POSITION.with(|p| p.set(stack.inner.current_id() as f64));
@@ -203,6 +207,7 @@ pub fn take_checked_request() -> Option<String> {
 
 /// The caller's position at the last async `enterTool` (`Stack::current_id`).
 #[wasm_bindgen(js_name = enteredPosition)]
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub fn entered_position() -> f64 {
     POSITION.with(|p| p.get())
 }
@@ -222,6 +227,7 @@ pub fn entered_stack(id: u32) -> Option<Stack> {
 /// many events wait in the batch (the facade drains inline past its high-water mark), or
 /// `FAILED` (the id names no running call).
 #[wasm_bindgen(js_name = exitTool)]
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub fn exit_tool(id: u32, result: String) -> u32 {
     answer(take_entered(id).map(|(call, _fork)| {
         call.exit(Ok(baton::Payload::from_json_trusted(result.into_boxed_str())));
@@ -233,6 +239,7 @@ pub fn exit_tool(id: u32, result: String) -> u32 {
 /// ERROR status). Answers as `exitTool`. A function of its own so that the common exit passes
 /// no JS value (each one is a slot in the module's table of JS values).
 #[wasm_bindgen(js_name = failTool)]
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub fn fail_tool(id: u32, thrown: JsValue) -> u32 {
     answer(take_entered(id).map(|(call, _fork)| {
         let e = from_thrown(thrown);
@@ -247,6 +254,7 @@ pub fn fail_tool(id: u32, thrown: JsValue) -> u32 {
 
 /// Takes a running entered call out of its slot (the fork goes with it; a JS object made of it
 /// by `enteredStack` keeps its own share).
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub(super) fn take_entered(id: u32) -> Result<Entered, JsValue> {
     let call = ENTERED.with(|e| {
         let mut e = e.borrow_mut();

@@ -61,6 +61,7 @@ thread_local! {
 pub(super) struct BatchSubscriber(u32);
 
 impl BatchSubscriber {
+    #[cfg_attr(baton_optimize, optimize(speed))]
     fn push(&self, event: Option<&baton::Event>) {
         BATCH.with(|b| {
             let mut b = b.borrow_mut();
@@ -102,6 +103,7 @@ pub(super) fn units(bytes: &[u8]) -> u32 {
 }
 
 impl baton::Subscriber for BatchSubscriber {
+    #[cfg_attr(baton_optimize, optimize(speed))]
     fn on_event(&self, event: &baton::Event) -> baton::Result<()> {
         self.push(Some(event));
         Ok(())
@@ -114,6 +116,7 @@ impl baton::Subscriber for BatchSubscriber {
 
 /// Events waiting for the facade: queued in the core or batched here (it drains inline past
 /// a high-water mark).
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub(super) fn batched() -> u32 {
     let queued = rt().backlog().min(u32::MAX as u64) as u32;
     BATCH.with(|b| b.borrow().ends.len() as u32).saturating_add(queued)
@@ -133,6 +136,7 @@ pub fn subscribe(name: &str, id: u32, priority: i32, scope: Option<Scope>) -> Re
 /// decodes the bytes itself: an ASCII batch (the usual case) is a Latin-1 copy in Node,
 /// about four times faster than `TextDecoder`.
 #[wasm_bindgen(js_name = takeEvents)]
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub fn take_events() -> i32 {
     rt().drain();
     BATCH.with(|b| {

@@ -27,6 +27,7 @@ extern "C" {
     fn console_error(msg: &str);
 }
 
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub(super) fn now_micros() -> i64 {
     // performance.now() gives µs resolution; Date.now() is the wall clock. Every call reads
     // performance.now(); Date.now() is read to re-anchor only every 64th call or when the
@@ -57,6 +58,7 @@ pub(super) fn now_micros() -> i64 {
     })
 }
 
+#[cfg_attr(baton_optimize, optimize(speed))]
 pub(super) fn fill_random(buf: &mut [u8]) {
     // Ids need a few bytes each; crypto.getRandomValues is a JS call, so draw 4 KiB at a time
     // and serve from that pool (bytes are used once).
