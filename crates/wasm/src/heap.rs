@@ -65,7 +65,6 @@ impl Heap {
 
     /// The class serving `layout`, or `None` for dlmalloc.
     #[inline(always)]
-    #[cfg_attr(baton_optimize, optimize(speed))]
     fn class(size: usize, align: usize) -> Option<usize> {
         // 16-aligned requests (anything holding a `u128`, such as an event and its uuid) round
         // up to a multiple of 16, whose class is a multiple of 16 too (8 and 24 are the only
@@ -79,7 +78,6 @@ impl Heap {
     }
 
     #[inline(always)]
-    #[cfg_attr(baton_optimize, optimize(speed))]
     unsafe fn take(&self, c: usize) -> *mut u8 {
         // SAFETY: one thread, and no caller holds a reference across this call.
         let class = unsafe { &mut (*self.0.get())[c] };
@@ -103,7 +101,6 @@ impl Heap {
     }
 
     #[inline(always)]
-    #[cfg_attr(baton_optimize, optimize(speed))]
     unsafe fn give(&self, c: usize, block: *mut u8) {
         // SAFETY: as in `take`; `block` came from this class and is at least 8 bytes.
         let class = unsafe { &mut (*self.0.get())[c] };
