@@ -250,6 +250,12 @@ impl Subscriber for JsSubscriber {
     }
     fn close(&self) -> Result<()> {
         push(self.id, None);
+        // Removed mid-batch (deregistered, or shutdown cleared the list), this subscriber gets
+        // no `end_batch` for the batch that carried its last events; and when no other JS
+        // subscriber ends that batch, `takeEvents` would leave them in the open segment until
+        // some later batch ended. The dispatcher delivers items in order, so every event before
+        // this removal already reached all its subscribers: the segment is settled.
+        settle();
         Ok(())
     }
 }
