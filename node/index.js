@@ -30,6 +30,7 @@ const { BatonError, makeError, isThenable, notPromise } = require('./lib/errors.
 const { parse, enc, encoded, own } = require('./lib/json.js');
 const { deliverBatch } = require('./lib/events.js');
 const { lazyForks } = require('./lib/forks.js');
+const hostValues = require('./lib/hostvalues.js');
 const { DONE, rawIterator, step, closeSource } = require('./lib/streams.js');
 
 function encResult(v) {
@@ -72,6 +73,13 @@ let subscriberFailures = 0;
  * would otherwise let the batch grow without bound (docs/node.md, "Delivery").
  */
 const pending = new Uint32Array(native.pendingCounter());
+
+/**
+ * The addon's hint that an event emitted now would keep a host value (docs/node.md, "Host
+ * values"): every global subscriber takes objects, no event middleware or scope-local
+ * registration is alive. Refreshed by the addon after each entered call and registry change.
+ */
+const welcome = new Uint32Array(native.hostWelcome());
 const HIGH_WATER = 8192;
 
 function relieve() {
@@ -384,9 +392,10 @@ function tool(name, args, fn, options) {
       if (id !== false) return als.run(lazyFork(store, stack, id), bareAsync, own(args, 'args'), fn);
       observed = true;
     }
-    const text = enc(args, 'args');
-    const exact = encoded.exact;
-    const entered = native.enterTool(stack, name, text, parentOpt(options), true);
+    const token = hostValues.offer(args, welcome[0]);
+    const text = token === 0 ? enc(args, 'args') : token;
+    const exact = token !== 0 || encoded.exact;
+    const entered = native.enterTool(stack, name, text, parentOpt(options), true, token === 0 ? undefined : hostValues.lastOffered());
     if (entered === false) {
       observed = false;
       return als.run(lazyFork(store, stack, native.currentId(stack)), bareAsync, exact ? args : parse(text), fn);
@@ -398,7 +407,7 @@ function tool(name, args, fn, options) {
       return als.run(lazy, runEnteredAsync, lazy, exact ? args : parse(text), fn);
     }
     // The addon answers with a Promise, or with the text itself when the call settled at once.
-    return Promise.resolve(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), true)).then(managedResult, managedFailure);
+    return Promise.resolve(native.tool(stack, name, token === 0 ? text : enc(args, 'args'), wrapCallback(fn), parentOpt(options), true)).then(managedResult, managedFailure);
   } catch (e) {
     return Promise.reject(e);
   }
@@ -453,9 +462,9 @@ function endForked(lazy) {
  * store, whose token it takes (`exitForked`). `out` is the result's text, or undefined with
  * `thrown`.
  */
-function endEntered(entered, out, thrown) {
-  if (typeof entered === 'number') native.exitTool(entered, out, thrown);
-  else native.exitForked(endForked(entered), out, thrown);
+function endEntered(entered, out, thrown, snapshot) {
+  if (typeof entered === 'number') native.exitTool(entered, out, thrown, snapshot);
+  else native.exitForked(endForked(entered), out, thrown, snapshot);
   relieve();
 }
 
@@ -472,6 +481,11 @@ function runEnteredSync(entered, input, fn) {
 
 /** Ends an entered call with its function's result (a value that is not JSON fails it). */
 function exitEntered(entered, r) {
+  const token = hostValues.offer(r, welcome[0]);
+  if (token !== 0) {
+    endEntered(entered, token, undefined, hostValues.lastOffered());
+    return r;
+  }
   let out;
   try {
     out = encResult(r);
@@ -495,16 +509,18 @@ function toolSync(name, args, fn, options) {
   if (bare(currentBase(), name, options)) return syncResult(fn(own(args, 'args')));
   // A synchronous call pushes its scope onto the caller's own stack.
   const stack = current();
-  const text = enc(args, 'args');
-  const exact = encoded.exact;
-  const entered = native.enterTool(stack, name, text, parentOpt(options), false);
+  // A host value's token (its snapshot goes along for the text fallback), or the JSON text.
+  const token = hostValues.offer(args, welcome[0]);
+  const text = token === 0 ? enc(args, 'args') : token;
+  const exact = token !== 0 || encoded.exact;
+  const entered = native.enterTool(stack, name, text, parentOpt(options), false, token === 0 ? undefined : hostValues.lastOffered());
   if (entered === false) {
     observed = false;
     return syncResult(fn(exact ? args : parse(text)));
   }
   if (entered !== null) return runEnteredSync(entered, exact ? args : parse(text), fn);
   try {
-    return parse(native.tool(stack, name, text, wrapCallback(fn), parentOpt(options), false));
+    return parse(native.tool(stack, name, token === 0 ? text : enc(args, 'args'), wrapCallback(fn), parentOpt(options), false));
   } finally {
     relieve();
   }
@@ -937,7 +953,7 @@ function register(kind, name, fn, options) {
     const id = nextSubscriberId++;
     subscribers.set(id, { fn, json });
     try {
-      native.register(kind, name, null, registerOptions(withoutFormat(options)), id);
+      native.register(kind, name, null, registerOptions(withoutFormat(options)), id, !json);
     } catch (e) {
       subscribers.delete(id);
       throw e;
@@ -980,16 +996,22 @@ function timeoutOf(options) {
 
 async function flush(options) {
   notInSubscriber('flush');
+  const before = hostValues.mark();
   const ok = await native.flush(timeoutOf(options));
   drain();
+  // Everything queued before the flush is delivered: snapshots offered before it that no
+  // delivery took belong to events that fell back to text or that nobody saw.
+  if (ok) hostValues.dropBefore(before);
   return ok;
 }
 
 async function shutdown(options) {
   notInSubscriber('shutdown');
   observed = false;
+  const before = hostValues.mark();
   const ok = await native.shutdown(timeoutOf(options));
   drain();
+  if (ok) hostValues.dropBefore(before);
   return ok;
 }
 

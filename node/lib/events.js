@@ -5,6 +5,7 @@
 // in the Rust core.
 
 const { parse } = require('./json.js');
+const hostValues = require('./hostvalues.js');
 
 // ----- event objects from the core's layout -----
 // Per event the native side records (`Event::write_json_layout`) its kind, then per top-level
@@ -20,6 +21,8 @@ const FORM_JSON = 3;
 const FORM_EMPTY_ARRAY = 4;
 const FORM_EMPTY_OBJECT = 5;
 const FORM_STATUS_OK = 6;
+const FORM_CHUNK_INDEX = 7;
+const FORM_HOST = 8;
 // Where each value's numbers start in an event's layout (after the kind).
 const F_VERSION = 1;
 const F_UUID = 4;
@@ -62,7 +65,7 @@ function wholeMark(l, o) {
 
 /**
  * One top-level value of an event: sliced when it is a plain string, taken from `values` (see
- * `batchValues`) when structured.
+ * `batchValues`) when structured, from the host values' table when the call handed a snapshot.
  */
 function value(text, l, at, values) {
   switch (l[at]) {
@@ -80,8 +83,12 @@ function value(text, l, at, values) {
       return undefined;
     case FORM_STATUS_OK:
       return { 'otel.status_code': 'OK' };
-    default: // FORM_CHUNK_INDEX: after the 19 characters of `{"llm.chunk.index":`
+    case FORM_CHUNK_INDEX: // after the 19 characters of `{"llm.chunk.index":`
       return { 'llm.chunk.index': Number(text.slice(l[at + 1] + 19, l[at + 2] - 1)) };
+    case FORM_HOST: // a snapshot the facade kept (hostvalues.js); its token's low 32 bits
+      return hostValues.take(l[at + 1]);
+    default:
+      return undefined;
   }
 }
 

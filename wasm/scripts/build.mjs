@@ -105,7 +105,7 @@ rmSync(join(dist, 'tmp'), { recursive: true, force: true });
 // The facade: one template body, three wrappers. The body starts with what it shares with
 // node/: the CommonJS modules of node/lib/, each evaluated once, in an order where every
 // module comes after those it requires, and their exports merged into `common`.
-const SHARED = ['kinds.js', 'errors.js', 'json.js', 'events.js', 'forks.js', 'streams.js'];
+const SHARED = ['kinds.js', 'errors.js', 'json.js', 'hostvalues.js', 'events.js', 'forks.js', 'streams.js'];
 const libDir = join(root, 'node', 'lib');
 const unlisted = readdirSync(libDir).filter((f) => !SHARED.includes(f));
 if (unlisted.length > 0) throw new Error(`build: node/lib/ has modules the build does not embed: ${unlisted.join(', ')}`);

@@ -40,9 +40,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::middleware::{Middleware, Subscriber};
+use crate::payload::Payload;
 use crate::platform;
 use crate::reentry;
-use crate::registry::Chain;
+use crate::registry::{self, Chain};
 
 /// What happens when an event is emitted into a full queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -103,6 +104,9 @@ struct State {
     started: bool,
     stopping: bool,
     stopped: bool,
+    /// Whether every subscriber of the newest global list, as [`Dispatcher::set_global`]
+    /// queued or applied it, takes host values: the list an event pushed now will meet.
+    global_takes_host: bool,
 }
 
 struct Shared {
@@ -119,6 +123,8 @@ struct Shared {
     middleware_failures: AtomicU64,
     /// Runs on the delivering thread after each batch (see [`set_batch_hook`]).
     batch_hook: OnceLock<BatchHook>,
+    /// `State::global_takes_host`, for readers that must not take the lock (a hint only).
+    global_takes_host: AtomicBool,
 }
 
 /// A hook run on the delivering thread after each batch of events.
@@ -182,6 +188,7 @@ impl Dispatcher {
                 started: false,
                 stopping: false,
                 stopped: false,
+                global_takes_host: true,
             }),
             progress: Condvar::new(),
             capacity: capacity.max(1) as u64,
@@ -193,6 +200,7 @@ impl Dispatcher {
             failures: AtomicU64::new(0),
             middleware_failures: AtomicU64::new(0),
             batch_hook: OnceLock::new(),
+            global_takes_host: AtomicBool::new(true),
         }))
     }
 
@@ -206,31 +214,52 @@ impl Dispatcher {
 
     /// Queues an event for the global subscribers plus `locals`, applying the overflow policy.
     pub fn enqueue_event(&self, event: Arc<Event>, locals: Option<Chain>) {
+        self.enqueue_event_or_text(event, locals, &mut || Payload::NULL);
+    }
+
+    /// [`Self::enqueue_event`] for an event whose `data` may be a host value: unless every
+    /// subscriber it will meet takes host values, its data is replaced by `text()` first. The
+    /// check is made under the queue lock, against the global list that holds for an item
+    /// pushed now, so no registration can come between the decision and the push; `text` runs
+    /// outside the lock (a host may run its own code in it).
+    pub fn enqueue_event_or_text(&self, mut event: Arc<Event>, locals: Option<Chain>, text: &mut dyn FnMut() -> Payload) {
         let on_dispatcher = reentry::is_set(reentry::DISPATCHER);
         let mut st = self.lock();
-        if st.stopping {
-            return;
-        }
-        // The dispatcher never waits for room: it is the one that makes room.
-        if !on_dispatcher {
-            while st.enqueued - st.done >= self.0.capacity {
-                match self.0.policy {
-                    OverflowPolicy::Drop => {
-                        self.0.dropped.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                    OverflowPolicy::Block if !platform::HAS_THREADS => {
-                        drop(st);
-                        self.drain();
-                        st = self.lock();
-                    }
-                    OverflowPolicy::Block => {
-                        st.waiters += 1;
-                        st = self.0.progress.wait(st).unwrap_or_else(|p| p.into_inner());
-                        st.waiters -= 1;
+        loop {
+            if st.stopping {
+                return;
+            }
+            // The dispatcher never waits for room: it is the one that makes room.
+            if !on_dispatcher {
+                while st.enqueued - st.done >= self.0.capacity {
+                    match self.0.policy {
+                        OverflowPolicy::Drop => {
+                            self.0.dropped.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        OverflowPolicy::Block if !platform::HAS_THREADS => {
+                            drop(st);
+                            self.drain();
+                            st = self.lock();
+                        }
+                        OverflowPolicy::Block => {
+                            st.waiters += 1;
+                            st = self.0.progress.wait(st).unwrap_or_else(|p| p.into_inner());
+                            st.waiters -= 1;
+                        }
                     }
                 }
             }
+            // Checked last, right before the push and under the same lock: waiting for room
+            // above lets registrations in.
+            let keeps_host = st.global_takes_host && locals.as_deref().is_none_or(registry::takes_host_values);
+            if event.data.host_token().is_none() || keeps_host {
+                break;
+            }
+            drop(st);
+            // The event is not shared before it is queued, so this clones nothing.
+            Arc::make_mut(&mut event).data = text();
+            st = self.lock();
         }
         self.push(st, Item::Event(event, locals));
     }
@@ -248,13 +277,21 @@ impl Dispatcher {
 
     /// Replaces the global subscriber list, in order with the events around it.
     pub fn set_global(&self, chain: Chain) {
-        let st = self.lock();
+        let mut st = self.lock();
+        st.global_takes_host = registry::takes_host_values(&chain);
+        self.0.global_takes_host.store(st.global_takes_host, Ordering::Relaxed);
         if st.stopped || st.done == st.enqueued {
             // Nothing queued or in delivery ahead of it: apply directly.
             *self.0.global.lock().unwrap_or_else(|p| p.into_inner()) = chain;
             return;
         }
         self.push(st, Item::SetGlobal(chain));
+    }
+
+    /// Whether the newest global subscriber list takes host values: a hint for hosts deciding
+    /// whether to offer one (the decision itself is [`Self::enqueue_event_or_text`]'s).
+    pub fn global_takes_host_values(&self) -> bool {
+        self.0.global_takes_host.load(Ordering::Relaxed)
     }
 
     /// Queues `flush` of the global subscribers; returns the sequence to wait for.

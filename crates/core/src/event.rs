@@ -332,7 +332,10 @@ impl Event {
         }
         // Room for the envelope, the name and the payload at once: the pieces below then
         // only check it.
-        out.reserve(320 + self.name.len() + self.data.as_json().len());
+        // A host value is written as `null` and reported as `ValueForm::Host`: the event reaches
+        // only subscribers that read it from their host's table, never this text.
+        let data_text = if self.data.host_token().is_some() { "null" } else { self.data.as_json() };
+        out.reserve(320 + self.name.len() + data_text.len());
         match self.kind {
             EventKind::Scope(sc) => {
                 put(out, b"{\"kind\":\"scope\",\"scope_category\":\"");
@@ -404,8 +407,9 @@ impl Event {
         }
         put(out, b",\"data\":");
         let start = out.len();
-        put(out, self.data.as_json().as_bytes());
-        rec.record(EventField::Data, start, out.len(), ValueForm::Json);
+        put(out, data_text.as_bytes());
+        let form = if self.data.host_token().is_some() { ValueForm::Host } else { ValueForm::Json };
+        rec.record(EventField::Data, start, out.len(), form);
         put(out, b",\"data_schema\":");
         match &self.data_schema {
             Some(s) => {
@@ -569,6 +573,8 @@ pub enum ValueForm {
     /// `{"llm.chunk.index":N}` (the metadata of a stream's chunk marks): `N` is the text
     /// between the 19 characters of `{"llm.chunk.index":` and the closing brace.
     ChunkIndex = 7,
+    /// A host value ([`crate::CallValue::Host`]): `null` in the text; the host's own table holds it.
+    Host = 8,
 }
 
 /// The metadata key of a stream's chunk marks.
@@ -880,6 +886,7 @@ mod tests {
                     ValueForm::EmptyArray => assert_eq!(expected, &json!([])),
                     ValueForm::EmptyObject => assert_eq!(expected, &json!({})),
                     ValueForm::StatusOk => assert_eq!(expected, &json!({"otel.status_code": "OK"})),
+                    ValueForm::Host => panic!("{key}: none of these events carries a host value"),
                     ValueForm::ChunkIndex => {
                         assert_eq!(expected[CHUNK_INDEX_KEY].as_u64().unwrap().to_string(), slice[19..slice.len() - 1]);
                     }

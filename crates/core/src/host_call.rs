@@ -15,6 +15,12 @@
 //! with the call's scope current while it does ([`EnteredStream::push`] / [`EnteredStream::pop`]),
 //! and hands each chunk's JSON text to [`EnteredStream::chunk`]; the `llm.chunk` marks and the
 //! end event (the chunks as a JSON array) are those of [`Stack::llm_stream`].
+//!
+//! A host whose subscribers live in its own runtime (the Node addon's JS subscribers) can go
+//! one step further and hand over a host value instead of text ([`CallValue::Host`]): a token
+//! for a snapshot it keeps, plus a way to get the text. The core keeps the token in the event
+//! when every consumer takes host values and asks for the text otherwise (see
+//! [`Payload`]'s docs).
 
 use std::sync::Arc;
 
@@ -38,6 +44,29 @@ const TOOL_VALUE_FAMILIES: [Family; 5] = [
     Family::ToolSanitizeRequest,
     Family::ToolSanitizeResponse,
 ];
+
+/// A call's arguments or result from a host: JSON text, or a host value with a way to get its
+/// text (called at most once, on the calling thread, while the call that was given it runs).
+pub enum CallValue<F: FnOnce() -> Payload> {
+    Json(Payload),
+    Host { token: std::num::NonZeroU64, text: F },
+}
+
+impl<F: FnOnce() -> Payload> CallValue<F> {
+    /// The payload for the event, and the text source for when the core needs JSON after all.
+    fn split(self) -> (Payload, Option<F>) {
+        match self {
+            CallValue::Json(p) => (p, None),
+            CallValue::Host { token, text } => (Payload::host(token), Some(text)),
+        }
+    }
+}
+
+/// The host's text callback as the core's emitters take it (called at most once; `null` for a
+/// payload that is already JSON, where it is never called).
+fn text_source<F: FnOnce() -> Payload>(mut text: Option<F>) -> impl FnMut() -> Payload {
+    move || text.take().map_or(Payload::NULL, |t| t())
+}
 
 /// A tool call entered by [`Stack::enter_tool`]: its start event is emitted and its scope is
 /// the top of the stack until [`EnteredCall::exit`]. Dropped without `exit`, it is removed
@@ -63,6 +92,16 @@ impl Stack {
     /// `Ok(None)`: some middleware of the tool families applies, so run the call through
     /// [`Stack::tool`] instead (`args` was not called).
     pub fn enter_tool(&self, name: &str, args: impl FnOnce() -> Result<Payload>, options: ToolOptions) -> Result<Option<EnteredCall>> {
+        self.enter_tool_value(name, || args().map(CallValue::<fn() -> Payload>::Json), options)
+    }
+
+    /// [`Stack::enter_tool`] whose arguments may be a host value ([`CallValue`]).
+    pub fn enter_tool_value<F: FnOnce() -> Payload>(
+        &self,
+        name: &str,
+        args: impl FnOnce() -> Result<CallValue<F>>,
+        options: ToolOptions,
+    ) -> Result<Option<EnteredCall>> {
         // No `Call` here: nothing of the pipeline runs, so the scope is built straight from
         // the options (fewer moves and reference counts on the path every host call takes).
         let parent = admit(self, CallKind::Tool, name, options.parent.as_ref())?;
@@ -70,7 +109,7 @@ impl Stack {
         if rt.registry.any_of(&TOOL_VALUE_FAMILIES, parent.node()) {
             return Ok(None);
         }
-        let payload = args()?;
+        let (payload, text) = args()?.split();
         let ToolOptions { tool_call_id, metadata, attributes, .. } = options;
         let node = ScopeNode::new(
             intern(name),
@@ -80,7 +119,7 @@ impl Stack {
             &parent,
             metadata,
         );
-        rt.emit_start(&node, || payload, None);
+        rt.emit_start_or_text(&node, || (payload, node.category_profile.clone()), None, &mut text_source(text));
         Ok(Some(EnteredCall { pushed: PushedGuard::owning(self, node).ending() }))
     }
 }
@@ -95,12 +134,20 @@ impl EnteredCall {
     /// above it as unwound) and emits the end event with the result's JSON text, or with
     /// `ERROR` status for `Err`.
     pub fn exit(self, result: std::result::Result<Payload, &Error>) {
+        self.exit_value(result.map(CallValue::<fn() -> Payload>::Json));
+    }
+
+    /// [`EnteredCall::exit`] whose result may be a host value ([`CallValue`]).
+    pub fn exit_value<F: FnOnce() -> Payload>(self, result: std::result::Result<CallValue<F>, &Error>) {
         let mut pushed = self.pushed;
         pushed.remove();
         let rt = &pushed.stack().runtime().0;
         let node = pushed.node();
         match result {
-            Ok(payload) => rt.end_scope(node, Status::Ok, || payload, Map::new()),
+            Ok(value) => {
+                let (payload, text) = value.split();
+                rt.end_scope_or_text(node, Status::Ok, || (payload, node.category_profile.clone()), Map::new(), &mut text_source(text))
+            }
             Err(e) => rt.end_scope(node, Status::Error(e), || Payload::NULL, Map::new()),
         };
     }
@@ -435,6 +482,91 @@ mod tests {
         rt.flush(std::time::Duration::from_secs(5)).unwrap();
         assert_eq!(&*keep.0.lock().unwrap()[0].name, "m");
         assert_eq!(rt.diagnostics().subscriber_failures, 0);
+    }
+
+    /// A subscriber that takes host values: records each event's data as its token or text.
+    struct HostTaker(Mutex<Vec<std::result::Result<u64, String>>>);
+    impl crate::Subscriber for HostTaker {
+        fn on_event(&self, e: &crate::Event) -> Result<()> {
+            self.0.lock().unwrap().push(match e.data.host_token() {
+                Some(t) => Ok(t.get()),
+                None => Err(e.data.as_json().to_string()),
+            });
+            Ok(())
+        }
+        fn takes_host_values(&self) -> bool {
+            true
+        }
+    }
+
+    /// A host value stays a token while every subscriber takes host values; the text is asked
+    /// for (once per event) as soon as one does not, or when event middleware is registered,
+    /// and then every subscriber gets the text.
+    #[test]
+    fn host_values_stay_tokens_only_while_every_consumer_takes_them() {
+        use std::num::NonZeroU64;
+        let rt = Runtime::new(RuntimeConfig::default());
+        let taker = Arc::new(HostTaker(Mutex::new(Vec::new())));
+        rt.register(Registration::new("taker"), Middleware::Subscriber(taker.clone())).unwrap();
+        let stack = rt.new_stack();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let call = |token: u64, text: &'static str| {
+            let on_args = asked.clone();
+            let value = CallValue::Host {
+                token: NonZeroU64::new(token).unwrap(),
+                text: move || {
+                    on_args.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Payload::from_json_trusted(text.into())
+                },
+            };
+            let h = stack.enter_tool_value("t", || Ok(value), ToolOptions::default()).unwrap().unwrap();
+            let asked = asked.clone();
+            h.exit_value(Ok(CallValue::Host {
+                token: NonZeroU64::new(token + 1).unwrap(),
+                text: move || {
+                    asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Payload::from_json_trusted(r#""out""#.into())
+                },
+            }));
+        };
+        assert!(rt.host_values_welcome());
+        call(1, r#"{"a":1}"#);
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(*taker.0.lock().unwrap(), vec![Ok(1), Ok(2)]);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 0, "nobody needed the text");
+
+        // A subscriber that reads JSON: both get the text, asked for once per event.
+        let seen = recorder(&rt);
+        assert!(!rt.host_values_welcome());
+        call(3, r#"{"a":3}"#);
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(taker.0.lock().unwrap()[2..], [Err(r#"{"a":3}"#.to_string()), Err(r#""out""#.to_string())]);
+        assert_eq!(seen.lock().unwrap().iter().map(|e| e["data"].clone()).collect::<Vec<_>>(), vec![json!({"a": 3}), json!("out")]);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2);
+
+        // Removed again: tokens again.
+        rt.deregister(crate::Family::Subscriber, "rec", None).unwrap();
+        assert!(rt.host_values_welcome());
+        call(5, "0");
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(taker.0.lock().unwrap()[4..], [Ok(5), Ok(6)]);
+
+        // Event middleware reads JSON: with any registered (the core checks the event families
+        // together), both events' text is asked for, and the start sanitizer sees and redacts it.
+        let sanitized = Arc::new(Mutex::new(Vec::new()));
+        let s = sanitized.clone();
+        let sanitize = Middleware::ScopeSanitizeStart(Arc::new(move |_, mut fields: crate::EventFields| {
+            s.lock().unwrap().push(fields.data.clone());
+            fields.data = json!("redacted");
+            Ok(Some(fields))
+        }));
+        rt.register(Registration::new("redact"), sanitize).unwrap();
+        assert!(!rt.host_values_welcome());
+        call(7, r#"{"secret":1}"#);
+        rt.flush(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(*sanitized.lock().unwrap(), vec![json!({"secret": 1})]);
+        assert_eq!(taker.0.lock().unwrap()[6..], [Err(r#""redacted""#.to_string()), Err(r#""out""#.to_string())]);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 4);
     }
 
     /// An entered stream emits what `Stack::llm_stream` emits for the same chunks.

@@ -78,7 +78,7 @@ pub use event::{
     Attributes, Category, DataSchema, Event, EventField, EventKind, EventLayout, EventStatus, FieldSpan, LayoutKind, Payload,
     ScopeCategory, ValueForm, ATOF_VERSION, CHUNK_INDEX_KEY,
 };
-pub use host_call::{EnteredCall, EnteredStream};
+pub use host_call::{CallValue, EnteredCall, EnteredStream};
 pub use id::Uuid;
 pub use lifecycle::CallHandle;
 pub use middleware::{

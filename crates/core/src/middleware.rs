@@ -383,6 +383,13 @@ pub trait Subscriber: Send + Sync {
     fn end_batch(&self) -> usize {
         0
     }
+    /// Whether this subscriber reads an event's `data` only through its host's own table of
+    /// host values (see [`Payload`](crate::Payload)), never as JSON text. The core lets a host
+    /// value into an event only when every subscriber the event reaches says so; the default,
+    /// `false`, keeps every payload JSON for it.
+    fn takes_host_values(&self) -> bool {
+        false
+    }
     fn flush(&self) -> Result<()> {
         Ok(())
     }

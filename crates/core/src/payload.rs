@@ -12,8 +12,23 @@ use serde_json::Value;
 /// Once a payload is in an event nobody changes it, so it is serialized once when the event
 /// is built: one exact-size allocation instead of a deep copy of the value, and exporters
 /// write it verbatim. Readers that want structure call [`Payload::to_value`].
+///
+/// A host binding whose subscribers live in the caller's own runtime (the Node addon's
+/// object-format JS subscribers) may instead hand over a *host value*: a token for a snapshot
+/// of the value that the host keeps itself. Such a payload has no text; the core lets it into
+/// an event only when every consumer of that event takes host values
+/// ([`Subscriber::takes_host_values`](crate::Subscriber::takes_host_values)), and otherwise
+/// asks the host for the text (see [`CallValue`](crate::CallValue)).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Payload(Option<Box<str>>);
+pub struct Payload(Repr);
+
+#[derive(Clone, Default, PartialEq, Eq)]
+enum Repr {
+    #[default]
+    Null,
+    Text(Box<str>),
+    Host(std::num::NonZeroU64),
+}
 
 thread_local! {
     /// Reused serialization buffer: the payload then costs one allocation of its exact size.
@@ -22,7 +37,7 @@ thread_local! {
 
 impl Payload {
     /// `null`.
-    pub const NULL: Payload = Payload(None);
+    pub const NULL: Payload = Payload(Repr::Null);
 
     /// Serializes `value` (no copy of the value itself is made).
     pub fn from_value(value: &Value) -> Payload {
@@ -42,12 +57,12 @@ impl Payload {
             }
             Err(_) => serde_json::to_string(value).unwrap_or_default().into_boxed_str(),
         });
-        Payload(Some(text))
+        Payload(Repr::Text(text))
     }
     /// Takes JSON text; `invalid_argument` when it is not JSON.
     pub fn from_json(text: &str) -> crate::Result<Payload> {
         let v: &RawValue = serde_json::from_str(text).map_err(|e| crate::Error::invalid_argument(format!("data: invalid JSON: {e}")))?;
-        Ok(if v.get() == "null" { Payload::NULL } else { Payload(Some(v.get().into())) })
+        Ok(if v.get() == "null" { Payload::NULL } else { Payload(Repr::Text(v.get().into())) })
     }
     /// Takes already validated JSON text verbatim.
     pub(crate) fn from_raw(raw: &RawValue) -> Payload {
@@ -55,7 +70,7 @@ impl Payload {
         if text == "null" {
             Payload::NULL
         } else {
-            Payload(Some(text.into()))
+            Payload(Repr::Text(text.into()))
         }
     }
     /// Takes JSON text its caller wrote with a JSON serializer, without parsing it again
@@ -66,28 +81,51 @@ impl Payload {
         if &*text == "null" {
             Payload::NULL
         } else {
-            Payload(Some(text))
+            Payload(Repr::Text(text))
+        }
+    }
+    /// A host value: the token of a snapshot the host keeps (see the type's docs). Made only
+    /// from [`CallValue::Host`](crate::CallValue::Host), which carries the way to its text.
+    pub(crate) fn host(token: std::num::NonZeroU64) -> Payload {
+        Payload(Repr::Host(token))
+    }
+    /// The token of a host value, `None` for JSON.
+    pub fn host_token(&self) -> Option<std::num::NonZeroU64> {
+        match self.0 {
+            Repr::Host(t) => Some(t),
+            _ => None,
         }
     }
     /// The payload as a JSON value (parsed on each call).
     pub fn to_value(&self) -> Value {
         match &self.0 {
-            None => Value::Null,
-            Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            Repr::Null | Repr::Host(_) => Value::Null,
+            Repr::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
         }
     }
     /// The JSON text.
     pub fn as_json(&self) -> &str {
-        self.0.as_deref().unwrap_or("null")
+        match &self.0 {
+            Repr::Text(text) => text,
+            Repr::Null => "null",
+            Repr::Host(_) => {
+                // The core never lets a host value reach a reader of text (module docs).
+                debug_assert!(false, "a host value has no JSON text");
+                "null"
+            }
+        }
     }
     pub fn is_null(&self) -> bool {
-        self.0.is_none()
+        matches!(self.0, Repr::Null)
     }
 }
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_json())
+        match self.0 {
+            Repr::Host(token) => write!(f, "<host value {token}>"),
+            _ => f.write_str(self.as_json()),
+        }
     }
 }
 
@@ -100,9 +138,10 @@ impl From<Value> for Payload {
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
-            None => s.serialize_unit(),
+            Repr::Null => s.serialize_unit(),
+            Repr::Host(_) => Err(serde::ser::Error::custom("a host value has no JSON text")),
             // Written verbatim; the borrowed RawValue costs a validation pass, no copy.
-            Some(text) => match serde_json::from_str::<&RawValue>(text) {
+            Repr::Text(text) => match serde_json::from_str::<&RawValue>(text) {
                 Ok(raw) => raw.serialize(s),
                 Err(e) => Err(serde::ser::Error::custom(format!("payload is not JSON: {e}"))),
             },

@@ -27,6 +27,16 @@ pub(crate) struct Entry {
 /// An ordered chain of entries, shared without copying.
 pub(crate) type Chain = Arc<[Arc<Entry>]>;
 
+/// Whether every subscriber of `chain` takes host values
+/// ([`Subscriber::takes_host_values`](crate::middleware::Subscriber::takes_host_values));
+/// true for an empty chain.
+pub(crate) fn takes_host_values(chain: &[Arc<Entry>]) -> bool {
+    chain.iter().all(|e| match &e.mw {
+        Middleware::Subscriber(s) => s.takes_host_values(),
+        _ => false,
+    })
+}
+
 /// The lists of one owner (global or one scope), each kept sorted.
 #[derive(Clone, Default)]
 pub(crate) struct Lists([Chain; Family::COUNT]);

@@ -177,6 +177,15 @@ impl Runtime {
         self.0.shutdown.load(Ordering::Acquire)
     }
 
+    /// Whether an event emitted now would keep a host value ([`crate::CallValue::Host`]): every
+    /// global subscriber takes host values, and no event middleware and no scope-local
+    /// registration is alive. A hint read with plain loads, for a host deciding whether to make
+    /// a snapshot at all; when it is stale the core asks for the text instead, so it only costs
+    /// a snapshot nobody reads.
+    pub fn host_values_welcome(&self) -> bool {
+        self.0.dispatcher.global_takes_host_values() && self.0.registry.none_of(EVENT_MIDDLEWARE_FAMILIES)
+    }
+
     pub fn diagnostics(&self) -> Diagnostics {
         self.0.dispatcher.diagnostics()
     }
@@ -226,10 +235,28 @@ impl RuntimeInner {
     /// Builds, post-processes and queues one event, but only if a subscriber can see it:
     /// with nobody listening, `build` never runs.
     pub fn emit(&self, at: Option<&Arc<ScopeNode>>, build: impl FnOnce() -> Event) {
+        self.emit_or_text(at, build, &mut || Payload::NULL);
+    }
+
+    /// [`Self::emit`] for an event whose `data` may be a host value ([`crate::CallValue::Host`]), with
+    /// `text` to get its JSON when some consumer needs it. Event middleware reads JSON, so with
+    /// any of it registered the text is taken at once (and the middleware runs); otherwise the
+    /// dispatcher decides, under its lock, against the subscribers the event will meet.
+    ///
+    /// `text` is a `dyn` callback (called at most once) so that the many emitters do not each
+    /// instantiate the host-value path again (it matters for the wasm module's size).
+    pub fn emit_or_text(&self, at: Option<&Arc<ScopeNode>>, build: impl FnOnce() -> Event, text: &mut dyn FnMut() -> Payload) {
         let Some(locals) = self.registry.event_audience(at) else {
             return;
         };
         let mut event = build();
+        if event.data.host_token().is_some() {
+            if self.registry.none_of(EVENT_MIDDLEWARE_FAMILIES) {
+                self.dispatcher.enqueue_event_or_text(Arc::new(event), locals, text);
+                return;
+            }
+            event.data = text();
+        }
         self.event_middleware(at, &mut event);
         self.dispatcher.enqueue_event(Arc::new(event), locals);
     }
@@ -359,24 +386,40 @@ impl RuntimeInner {
         data: impl FnOnce() -> (Payload, Option<Value>),
         data_schema: Option<crate::event::DataSchema>,
     ) {
-        self.emit(Some(node), || {
-            let (data, category_profile) = data();
-            Event {
-                kind: EventKind::Scope(ScopeCategory::Start),
-                uuid: node.uuid,
-                parent_uuid: node.parent_uuid,
-                timestamp_micros: node.start_micros,
-                name: node.name.clone(),
-                category: Some(node.category.clone()),
-                attributes: node.attributes.clone(),
-                category_profile,
-                data,
-                data_schema,
-                metadata: node.metadata.clone(),
-                status: None,
-                chunk_index: None,
-            }
-        });
+        self.emit_start_or_text(node, data, data_schema, &mut || Payload::NULL);
+    }
+
+    /// [`Self::emit_start_with`] whose data may be a host value, with `text` for its JSON (see
+    /// [`Self::emit_or_text`]).
+    pub fn emit_start_or_text(
+        &self,
+        node: &Arc<ScopeNode>,
+        data: impl FnOnce() -> (Payload, Option<Value>),
+        data_schema: Option<crate::event::DataSchema>,
+        text: &mut dyn FnMut() -> Payload,
+    ) {
+        self.emit_or_text(
+            Some(node),
+            || {
+                let (data, category_profile) = data();
+                Event {
+                    kind: EventKind::Scope(ScopeCategory::Start),
+                    uuid: node.uuid,
+                    parent_uuid: node.parent_uuid,
+                    timestamp_micros: node.start_micros,
+                    name: node.name.clone(),
+                    category: Some(node.category.clone()),
+                    attributes: node.attributes.clone(),
+                    category_profile,
+                    data,
+                    data_schema,
+                    metadata: node.metadata.clone(),
+                    status: None,
+                    chunk_index: None,
+                }
+            },
+            text,
+        );
     }
 
     /// Emits the end of `node` (exactly once), then detaches its scope-local registrations.
@@ -399,34 +442,51 @@ impl RuntimeInner {
         data: impl FnOnce() -> (Payload, Option<Value>),
         metadata: Map<String, Value>,
     ) -> bool {
+        self.end_scope_or_text(node, status, data, metadata, &mut || Payload::NULL)
+    }
+
+    /// [`Self::end_scope_with`] whose data may be a host value, with `text` for its JSON (see
+    /// [`Self::emit_or_text`]).
+    pub fn end_scope_or_text(
+        &self,
+        node: &Arc<ScopeNode>,
+        status: Status<'_>,
+        data: impl FnOnce() -> (Payload, Option<Value>),
+        metadata: Map<String, Value>,
+        text: &mut dyn FnMut() -> Payload,
+    ) -> bool {
         if !node.mark_ended() {
             return false;
         }
-        self.emit(Some(node), || {
-            // Start metadata, then the status, then the end metadata (later wins): a status key
-            // in the start metadata gives way to the status; one given at end overrides it.
-            let mut m = node.metadata.clone();
-            if !m.is_empty() {
-                m.retain(|k, _| !EventStatus::is_status_key(k));
-            }
-            m.extend(metadata);
-            let (data, category_profile) = data();
-            Event {
-                kind: EventKind::Scope(ScopeCategory::End),
-                uuid: node.uuid,
-                parent_uuid: node.parent_uuid,
-                timestamp_micros: node.end_micros(),
-                name: node.name.clone(),
-                category: Some(node.category.clone()),
-                attributes: node.attributes.clone(),
-                category_profile,
-                data,
-                data_schema: None,
-                metadata: m,
-                status: Some(status.to_event_status()),
-                chunk_index: None,
-            }
-        });
+        self.emit_or_text(
+            Some(node),
+            || {
+                // Start metadata, then the status, then the end metadata (later wins): a status key
+                // in the start metadata gives way to the status; one given at end overrides it.
+                let mut m = node.metadata.clone();
+                if !m.is_empty() {
+                    m.retain(|k, _| !EventStatus::is_status_key(k));
+                }
+                m.extend(metadata);
+                let (data, category_profile) = data();
+                Event {
+                    kind: EventKind::Scope(ScopeCategory::End),
+                    uuid: node.uuid,
+                    parent_uuid: node.parent_uuid,
+                    timestamp_micros: node.end_micros(),
+                    name: node.name.clone(),
+                    category: Some(node.category.clone()),
+                    attributes: node.attributes.clone(),
+                    category_profile,
+                    data,
+                    data_schema: None,
+                    metadata: m,
+                    status: Some(status.to_event_status()),
+                    chunk_index: None,
+                }
+            },
+            text,
+        );
         if let Some(locals) = self.registry.take_locals(node) {
             for entry in locals.subscribers() {
                 if let Middleware::Subscriber(s) = &entry.mw {

@@ -155,11 +155,14 @@ static TSFN: AtomicPtr<sys::napi_threadsafe_function__> = AtomicPtr::new(ptr::nu
 
 pub struct JsSubscriber {
     id: u32,
+    /// Takes event objects (not `format: 'json'`): it reads `data` from the facade's table of
+    /// host values when an event carries one.
+    objects: bool,
 }
 
 impl JsSubscriber {
-    pub fn new(id: u32) -> JsSubscriber {
-        JsSubscriber { id }
+    pub fn new(id: u32, objects: bool) -> JsSubscriber {
+        JsSubscriber { id, objects }
     }
 }
 
@@ -197,6 +200,10 @@ fn push(id: u32, event: Option<&Event>) {
                     if f.form == ValueForm::Json {
                         numbers[2 + 3 * i] = index;
                         index += 1;
+                    } else if f.form == ValueForm::Host {
+                        // The token's low 32 bits; the facade knows the rest (its tokens in
+                        // flight span far fewer than 2^32).
+                        numbers[2 + 3 * i] = e.data.host_token().map_or(0, |t| t.get() as u32);
                     }
                 }
                 seg.layouts.extend_from_slice(&numbers);
@@ -243,6 +250,9 @@ impl Subscriber for JsSubscriber {
     fn on_event(&self, event: &Event) -> Result<()> {
         push(self.id, Some(event));
         Ok(())
+    }
+    fn takes_host_values(&self) -> bool {
+        self.objects
     }
     fn end_batch(&self) -> usize {
         settle();
@@ -384,6 +394,30 @@ fn u32_array(env: Env, items: &[u32]) -> JsResult<JsVal> {
 pub fn pending_counter(env: Env) -> JsResult<JsVal> {
     let mut buf = ptr::null_mut();
     let data = PENDING.as_ptr().cast::<c_void>();
+    ck!(env, sys::napi_create_external_arraybuffer(env, data, 4, None, ptr::null_mut(), &mut buf));
+    Ok(buf)
+}
+
+/// Whether the facade should offer host values for the next call (`Runtime::host_values_welcome`,
+/// refreshed after each entered call and registry change), read through `hostWelcome()`.
+static WELCOME: AtomicU32 = AtomicU32::new(0);
+
+/// Refreshes [`WELCOME`].
+pub fn refresh_welcome(rt: &baton::Runtime) {
+    WELCOME.store(u32::from(rt.host_values_welcome()), Ordering::Relaxed);
+}
+
+/// Always 0: the hint of a JS thread whose calls must not offer host values (a worker's: its
+/// subscribers get no deliveries, and the events of its calls reach the first thread's
+/// subscribers, whose facade does not hold its snapshots).
+static NEVER: AtomicU32 = AtomicU32::new(0);
+
+/// `hostWelcome()` → an `ArrayBuffer` of 4 bytes over [`WELCOME`] on the delivery thread, over
+/// [`NEVER`] on any other (static memory, as [`pending_counter`]).
+pub fn host_welcome(env: Env) -> JsResult<JsVal> {
+    let mut buf = ptr::null_mut();
+    let cell = if js::on_delivery_thread() { &WELCOME } else { &NEVER };
+    let data = cell.as_ptr().cast::<c_void>();
     ck!(env, sys::napi_create_external_arraybuffer(env, data, 4, None, ptr::null_mut(), &mut buf));
     Ok(buf)
 }

@@ -34,6 +34,8 @@ thread_local! {
     static ENV: Cell<Env> = const { Cell::new(ptr::null_mut()) };
     static HELPERS: RefCell<Option<Helpers>> = const { RefCell::new(None) };
     static JS_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// This is the first JS thread that loaded the addon (see `on_delivery_thread`).
+    static FIRST_JS_THREAD: Cell<bool> = const { Cell::new(false) };
     /// Set while a finalizer runs: possibly inside the garbage collector, where no call that
     /// touches the JS heap is allowed (see `external`).
     static FINALIZING: Cell<bool> = const { Cell::new(false) };
@@ -56,7 +58,15 @@ pub fn set_env(env: Env) {
     let mut main = MAIN_THREAD.lock().unwrap_or_else(|p| p.into_inner());
     if main.is_none() {
         *main = Some(std::thread::current().id());
+        FIRST_JS_THREAD.with(|f| f.set(true));
     }
+}
+
+/// True on the first JS thread that loaded the addon: the one deliveries go to (the facade
+/// installs the delivery function at load, and only the first install counts). Host values
+/// live in that thread's facade, so only its calls may offer them.
+pub fn on_delivery_thread() -> bool {
+    FIRST_JS_THREAD.try_with(|f| f.get()).unwrap_or(false)
 }
 
 pub fn env() -> Env {

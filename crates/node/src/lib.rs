@@ -81,6 +81,7 @@ const EXPORTS: &[(&str, js::Handler)] = &[
     ("shutdown", api::shutdown),
     ("takeEvents", api::take_events),
     ("pendingCounter", api::pending_counter),
+    ("hostWelcome", api::host_welcome),
     ("metaBuffer", api::meta_buffer),
     ("diagnostics", api::diagnostics),
     ("isShutdown", api::is_shutdown),

@@ -225,10 +225,10 @@ fn request_intercept(f: Arc<JsFn>) -> RequestIntercept {
     }))
 }
 
-/// A subscriber's JS id (the facade keeps the function).
-pub fn build(env: Env, family: Family, f: JsVal, sync: bool, subscriber_id: u32) -> JsResult<Middleware> {
+/// A subscriber's JS id (the facade keeps the function) and whether it takes event objects.
+pub fn build(env: Env, family: Family, f: JsVal, sync: bool, subscriber_id: u32, objects: bool) -> JsResult<Middleware> {
     if family == Family::Subscriber {
-        return Ok(Middleware::Subscriber(Arc::new(crate::deliver::JsSubscriber::new(subscriber_id))));
+        return Ok(Middleware::Subscriber(Arc::new(crate::deliver::JsSubscriber::new(subscriber_id, objects))));
     }
     let f = Arc::new(JsFn::new(env, f, "middleware")?);
     Ok(match family {

@@ -46,6 +46,9 @@ pub(super) fn hold_sync(call: baton::EnteredCall) -> f64 {
 /// text round trips. `argsText` comes from the facade's `JSON.stringify`. With `fork` (async
 /// calls) the call runs on a fork of `stack`, which gets a JS handle only if the function asks
 /// for it (`enteredStack`).
+///
+/// `argsText` may instead be a host value's token (a number), with its snapshot as a sixth
+/// argument (see [`call_value`]).
 pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let s = handles::stack(env, a[0], "stack")?;
     let name = js::req_string(env, a[1], "name")?;
@@ -54,19 +57,58 @@ pub fn enter_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
         return js::boolean(env, false);
     }
     let fork = truthy(env, a[4])?;
-    let text = trusted_text(env, a[2], "args")?;
-    if !fork {
-        return match s.enter_tool(&name, || Ok(text), o)? {
+    let args = call_value(env, a[2], a[5], "args")?;
+    let out = if !fork {
+        match s.enter_tool_value(&name, || Ok(args), o)? {
             None => js::null(env),
             Some(call) => js::number(env, hold_sync(call)),
-        };
+        }
+    } else {
+        let position = id_number(s);
+        let stack = s.fork();
+        match stack.enter_tool_value(&name, || Ok(args), o)? {
+            None => js::null(env),
+            Some(call) => js::number(env, entered::hold(position, stack, entered::Held::Call(call))?),
+        }
+    };
+    crate::deliver::refresh_welcome(rt());
+    out
+}
+
+/// A call's arguments or result from the facade: JSON text, or a host value — the token
+/// (a number) of a snapshot the facade keeps for its object subscribers, with the snapshot
+/// itself, whose text the core may still ask for (`JSON.stringify` of it, on this thread
+/// during this call) when some consumer of the event needs JSON.
+pub(super) fn call_value(env: Env, v: JsVal, snapshot: JsVal, what: &str) -> JsResult<baton::CallValue<impl FnOnce() -> baton::Payload>> {
+    let text = move || snapshot_text(env, snapshot);
+    if js::type_of(env, v)? != sys::ValueType::napi_number {
+        return Ok(baton::CallValue::Json(trusted_text(env, v, what)?));
     }
-    let position = id_number(s);
-    let stack = s.fork();
-    match stack.enter_tool(&name, || Ok(text), o)? {
-        None => js::null(env),
-        Some(call) => js::number(env, entered::hold(position, stack, entered::Held::Call(call))?),
+    if !js::on_delivery_thread() {
+        // Not reached (this thread's hint is always 0): its snapshots would be looked up in
+        // another thread's table.
+        return Ok(baton::CallValue::Json(snapshot_text(env, snapshot)));
     }
+    let t = js::get_number(env, v)?;
+    let token = (t >= 1.0 && t < 2f64.powi(53) && t.fract() == 0.0)
+        .then(|| std::num::NonZeroU64::new(t as u64))
+        .flatten()
+        .ok_or_else(|| Error::internal(format!("{what}: not a host value token: {t}")))?;
+    Ok(baton::CallValue::Host { token, text })
+}
+
+/// `JSON.stringify(snapshot)`: a snapshot is a plain copy of a value that was exactly JSON, so
+/// this runs no user code and cannot fail; if it did, the event would say `null`.
+fn snapshot_text(env: Env, snapshot: JsVal) -> baton::Payload {
+    let text = || -> JsResult<baton::Payload> {
+        let mut global = std::ptr::null_mut();
+        js::status(env, unsafe { sys::napi_get_global(env, &mut global) })?;
+        let json = js::get(env, global, "JSON")?;
+        let stringify = js::get(env, json, "stringify")?;
+        let out = js::call(env, stringify, &[snapshot])?;
+        trusted_text(env, out, "snapshot")
+    };
+    text().unwrap_or(baton::Payload::NULL)
 }
 
 /// enterLlm(stack, name, requestText, options, fork) → `null` (nothing registered, or
@@ -123,7 +165,7 @@ pub fn exit_forked(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     else {
         return Err(Error::invalid_state("call: not a running tool call (already ended?)").into());
     };
-    exit_with(env, call, a[1], a[2])
+    exit_with(env, call, a[1], a[2], a[3])
 }
 
 /// `enteredRunning()` → entered async calls and `withScope` scopes not yet ended on this
@@ -150,17 +192,20 @@ pub fn exit_tool(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     } else {
         return Err(Error::invalid_argument("call: expected the depth of a synchronous tool call").into());
     };
-    exit_with(env, call, a[1], a[2])
+    exit_with(env, call, a[1], a[2], a[3])
 }
 
-/// Exits an entered call with the result text, or with the thrown value when there is none.
-pub(super) fn exit_with(env: Env, call: baton::EnteredCall, result: JsVal, thrown: JsVal) -> JsResult<JsVal> {
-    if js::type_of(env, result)? == sys::ValueType::napi_string {
-        call.exit(Ok(trusted_text(env, result, "returned value")?));
+/// Exits an entered call with the result text (or host value, with its `snapshot`), or with
+/// the thrown value when there is none.
+pub(super) fn exit_with(env: Env, call: baton::EnteredCall, result: JsVal, thrown: JsVal, snapshot: JsVal) -> JsResult<JsVal> {
+    let t = js::type_of(env, result)?;
+    if t == sys::ValueType::napi_string || t == sys::ValueType::napi_number {
+        call.exit_value(Ok(call_value(env, result, snapshot, "returned value")?));
     } else {
         let e = callbacks::host_error(env, thrown);
         call.exit(Err(&e));
     }
+    crate::deliver::refresh_welcome(rt());
     js::undefined(env)
 }
 

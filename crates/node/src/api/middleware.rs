@@ -38,6 +38,7 @@ pub fn queue_mark(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
 
 /// register(kind, name, fn, options{priority, scope, breakChain, sync}, subscriberId)
 pub fn register(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
+    // register(kind, name, fn, options, subscriberId, objects)
     let family = Family::parse(&js::req_string(env, a[0], "kind")?)?;
     let name = js::req_string(env, a[1], "name")?;
     let o = a[3];
@@ -50,10 +51,13 @@ pub fn register(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     if family != Family::Subscriber && !js::is_function(env, a[2])? {
         return Err(Error::invalid_argument("middleware: expected a function").into());
     }
-    let mw = crate::middleware::build(env, family, a[2], sync, id)?;
+    let objects = js::type_of(env, a[5])? == sys::ValueType::napi_boolean && js::get_bool(env, a[5])?;
+    let mw = crate::middleware::build(env, family, a[2], sync, id, objects)?;
     let mut reg = Registration::new(name).priority(priority as i32).break_chain(opt_bool(env, o, "breakChain")?.unwrap_or(false));
     reg.scope = handles::opt_scope(env, o, "scope")?;
-    rt().register(reg, mw)?;
+    let r = rt().register(reg, mw);
+    crate::deliver::refresh_welcome(rt());
+    r?;
     undefined(env)
 }
 
@@ -62,5 +66,7 @@ pub fn deregister(env: Env, a: &[JsVal]) -> JsResult<JsVal> {
     let family = Family::parse(&js::req_string(env, a[0], "kind")?)?;
     let name = js::req_string(env, a[1], "name")?;
     let scope = if js::is_nullish(env, a[2])? { None } else { Some(handles::scope(env, a[2], "scope")?.clone()) };
-    js::boolean(env, rt().deregister(family, &name, scope.as_ref())?)
+    let r = rt().deregister(family, &name, scope.as_ref());
+    crate::deliver::refresh_welcome(rt());
+    js::boolean(env, r?)
 }
