@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as baton from '../index.mjs';
+import { assertNoGrowthPerWindow } from './cases/rss.mjs';
 
 const load = createRequire(import.meta.url);
 /** The addon the facade loaded (the same module instance: same file). */
@@ -24,36 +25,17 @@ test('an awaited loop of entered calls keeps nothing per call, without turning t
     await baton.tool('probe', {}, async () => { inside = native.enteredRunning(); return null; });
     assert.equal(inside, before + 1, 'the call is held while it runs');
     assert.equal(native.enteredRunning(), before, 'and freed when it ends');
-    // Only microtasks: N-API finalizers and FinalizationRegistry callbacks cannot run here, so
-    // anything per call that waits for them would pile up (a handle per call used to hold
-    // ~0.8 KB: ~76 MiB per window below). What is in flight at once (queued events, host-value
-    // snapshots not yet delivered, V8's heap sizing) settles at a plateau whose height and
-    // arrival vary with the machine's speed, so one RSS difference cannot tell a plateau still
-    // settling from a leak (a fresh-clone CI saw 43 MiB of settling in one window). A leak grows
-    // in every window (in steps, as V8 and the allocator take memory in chunks); settling does
-    // not. So the growth summed over the windows, less the largest one, must stay small: a leak
-    // of 0.8 KB per call sums to ~150 MiB here, a plateau's settling to ~0.
+    // Only microtasks: N-API finalizers and FinalizationRegistry callbacks cannot run here (so
+    // no forced GC either), and anything per call that waits for them would pile up (a handle
+    // per call used to hold ~0.8 KB: ~76 MiB per window). Judged per window (cases/rss.mjs).
     const W = 100000;
-    const WINDOWS = 4;
     let calls = 0;
-    /** @param {string} name */
-    const run = async (name) => {
-      for (let i = 0; i < W; i++) await baton.tool(name, { i }, async (a) => a);
+    await assertNoGrowthPerWindow(async () => {
+      for (let i = 0; i < W; i++) await baton.tool('loop', { i }, async (a) => a);
       calls += W;
       assert.ok(hostValues.held() <= 1 << 16, `host-value table bounded: ${hostValues.held()}`);
-    };
-    await run('warm');
-    /** @type {number[]} */
-    const grown = [];
-    for (let w = 0; w < WINDOWS; w++) {
-      const rss = process.memoryUsage().rss;
-      await run('loop');
-      grown.push((process.memoryUsage().rss - rss) / 2 ** 20);
-    }
+    }, { windows: 4, limitMiB: 40, what: `awaited entered calls, ${W} per window` });
     assert.equal(native.enteredRunning(), before);
-    const rest = grown.reduce((a, b) => a + b, 0) - Math.max(...grown);
-    if (process.env.BATON_TEST_VERBOSE) console.log('RSS growth per window (MiB):', grown.map((g) => g.toFixed(1)).join(', '));
-    assert.ok(rest < 40, `RSS grew in window after window of ${W} calls: ${grown.map((g) => g.toFixed(0)).join(', ')} MiB`);
     await baton.flush();
     assert.equal(events, 2 * (calls + 1));
   } finally {
